@@ -1,0 +1,3 @@
+from skyrack.cli import main
+
+raise SystemExit(main())

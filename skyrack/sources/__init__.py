@@ -1,0 +1,1 @@
+"""Where the outside world enters: one module per kind of external data, each cached."""
