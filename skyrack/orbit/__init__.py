@@ -1,0 +1,1 @@
+"""The orbit twin: pure, vectorized functions of time (where, sunlit, beneath, passes)."""
