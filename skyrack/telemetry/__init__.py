@@ -1,0 +1,1 @@
+"""Telemetry: the one dictionary of channels, events and commands, and the SQLite archive."""

@@ -1,0 +1,169 @@
+"""The telemetry archive: one SQLite database (WAL) per run.
+
+A frame is the satellite's state at one simulated instant: one row in `frames` and one row per
+channel in `samples`, committed in a single transaction together with the events raised at
+that instant and the `latest` table. A crash therefore loses at most the frame being written,
+and a resumed run continues after `last_frame()` without duplicating or skipping a frame.
+The schema's channel table is filled from the telemetry dictionary.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from skyrack.errors import UserError
+from skyrack.telemetry.dictionary import CHANNEL, CHANNELS, EVENT, SEVERITIES
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS channels (
+    name TEXT PRIMARY KEY, unit TEXT, type TEXT, description TEXT,
+    yellow_lo REAL, yellow_hi REAL, red_lo REAL, red_hi REAL);
+CREATE TABLE IF NOT EXISTS frames (seq INTEGER PRIMARY KEY, t REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS samples (
+    seq INTEGER NOT NULL REFERENCES frames(seq), channel TEXT NOT NULL, value,
+    PRIMARY KEY (channel, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS latest (channel TEXT PRIMARY KEY, seq INTEGER, t REAL, value);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY, seq INTEGER, t REAL NOT NULL, name TEXT NOT NULL,
+    severity TEXT NOT NULL, message TEXT NOT NULL, data TEXT);
+CREATE INDEX IF NOT EXISTS events_t ON events(t);
+CREATE TABLE IF NOT EXISTS commands (
+    id INTEGER PRIMARY KEY, name TEXT NOT NULL, args TEXT NOT NULL, status TEXT NOT NULL,
+    idempotency_key TEXT UNIQUE, created_t REAL NOT NULL, updated_t REAL NOT NULL, result TEXT);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+
+@dataclass(frozen=True)
+class Event:
+    name: str
+    data: dict[str, Any]
+
+    @property
+    def severity(self) -> str:
+        return EVENT[self.name].severity
+
+    @property
+    def message(self) -> str:
+        return EVENT[self.name].message(**self.data)
+
+
+class Archive:
+    def __init__(self, path: str | Path, *, readonly: bool = False):
+        self.path = Path(path)
+        if readonly and not self.path.exists():
+            raise UserError(f"no telemetry archive at {self.path}")
+        try:
+            if readonly:
+                self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(self.path, timeout=10)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: committed frames survive a crash
+                self.db.executescript(SCHEMA)
+                self._sync_channels()
+        except sqlite3.DatabaseError as exc:
+            raise UserError(f"cannot open telemetry archive {self.path}: {exc}") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _sync_channels(self) -> None:
+        with self.db:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO channels VALUES (?,?,?,?,?,?,?,?)",
+                [(c.name, c.unit, c.type, c.description, *(c.yellow or (None, None)), *(c.red or (None, None)))
+                 for c in CHANNELS])
+
+    # -- writing -----------------------------------------------------------------------------
+    def write_frame(self, t: float, values: dict[str, Any], events: Iterable[Event] = ()) -> int:
+        """Commit one frame (and its events) atomically; returns its sequence number."""
+        unknown = set(values) - CHANNEL.keys()
+        if unknown:
+            raise ValueError(f"not in the telemetry dictionary: {sorted(unknown)}")
+        try:
+            with self.db:
+                seq = self.db.execute("INSERT INTO frames (t) VALUES (?)", (t,)).lastrowid
+                rows = [(seq, name, value) for name, value in values.items()]
+                self.db.executemany("INSERT INTO samples VALUES (?,?,?)", rows)
+                self.db.executemany("INSERT OR REPLACE INTO latest VALUES (?,?,?,?)",
+                                    [(name, seq, t, value) for _, name, value in rows])
+                self._insert_events(seq, t, events)
+        except sqlite3.OperationalError as exc:
+            raise UserError(f"cannot write telemetry archive {self.path}: {exc}") from None
+        return seq
+
+    def write_events(self, t: float, events: Iterable[Event]) -> None:
+        with self.db:
+            self._insert_events(None, t, events)
+
+    def _insert_events(self, seq, t, events) -> None:
+        self.db.executemany(
+            "INSERT INTO events (seq, t, name, severity, message, data) VALUES (?,?,?,?,?,?)",
+            [(seq, t, e.name, e.severity, e.message, json.dumps(e.data, default=str)) for e in events])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self.db:
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, json.dumps(value)))
+
+    # -- reading -----------------------------------------------------------------------------
+    def meta(self, key: str, default=None):
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row else default
+
+    def last_frame(self) -> tuple[int, float] | None:
+        return self.db.execute("SELECT seq, t FROM frames ORDER BY seq DESC LIMIT 1").fetchone()
+
+    def frame_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+
+    def history(self, channel: str, since: float | None = None, until: float | None = None,
+                after_seq: int = 0, limit: int | None = None) -> list[tuple[int, float, Any]]:
+        """(seq, t, value) of one channel, in time order, optionally paged by `after_seq`."""
+        if channel not in CHANNEL:
+            raise UserError(f"unknown channel {channel!r}; see the telemetry dictionary")
+        sql = ("SELECT s.seq, f.t, s.value FROM samples s JOIN frames f ON f.seq = s.seq "
+               "WHERE s.channel = ? AND s.seq > ?")
+        params: list[Any] = [channel, after_seq]
+        if since is not None:
+            sql += " AND f.t >= ?"
+            params.append(since)
+        if until is not None:
+            sql += " AND f.t <= ?"
+            params.append(until)
+        sql += " ORDER BY s.seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return self.db.execute(sql, params).fetchall()
+
+    def latest(self) -> dict[str, tuple[int, float, Any]]:
+        return {name: (seq, t, value) for name, seq, t, value in
+                self.db.execute("SELECT channel, seq, t, value FROM latest")}
+
+    def events(self, severity: str | None = None, after_id: int = 0, limit: int | None = None) -> list[dict]:
+        """Events at or above `severity`, in order, optionally paged by `after_id`."""
+        sql, params = "SELECT id, seq, t, name, severity, message, data FROM events WHERE id > ?", [after_id]
+        if severity is not None:
+            if severity not in SEVERITIES:
+                raise UserError(f"unknown severity {severity!r}; one of {', '.join(SEVERITIES)}")
+            allowed = SEVERITIES[SEVERITIES.index(severity):]
+            sql += f" AND severity IN ({','.join('?' * len(allowed))})"
+            params += list(allowed)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [{"id": i, "seq": s, "t": t, "name": n, "severity": sev, "message": m, "data": json.loads(d or "{}")}
+                for i, s, t, n, sev, m, d in self.db.execute(sql, params)]

@@ -1,0 +1,121 @@
+"""The one declaration of what the satellite reports and accepts.
+
+Channels (name, unit, type, description, yellow and red limits), events (name, severity,
+message format) and commands (name, arguments with ranges) are declared here once, as flight
+software dictionaries do. The archive schema, the ground server's routes, the dashboard and
+the assistant's tool descriptions read names, units and limits from this module, so a new
+channel is one line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SEVERITIES = ("debug", "info", "warning", "error", "critical")
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    unit: str
+    type: str  # "float", "int", "bool" or "str"
+    description: str
+    yellow: tuple[float, float] | None = None  # outside (lo, hi): caution
+    red: tuple[float, float] | None = None     # outside (lo, hi): alarm
+
+    def limit_state(self, value) -> str:
+        """'nominal', 'yellow' or 'red' for a value of this channel."""
+        if self.type in ("str", "bool") or value is None:
+            return "nominal"
+        for state, band in (("red", self.red), ("yellow", self.yellow)):
+            if band is not None and not band[0] <= float(value) <= band[1]:
+                return state
+        return "nominal"
+
+
+@dataclass(frozen=True)
+class EventType:
+    name: str
+    severity: str
+    format: str  # str.format template over the event's data
+    description: str
+
+    def message(self, **data) -> str:
+        return self.format.format(**data)
+
+
+@dataclass(frozen=True)
+class Argument:
+    name: str
+    type: str
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+@dataclass(frozen=True)
+class CommandType:
+    name: str
+    description: str
+    arguments: tuple[Argument, ...] = field(default_factory=tuple)
+
+
+CHANNELS: tuple[Channel, ...] = (
+    Channel("orbit.lat_deg", "deg", "float", "geodetic latitude of the point beneath"),
+    Channel("orbit.lon_deg", "deg", "float", "longitude of the point beneath"),
+    Channel("orbit.alt_km", "km", "float", "height above the WGS84 ellipsoid", yellow=(350, 2000), red=(250, 5000)),
+    Channel("orbit.speed_km_s", "km/s", "float", "inertial speed"),
+    Channel("orbit.sunlit", "1", "float", "visible fraction of the solar disk (1 sunlit, 0 eclipse)"),
+    Channel("orbit.beta_deg", "deg", "float", "angle between the orbit plane and the Sun"),
+    Channel("orbit.in_saa", "bool", "bool", "inside the South Atlantic Anomaly"),
+    Channel("orbit.region", "", "str", "country or sea beneath"),
+    Channel("orbit.area", "", "str", "broad region beneath, as people say it"),
+    Channel("power.array_w", "W", "float", "solar array output"),
+    Channel("power.load_w", "W", "float", "total electrical load (bus + GPU)"),
+    Channel("power.battery_soc", "1", "float", "battery state of charge", yellow=(0.35, 1.0), red=(0.25, 1.0)),
+    Channel("power.battery_wh", "Wh", "float", "energy stored in the battery"),
+    Channel("gpu.cap_w", "W", "float", "GPU power cap set by the governor (0: paused)"),
+    Channel("gpu.temp_c", "degC", "float", "GPU / radiator temperature", yellow=(-20, 80), red=(-40, 85)),
+    Channel("gpu.throughput", "1", "float", "training speed as a fraction of full power"),
+    Channel("radiation.upset_rate", "1/s", "float", "expected memory upsets per second"),
+    Channel("radiation.dose_rad", "rad", "float", "accumulated ionizing dose", yellow=(0, 2000), red=(0, 15000)),
+    Channel("faults.injected", "count", "int", "faults injected so far"),
+    Channel("faults.detected", "count", "int", "faults detected so far"),
+    Channel("faults.recovered", "count", "int", "faults recovered so far"),
+    Channel("train.step", "count", "int", "training step"),
+    Channel("train.loss", "nats", "float", "training loss (cross-entropy per character)"),
+    Channel("train.val_loss", "nats", "float", "latest validation loss"),
+    Channel("train.tokens_per_s", "1/s", "float", "training throughput in characters per second"),
+)
+
+EVENTS: tuple[EventType, ...] = (
+    EventType("eclipse_entry", "info", "entering eclipse", "half the solar disk hidden by the Earth"),
+    EventType("eclipse_exit", "info", "leaving eclipse", "half the solar disk visible again"),
+    EventType("saa_entry", "info", "entering the South Atlantic Anomaly", "upset rate raised"),
+    EventType("saa_exit", "info", "leaving the South Atlantic Anomaly", "upset rate back to background"),
+    EventType("governor", "info", "{action}: cap {cap_w:.0f} W ({reason})", "a power or heat decision"),
+    EventType("fault_injected", "warning", "{kind} fault injected ({where})", "radiation-style fault"),
+    EventType("fault_recovered", "warning", "{kind} fault detected and recovered ({how})", "protection worked"),
+    EventType("fault_silent", "error", "{kind} fault went undetected", "state diverged from the fault-free run"),
+    EventType("checkpoint", "info", "checkpoint saved at step {step}", "a verified checkpoint"),
+    EventType("limit", "warning", "{channel} {state}: {value}", "a channel left its limits"),
+    EventType("command", "info", "command {name} {status}", "a command changed state"),
+    EventType("mission", "info", "{message}", "mission start, resume and end"),
+)
+
+COMMANDS: tuple[CommandType, ...] = (
+    CommandType("ping", "no-op; completes at once"),
+    CommandType("pause_training", "stop training steps until resumed"),
+    CommandType("resume_training", "resume training steps"),
+    CommandType("checkpoint_now", "write a verified checkpoint at the next step"),
+    CommandType("set_power_cap", "limit the GPU power cap",
+                (Argument("cap_w", "float", "upper bound on the GPU power cap", 0.0, 1000.0),)),
+    CommandType("set_stress", "scale the fault injection rate",
+                (Argument("factor", "float", "multiplier on the radiation upset rate", 0.0, 1e9),)),
+)
+
+CHANNEL = {c.name: c for c in CHANNELS}
+EVENT = {e.name: e for e in EVENTS}
+COMMAND = {c.name: c for c in COMMANDS}
+
+assert all(e.severity in SEVERITIES for e in EVENTS)
