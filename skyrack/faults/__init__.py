@@ -1,0 +1,1 @@
+"""Radiation-style faults and the protection that survives them."""
