@@ -1,0 +1,1 @@
+"""What is beneath: offline naming of any latitude/longitude (country, sea, broad area)."""
