@@ -70,3 +70,56 @@ def test_bad_tle_files(tmp_path, cli, tle, fragment):
 ])
 def test_bad_input_is_one_clear_line(cli, args, fragment):
     assert_clean_error(cli(*args), fragment)
+
+
+def test_where_json_is_truthful_about_now_and_next(cli):
+    from datetime import datetime
+
+    from skyrack.geo.regions import RegionIndex
+    from skyrack.orbit.beneath import announcement_keys
+    from skyrack.orbit.twin import OrbitTwin
+
+    result = cli("where", "--at", AT, "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert {"time", "lat_deg", "lon_deg", "alt_km", "sunlit", "region", "next"} <= set(data)
+    assert {"country", "continent", "ocean", "area"} <= set(data["region"])
+    twin = OrbitTwin(load_profile("starcloud-1").satellite)
+    index = RegionIndex.load()
+    t0 = datetime.fromisoformat(AT.replace("Z", "+00:00")).timestamp()
+    state = twin.state([t0])
+    assert data["lat_deg"] == pytest.approx(state.lat_deg[0], abs=1e-3)
+    assert data["region"]["name"] == index.describe(state.lat_deg[0], state.lon_deg[0]).name
+    assert data["next"], "a 45-degree orbit reaches a new region within the hour"
+    key_of_code, labels = announcement_keys(index)
+    for arrival in data["next"]:
+        t = t0 + arrival["eta_s"]
+        s = twin.state([t - 10.0, t])
+        before, after = key_of_code[index.lookup(s.lat_deg, s.lon_deg)]
+        assert labels[after] == arrival["area"] and before != after
+    first = data["next"][0]
+    assert first["time"] > data["time"]
+
+
+def test_where_human_line(cli):
+    result = cli("where", "--at", AT)
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip()
+    assert line.startswith("Over ") and " km, " in line and "Next: " in line
+    assert result.stderr == ""  # elements are fresh at this time: no warning
+
+
+def test_where_warns_when_elements_are_stale(cli):
+    result = cli("where", "--at", "2027-03-01T00:00:00Z")
+    assert result.returncode == 0
+    assert "warning" in result.stderr and "days from their epoch" in result.stderr
+
+
+def test_orbit_csv_has_sunlit_and_region_columns(cli):
+    result = cli("orbit", "--at", AT, "--hours", "1.6", "--step", "60")
+    assert result.returncode == 0, result.stderr
+    rows = result.stdout.strip().splitlines()
+    assert rows[0].split(",")[-4:] == ["sunlit_fraction", "in_saa", "region", "area"]
+    assert len(rows) == 1 + 97
+    sunlit = [float(r.split(",")[5]) for r in rows[1:]]
+    assert min(sunlit) == 0.0 and max(sunlit) == 1.0  # one orbit holds an eclipse

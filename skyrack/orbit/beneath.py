@@ -15,49 +15,62 @@ MIN_DWELL_S = 60.0  # a region crossed in under a minute (a cape, a strait) is n
 
 @dataclass(frozen=True)
 class Arrival:
-    area: str          # the broad region people say aloud, e.g. "the Middle East"
-    detail: str | None  # the first country or sea inside it, e.g. "Saudi Arabia"
+    area: str           # what is announced: a broad region ("the Middle East") or an ocean
+    detail: str | None  # the first country or sea inside it ("Saudi Arabia"), if it adds anything
     seconds: float
     eta_s: float
 
     def spoken(self) -> str:
-        if self.detail and self.detail.lower() not in self.area.lower():
-            return f"{self.area} ({self.detail})"
-        return self.area
+        return f"{self.area} ({self.detail})" if self.detail else self.area
 
 
 def spoken_region(region) -> str:
     """'Chad, Africa' on land; 'the Indian Ocean' at sea."""
-    if region.country:
-        return f"{region.country}, {region.continent}" if region.continent else region.country
-    name = region.ocean or region.name
-    return name if name.lower().startswith("the ") else f"the {name}"
+    if region.country and region.continent and region.continent != region.name:
+        return f"{region.spoken}, {region.continent}"
+    return region.spoken
+
+
+def _is_ocean(region) -> bool:
+    return region.is_water and region.name.endswith("Ocean")
+
+
+def announcement_keys(index) -> tuple[np.ndarray, list[str]]:
+    """Per region code, what a person would announce on arrival: the broad area on land and
+    on seas, the ocean's own name on open ocean (crossing the equator in the Pacific is not
+    news). Returns (key per code, label per key)."""
+    cached = getattr(index, "_announcement_keys", None)
+    if cached is None:
+        labels = [region.spoken if _is_ocean(region) else region.area for region in index.regions]
+        unique = sorted(set(labels))
+        cached = (np.array([unique.index(label) for label in labels], dtype=np.int32), unique)
+        index._announcement_keys = cached
+    return cached
 
 
 def upcoming_areas(twin: OrbitTwin, index, start: float, horizon_s: float = 3600.0,
                    count: int = 3) -> list[Arrival]:
-    """The next `count` broad regions along the ground track within `horizon_s`."""
+    """The next `count` announced regions along the ground track within `horizon_s`."""
     seconds = start + np.arange(0.0, horizon_s + TRACK_STEP_S, TRACK_STEP_S)
     lat, lon, _ = frames.ecef_to_geodetic(twin.ecef(seconds))
     codes = index.lookup(lat, lon)
-    areas = index.area_code(codes)
-    change = np.flatnonzero(areas[1:] != areas[:-1]) + 1
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [areas.size]])
-    current = areas[0]
+    key_of_code, labels = announcement_keys(index)
+    keys = key_of_code[codes]
+    change = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+    ends = np.concatenate([change[1:], [keys.size]])
+    current = keys[0]
     arrivals: list[Arrival] = []
-    for first, last in zip(starts[1:], ends[1:]):
-        area = areas[first]
-        dwell = (last - first) * TRACK_STEP_S
-        # Skip brief crossings and returns to the area we are already in or just announced.
-        if dwell < MIN_DWELL_S and last < areas.size:
+    for first, last in zip(change, ends):
+        key = keys[first]
+        # Skip brief crossings (unless cut by the horizon) and returns to where we already are.
+        if (last - first) * TRACK_STEP_S < MIN_DWELL_S and last < keys.size:
             continue
-        if area == current or (arrivals and arrivals[-1].area == index.area_name(area)):
+        if key == current:
             continue
         region = index.region(int(codes[first]))
-        arrivals.append(Arrival(index.area_name(area), region.country or region.ocean,
-                                float(seconds[first]), float(seconds[first] - start)))
-        current = area
+        detail = None if _is_ocean(region) or region.spoken == labels[key] else region.spoken
+        arrivals.append(Arrival(labels[key], detail, float(seconds[first]), float(seconds[first] - start)))
+        current = key
         if len(arrivals) == count:
             break
     return arrivals

@@ -115,7 +115,7 @@ def render_where(report: dict) -> str:
 
 
 def _minutes(seconds: float) -> str:
-    return f"{max(1, round(seconds / 60))} min"
+    return f"{round(seconds)} s" if seconds < 90 else f"{round(seconds / 60)} min"
 
 
 def cmd_where(args) -> int:
