@@ -104,9 +104,9 @@ def _read(path: Path) -> str:
 
 def _figure(key: str, raw: Any, where: str) -> Figure:
     if not isinstance(raw, dict) or "value" not in raw:
-        raise UserError(f"{where}: bus figure {key!r} must be a table with 'value' and 'source' or 'assumption'")
+        raise UserError(f"{where}: figure {key!r} must be a table with 'value' and 'source' or 'assumption'")
     if not (raw.get("source") or raw.get("assumption")):
-        raise UserError(f"{where}: bus figure {key!r} says neither its source nor that it is an assumption")
+        raise UserError(f"{where}: figure {key!r} says neither its source nor that it is an assumption")
     return Figure(raw["value"], raw.get("source"), raw.get("assumption"))
 
 
@@ -155,3 +155,8 @@ def _raan_for_ltan(epoch: datetime, ltan_hours: float) -> float:
     t = timescale().from_datetime(epoch)
     ra, _, _ = (eph["sun"] - eph["earth"]).at(t).radec(epoch="date")
     return math.degrees(ra.radians) + (ltan_hours - 12.0) * 15.0
+
+
+# Public names for other packages (the planner's scenario files use the same figure rule).
+parse_figure = _figure
+raan_for_ltan = _raan_for_ltan
