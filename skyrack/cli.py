@@ -18,6 +18,7 @@ from skyrack.errors import UserError
 COMMAND_MODULES = (
     "skyrack.orbit.commands",
     "skyrack.geo.commands",
+    "skyrack.planner.commands",
 )
 
 

@@ -89,7 +89,7 @@ def load_profile(name_or_path: str | None = None, tle_file: str | None = None) -
     if not isinstance(orbit, dict):
         raise UserError(f"{where}: missing [orbit] table")
     satellite = load_elements_file(tle_file) if tle_file else _satellite(orbit, name, where, path.parent)
-    bus = {key: _figure(key, raw, where) for key, raw in (data.get("bus") or {}).items()}
+    bus = {key: parse_figure(key, raw, where) for key, raw in (data.get("bus") or {}).items()}
     return Profile(name=name, description=str(data.get("description", "")), path=str(path),
                    orbit_source=satellite.source if tle_file else str(orbit.get("source", where)),
                    satellite=satellite, bus=bus)
@@ -102,11 +102,11 @@ def _read(path: Path) -> str:
         raise UserError(f"cannot read profile {path}: {exc}") from None
 
 
-def _figure(key: str, raw: Any, where: str) -> Figure:
+def parse_figure(key: str, raw: Any, where: str) -> Figure:
     if not isinstance(raw, dict) or "value" not in raw:
-        raise UserError(f"{where}: bus figure {key!r} must be a table with 'value' and 'source' or 'assumption'")
+        raise UserError(f"{where}: figure {key!r} must be a table with 'value' and 'source' or 'assumption'")
     if not (raw.get("source") or raw.get("assumption")):
-        raise UserError(f"{where}: bus figure {key!r} says neither its source nor that it is an assumption")
+        raise UserError(f"{where}: figure {key!r} says neither its source nor that it is an assumption")
     return Figure(raw["value"], raw.get("source"), raw.get("assumption"))
 
 
@@ -134,7 +134,7 @@ def _from_elements_table(el: dict, name: str, where: str) -> Satellite:
         incl = el["inclination_deg"]
         incl = (sun_synchronous_inclination_deg(altitude, ecc) if incl == "sun-synchronous" else float(incl))
         if "ltan_hours" in el:
-            raan = _raan_for_ltan(epoch, float(el["ltan_hours"]))
+            raan = raan_for_ltan(epoch, float(el["ltan_hours"]))
         else:
             raan = float(el["raan_deg"])
         return from_elements(name, epoch, altitude_km=altitude, inclination_deg=incl, raan_deg=raan,
@@ -147,7 +147,7 @@ def _from_elements_table(el: dict, name: str, where: str) -> Satellite:
         raise UserError(f"{where}: bad value in [orbit.elements] ({exc})") from None
 
 
-def _raan_for_ltan(epoch: datetime, ltan_hours: float) -> float:
+def raan_for_ltan(epoch: datetime, ltan_hours: float) -> float:
     """Right ascension of the ascending node that puts it at local solar time `ltan_hours`."""
     from skyrack.sources.ephemeris import planets, timescale
 
@@ -155,3 +155,4 @@ def _raan_for_ltan(epoch: datetime, ltan_hours: float) -> float:
     t = timescale().from_datetime(epoch)
     ra, _, _ = (eph["sun"] - eph["earth"]).at(t).radec(epoch="date")
     return math.degrees(ra.radians) + (ltan_hours - 12.0) * 15.0
+
