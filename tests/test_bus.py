@@ -77,6 +77,14 @@ def test_without_eclipse_the_battery_only_carries_loads_the_array_cannot():
     assert tl.summary()["gpu_duty"] == 1.0
 
 
+def test_coarse_ticks_keep_the_energy_and_the_reserve(starcloud, starcloud_day):
+    profile, twin = starcloud
+    coarse = simulate(profile, twin, AT, 24.0, 600.0)
+    fine = starcloud_day.summary()
+    assert coarse.summary()["energy_in_wh"] == pytest.approx(fine["energy_in_wh"], rel=0.005)
+    _assert_within_limits(coarse)
+
+
 def test_battery_sheds_when_full_and_records_unmet_when_empty():
     spec = BusSpec.from_profile(load_profile("starcloud-1"))
     full = battery_after(spec, spec.battery_capacity_wh, 300.0, 60.0)

@@ -25,6 +25,8 @@ import bisect
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from skyrack.bus.power import battery_flows
 from skyrack.bus.spec import BusSpec
 from skyrack.bus.thermal import KELVIN, max_power_for_temperature
@@ -90,13 +92,35 @@ class Decision:
 class EclipseSchedule:
     """Eclipse entries and exits from the twin, answering `window(t)` by binary search."""
 
-    def __init__(self, crossings):
+    def __init__(self, crossings, start_s: float | None = None):
+        self.start_s = start_s  # where the search for crossings began
         self.entries = sorted(c.seconds for c in crossings if not c.rising)
         self.exits = sorted(c.seconds for c in crossings if c.rising)
 
     @classmethod
     def from_twin(cls, twin, start_s: float, end_s: float) -> "EclipseSchedule":
-        return cls(twin.eclipses(start_s - twin.period_s, end_s + 2.0 * twin.period_s))
+        begin = start_s - twin.period_s
+        return cls(twin.eclipses(begin, end_s + 2.0 * twin.period_s), begin)
+
+    def lit_fraction(self, seconds, dt_s: float) -> np.ndarray:
+        """Share of each interval [t, t + dt_s) spent outside eclipse, counting the half-disk
+        crossing as the edge (penumbra lasts seconds and is nearly symmetric about it)."""
+        begin = self.start_s if self.start_s is not None else -np.inf
+        edges, dark = [], 0.0
+        entries = list(self.entries)
+        if self.exits and (not entries or self.exits[0] < entries[0]):
+            entries.insert(0, min(begin, self.exits[0]))  # in eclipse where the search began
+        for entry in entries:
+            exit_s = _after(self.exits, entry)
+            exit_s = exit_s if exit_s is not None else entry + 1e9
+            edges += [(entry, dark), (exit_s, dark + exit_s - entry)]
+            dark += exit_s - entry
+        seconds = np.asarray(seconds, dtype=float)
+        if not edges:
+            return np.ones_like(seconds)
+        when, cumulative = (np.array(x, dtype=float) for x in zip(*edges))
+        dark_in = np.interp(seconds + dt_s, when, cumulative) - np.interp(seconds, when, cumulative)
+        return np.clip(1.0 - dark_in / dt_s, 0.0, 1.0)
 
     def window(self, t: float, in_eclipse: bool) -> LightWindow:
         if in_eclipse:

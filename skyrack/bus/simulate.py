@@ -83,10 +83,13 @@ class BusInputs:
     env_bound_w: np.ndarray  # the most it could absorb on this orbit plane (for the governor)
 
 
-def bus_inputs(state, power: PowerSystem, thermal: ThermalModel) -> BusInputs:
-    """The orbit's inputs to the bus models; vectorized, and fine for one instant too."""
+def bus_inputs(state, power: PowerSystem, thermal: ThermalModel, lit=None) -> BusInputs:
+    """The orbit's inputs to the bus models; vectorized, and fine for one instant too. `lit`
+    (default: the twin's sunlit fraction at each instant) is the share of sunlight the array
+    gets; `simulate` passes each tick's average so that coarse ticks keep the energy right."""
     full = power.array.full_sun_w(state.seconds, irradiance_w_m2(state.r_teme, state.sun_teme))
-    return BusInputs(full, full * state.sunlit, thermal.environment_w(state), thermal.environment_bound_w(state))
+    lit = state.sunlit if lit is None else lit
+    return BusInputs(full, full * lit, thermal.environment_w(state), thermal.environment_bound_w(state))
 
 
 def simulate(profile, twin, start: float, hours: float, tick_s: float = 10.0, *, initial_soc: float = 1.0,
@@ -109,7 +112,11 @@ def simulate(profile, twin, start: float, hours: float, tick_s: float = 10.0, *,
     governor = governor or Governor(spec)
     schedule = EclipseSchedule.from_twin(twin, float(seconds[0]), float(seconds[-1]) + tick_s)
 
-    inputs = bus_inputs(state, power, thermal)
+    # Ticks that hold an eclipse edge get the share of the tick spent in sunlight; the others the
+    # twin's own fraction (which keeps penumbra where ticks are short enough to see it)
+    lit = schedule.lit_fraction(seconds, tick_s)
+    lit = np.where((lit > 0.0) & (lit < 1.0), lit, state.sunlit)
+    inputs = bus_inputs(state, power, thermal, lit)
     if initial_temp_c is None:  # start at equilibrium with an idle GPU
         thermal.radiator_k = thermal.equilibrium_k(spec.gpu_idle_power_w, float(inputs.env_w[0]))
     else:
