@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "skyrack.orbit.commands",
     "skyrack.geo.commands",
     "skyrack.planner.commands",
+    "skyrack.bus.commands",
 )
 
 

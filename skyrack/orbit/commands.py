@@ -34,12 +34,12 @@ def warn(message: str | None) -> None:
         sys.stderr.write(f"skyrack: warning: {message}\n")
 
 
-def _start(args) -> float:
+def start_time(args) -> float:
     at = getattr(args, "at", None)
     return (parse_time(at) if at else datetime.now(timezone.utc)).timestamp()
 
 
-def _positive(name: str, value: float, limit: float | None = None) -> float:
+def positive(name: str, value: float, limit: float | None = None) -> float:
     if not value > 0:
         raise UserError(f"{name} must be positive, got {value}")
     if limit is not None and value > limit:
@@ -122,7 +122,7 @@ def cmd_where(args) -> int:
     from skyrack.geo.regions import RegionIndex
 
     twin = twin_from_args(args)
-    seconds = _start(args)
+    seconds = start_time(args)
     stale = twin.staleness_warning(seconds)
     report = where_report(twin, seconds, RegionIndex.load())
     if args.json:
@@ -135,10 +135,10 @@ def cmd_where(args) -> int:
 
 
 def cmd_orbit(args) -> int:
-    hours = _positive("--hours", args.hours, 24 * 31)
-    step = _positive("--step", args.step)
+    hours = positive("--hours", args.hours, 24 * 31)
+    step = positive("--step", args.step)
     twin = twin_from_args(args)
-    start = _start(args)
+    start = start_time(args)
     seconds = start + np.arange(0.0, hours * 3600.0 + step / 2, step)
     if seconds.size > 5_000_000:
         raise UserError(f"{seconds.size} rows is too many; use a larger --step")
@@ -167,11 +167,11 @@ def cmd_orbit(args) -> int:
 
 def cmd_passes(args) -> int:
     station = resolve_station(args.station)
-    hours = _positive("--hours", args.hours, 24 * 31)
+    hours = positive("--hours", args.hours, 24 * 31)
     if not -90 < args.min_elevation < 90:
         raise UserError(f"--min-elevation must be between -90 and 90 degrees, got {args.min_elevation}")
     twin = twin_from_args(args)
-    start = _start(args)
+    start = start_time(args)
     end = start + hours * 3600.0
     stale = twin.staleness_warning(np.array([start, end]))
     passes = find_passes(twin, station, start, end, args.min_elevation)

@@ -1,0 +1,141 @@
+"""Heat: a lumped GPU + radiator node and its environment.
+
+Model and its assumptions (each a choice of this project, stated as such):
+- One thermal node: the radiator panel and everything bolted to it (cold plate, heat pipes,
+  structure), with heat capacity C (J/K). It takes the GPU's whole electrical draw as heat; the
+  bus's own baseline dissipation leaves through the bus's other surfaces and is not modelled.
+- The GPU die sits above the node by a fixed thermal resistance: T_gpu = T_node + P_gpu x R.
+  The die's own heat capacity is small next to C, so it follows its power within seconds.
+- The radiator is a flat two-sided plate of area A (each side A) whose faces point along
+  +- the orbit normal: it stays edge-on to the Earth and, for a sun-tracking spacecraft, sees the
+  Sun only at the beta angle. It emits eps x sigma x T^4 from both faces.
+- Loads it absorbs (absorptivity alpha for sunlight and albedo, emissivity eps for infrared):
+  * Sun on one face: alpha x E x A x |sin beta| x sunlit fraction.
+  * Earth IR on both faces: eps x 237 W/m2 x F x 2A.
+  * Albedo on both faces: alpha x 0.30 x E x F x 2A x max(0, cos theta), theta the angle
+    between the satellite's position and the Sun (zero over the subsolar point), a common
+    first approximation that ignores the sunlit crescent seen near the terminator.
+  F is the view factor from a plate whose normal is horizontal to a sphere seen from
+  H = (R_E + h) / R_E: F = (arctan(1/X) - X / H^2) / pi with X = sqrt(H^2 - 1) (Gilmore,
+  Spacecraft Thermal Control Handbook; checked here by Monte Carlo): 0.267 at 500 km.
+- The node integrates C dT/dt = P_gpu + Q_env - eps sigma 2A T^4 with a backward-Euler step
+  linearized in T^4: unconditionally stable for any step and exact at equilibrium.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from skyrack.bus.power import irradiance_w_m2
+from skyrack.bus.spec import BusSpec
+
+SIGMA = 5.670374419e-8  # Stefan-Boltzmann, W m-2 K-4
+EARTH_IR_W_M2 = 237.0  # McCalip calculator (FACTS.md)
+EARTH_ALBEDO = 0.30  # McCalip calculator (FACTS.md)
+EARTH_RADIUS_KM = 6371.0
+KELVIN = 273.15
+
+
+def equilibrium_temperature(load_w: float, area_m2: float, emissivity: float,
+                            absorbed_w: float = 0.0, sides: int = 2) -> float:
+    """Radiator temperature (K) at which `sides` faces of `area_m2` each emit, by
+    Stefan-Boltzmann, exactly the internal load plus the absorbed environmental heat."""
+    total = max(0.0, load_w + absorbed_w)
+    return (total / (emissivity * SIGMA * sides * area_m2)) ** 0.25
+
+
+def view_factor_vertical_plate(alt_km) -> np.ndarray:
+    """View factor from one face of a plate with a horizontal normal to the Earth."""
+    h = (EARTH_RADIUS_KM + np.asarray(alt_km, dtype=float)) / EARTH_RADIUS_KM
+    x = np.sqrt(h * h - 1.0)
+    return (np.arctan(1.0 / x) - x / (h * h)) / np.pi
+
+
+class ThermalModel:
+    """The GPU/radiator node; `step` advances its temperature by one interval."""
+
+    def __init__(self, spec: BusSpec, radiator_k: float | None = None):
+        self.spec = spec
+        self.radiator_k = float(radiator_k) if radiator_k is not None else KELVIN
+        self._emit = spec.radiator_emissivity * SIGMA * 2.0 * spec.radiator_area_m2  # W/K^4
+
+    # -- environment (vectorized over an OrbitState) ----------------------------------------
+    def environment_w(self, state) -> np.ndarray:
+        """Heat the radiator absorbs from Sun, albedo and Earth IR at each instant (W)."""
+        return self._environment(state.r_teme, state.sun_teme, state.alt_km, state.beta_deg, state.sunlit)
+
+    def environment_bound_w(self, state) -> np.ndarray:
+        """The same with the Sun full on and albedo as over the subsolar point: the most the
+        radiator can absorb on this orbit plane (beta changes by a few degrees a day)."""
+        return self._environment(state.r_teme, state.sun_teme, state.alt_km, state.beta_deg, 1.0, worst=True)
+
+    def _environment(self, r, sun, alt_km, beta_deg, sunlit, worst: bool = False) -> np.ndarray:
+        s = self.spec
+        area = s.radiator_area_m2
+        irradiance = irradiance_w_m2(r, sun)
+        f = view_factor_vertical_plate(alt_km)
+        solar = s.radiator_absorptivity * irradiance * area * np.abs(np.sin(np.radians(beta_deg))) * sunlit
+        if worst:
+            cos_theta = 1.0
+        else:
+            rhat = r / np.linalg.norm(r, axis=0)
+            shat = sun / np.linalg.norm(sun, axis=0)
+            cos_theta = np.maximum(0.0, np.sum(rhat * shat, axis=0))
+        albedo = s.radiator_absorptivity * EARTH_ALBEDO * irradiance * f * 2.0 * area * cos_theta
+        infrared = s.radiator_emissivity * EARTH_IR_W_M2 * f * 2.0 * area
+        return solar + albedo + infrared
+
+    # -- the node --------------------------------------------------------------------------
+    def equilibrium_k(self, gpu_w: float, env_w: float) -> float:
+        return equilibrium_temperature(gpu_w, self.spec.radiator_area_m2, self.spec.radiator_emissivity, env_w)
+
+    def gpu_temperature_k(self, gpu_w: float, radiator_k: float | None = None) -> float:
+        node = self.radiator_k if radiator_k is None else radiator_k
+        return node + gpu_w * self.spec.gpu_thermal_resistance_k_per_w
+
+    def step(self, dt_s: float, gpu_w: float, env_w: float) -> float:
+        """Advance `dt_s` with the GPU dissipating `gpu_w` and the environment giving `env_w`;
+        returns the node's new temperature (K)."""
+        t = self.radiator_k
+        emit = self._emit
+        t3 = t * t * t
+        self.radiator_k = t + dt_s * (gpu_w + env_w - emit * t3 * t) / (
+            self.spec.thermal_mass_j_per_k + dt_s * 4.0 * emit * t3)
+        return self.radiator_k
+
+    def time_constant_s(self, at_k: float) -> float:
+        """How fast the node relaxes near `at_k` (s): C / (4 eps sigma 2A T^3)."""
+        return self.spec.thermal_mass_j_per_k / (4.0 * self._emit * at_k ** 3)
+
+
+def celsius(kelvin):
+    return kelvin - KELVIN
+
+
+def max_power_for_temperature(spec: BusSpec, limit_k: float, env_w: float, radiator_k: float) -> float:
+    """The highest GPU power (W) whose die temperature stays at or below `limit_k` both now
+    (over a node at `radiator_k`) and at equilibrium with `env_w` of environmental heat.
+
+    Once the node is at or below its equilibrium for a power P, it can only approach it, so a
+    P meeting both conditions keeps the die under the limit for as long as the environment
+    stays below `env_w`."""
+    r = spec.gpu_thermal_resistance_k_per_w
+    now = (limit_k - radiator_k) / r if r > 0 else math.inf
+
+    def die_at_equilibrium(p: float) -> float:
+        return equilibrium_temperature(p, spec.radiator_area_m2, spec.radiator_emissivity, env_w) + p * r
+
+    lo, hi = 0.0, spec.gpu_max_power_w
+    if die_at_equilibrium(hi) <= limit_k:
+        return min(hi, now)
+    if die_at_equilibrium(lo) > limit_k:
+        return min(0.0, now)
+    for _ in range(14):  # 700 W / 2^14: well under a watt
+        mid = 0.5 * (lo + hi)
+        if die_at_equilibrium(mid) <= limit_k:
+            lo = mid
+        else:
+            hi = mid
+    return min(lo, now)
