@@ -17,6 +17,7 @@ from skyrack.errors import UserError
 
 COMMAND_MODULES = (
     "skyrack.orbit.commands",
+    "skyrack.train.commands",
 )
 
 
