@@ -1,6 +1,7 @@
 """Kill a real training process with SIGKILL, resume it, and demand bitwise equality; and check
 that the model learns."""
 
+import json
 import math
 import signal
 import time
@@ -9,7 +10,7 @@ from collections import Counter
 import torch
 
 from skyrack.train.checkpoint import list_checkpoints, load_checkpoint, load_torch
-from train_helpers import TINY, in_process, make_corpus, popen_cli, run_cli, write_corpus
+from train_helpers import TINY, in_process, popen_cli, run_cli, write_corpus
 
 # dropout on, Muon + AdamW (the cpu preset): every random state and both optimizers matter
 ARGS = ["--steps", "400", "--checkpoint-interval", "7", "--eval-interval", "50",
@@ -68,6 +69,5 @@ def test_the_model_learns_far_below_the_unigram_entropy(tmp_path, monkeypatch, c
     unigram = -sum(c / len(text) * math.log(c / len(text)) for c in counts.values())  # nats
     assert in_process(["train", "--data", str(corpus), "--steps", "150", "--eval-interval", "150",
                        "--out", str(tmp_path / "r"), "--json", *TINY], monkeypatch) == 0
-    import json
     val = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["val_loss"]
     assert val < 0.5 * unigram, (val, unigram)

@@ -1,4 +1,7 @@
-"""`skyrack train` and `skyrack sample`: thin commands over skyrack.train."""
+"""`skyrack train` and `skyrack sample`: thin commands over skyrack.train.
+
+torch and the trainer are imported inside the commands, so that registering them costs the
+other `skyrack` commands nothing."""
 
 from __future__ import annotations
 
@@ -9,13 +12,13 @@ import json
 import sys
 import time
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from skyrack.errors import UserError
-from skyrack.train import checkpoint
 from skyrack.train.config import PRESETS, ModelConfig, TrainConfig, from_dict, preset
-from skyrack.train.data import CharTokenizer, Dataset, build_dataset, read_text_file
+
+if TYPE_CHECKING:
+    from skyrack.train.data import CharTokenizer, Dataset
 
 COMPLETE_WORKS = "shakespeare-complete-works"
 _MODEL_FLAGS = ("block_size", "n_layer", "n_head", "n_embd", "dropout")
@@ -67,6 +70,8 @@ def load_dataset(data_file: str | None, tokenizer: CharTokenizer | None = None,
                  say=print, expect_sha256: str | None = None) -> Dataset:
     """The complete works (default) or `data_file`, tokenized and split. With `expect_sha256`
     (resuming), other data is refused before anything else is done."""
+    from skyrack.train.data import build_dataset, read_text_file
+
     if data_file is None:
         from skyrack.sources.shakespeare import complete_works
         corpus = complete_works()
@@ -105,6 +110,8 @@ def _validate(model: ModelConfig, train: TrainConfig) -> None:
 
 
 def cmd_train(args) -> int:
+    from skyrack.train import checkpoint
+    from skyrack.train.data import CharTokenizer
     from skyrack.train.trainer import Progress, Trainer, run
 
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -137,8 +144,6 @@ def cmd_train(args) -> int:
         dataset = load_dataset(args.data, None, say)
         model_cfg = dataclasses.replace(model_cfg, vocab_size=dataset.tokenizer.vocab_size)
         out_dir = Path(args.out or f"runs/train-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
-    if args.device and args.device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {args.device}: CUDA is not available on this machine")
 
     trainer = Trainer(model_cfg, train_cfg, dataset, out_dir, device=args.device)
     if files is not None:
@@ -163,6 +168,8 @@ def cmd_train(args) -> int:
 # -- sample -------------------------------------------------------------------------------------
 def load_model(path: str, device: str | None = None, fallback: bool = False):
     """(model in eval mode, tokenizer, checkpoint dir) from a verified checkpoint."""
+    from skyrack.train import checkpoint
+    from skyrack.train.data import CharTokenizer
     from skyrack.train.model import GPT
     from skyrack.train.trainer import pick_device
 
@@ -178,6 +185,8 @@ def load_model(path: str, device: str | None = None, fallback: bool = False):
 
 
 def cmd_sample(args) -> int:
+    import torch
+
     if args.tokens < 0:
         raise UserError("--tokens must be zero or more")
     model, tokenizer, _ = load_model(args.checkpoint, args.device, args.fallback)
