@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "skyrack.geo.commands",
     "skyrack.planner.commands",
     "skyrack.bus.commands",
+    "skyrack.train.commands",
 )
 
 
