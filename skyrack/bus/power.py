@@ -26,10 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from skyrack.bus.constants import AU_KM, SOLAR_CONSTANT_W_M2
 from skyrack.bus.spec import BusSpec
 
-SOLAR_CONSTANT_W_M2 = 1361.0
-AU_KM = 149_597_870.7
 SECONDS_PER_YEAR = 365.25 * 86400.0
 
 

@@ -28,14 +28,12 @@ import math
 
 import numpy as np
 
+from skyrack.bus.constants import EARTH_ALBEDO, EARTH_IR_W_M2, KELVIN
+from skyrack.bus.constants import STEFAN_BOLTZMANN as SIGMA
 from skyrack.bus.power import irradiance_w_m2
 from skyrack.bus.spec import BusSpec
 
-SIGMA = 5.670374419e-8  # Stefan-Boltzmann, W m-2 K-4
-EARTH_IR_W_M2 = 237.0  # McCalip calculator (FACTS.md)
-EARTH_ALBEDO = 0.30  # McCalip calculator (FACTS.md)
 EARTH_RADIUS_KM = 6371.0
-KELVIN = 273.15
 
 
 def equilibrium_temperature(load_w: float, area_m2: float, emissivity: float,

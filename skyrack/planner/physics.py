@@ -8,10 +8,8 @@ eps*sigma*(T^4 - T_sink^4) and absorbing Earth infrared (eps x q_IR x F), Earth 
 
 from __future__ import annotations
 
-SOLAR_CONSTANT_W_M2 = 1361.0      # Kopp & Lean 2011 (1360.8 +- 0.5)
-STEFAN_BOLTZMANN = 5.670374419e-8  # W m-2 K-4 (CODATA 2018, exact in SI)
-EARTH_IR_W_M2 = 237.0              # global-mean outgoing longwave (McCalip calculator; FACTS.md)
-EARTH_ALBEDO = 0.30                # global-mean Bond albedo (McCalip calculator; FACTS.md)
+from skyrack.bus.constants import EARTH_ALBEDO, EARTH_IR_W_M2, SOLAR_CONSTANT_W_M2, STEFAN_BOLTZMANN
+
 DEEP_SPACE_K = 3.0
 
 
