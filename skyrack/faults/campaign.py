@@ -151,8 +151,10 @@ class Run:
             for f in hit:  # loaded as it was: its effect (if any) shows from the next step on
                 f.loaded_at = self.trainer.state.step
             break
-        else:
-            raise RuntimeError("no readable checkpoint left to restart from")
+        else:  # no good checkpoint left: start over; a fresh trainer of the seed is step 0
+            from skyrack.train.trainer import Trainer
+            t = self.trainer
+            t.load_state(Trainer(t.model_cfg, t.cfg, t.dataset, None, device="cpu").checkpoint_files())
         self.guard.reset()
         self.guard.grad_norms.clear()
         self.guard.losses.clear()
