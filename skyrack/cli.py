@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "skyrack.planner.commands",
     "skyrack.bus.commands",
     "skyrack.train.commands",
+    "skyrack.faults.commands",
 )
 
 

@@ -1,0 +1,132 @@
+"""Protection and recovery: exact recovery from a memory upset, damage without protection,
+corrupted checkpoints refused, and a real SIGKILL of a protected run."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from skyrack.faults.bits import flip_bits
+from skyrack.faults.campaign import Run, dataset_for, small_config
+from skyrack.faults.guard import Guard
+from skyrack.faults.inject import Fault
+from skyrack.train.trainer import Trainer
+
+REPO = Path(__file__).resolve().parents[1]
+STEPS = 40
+
+
+def _setup(steps=STEPS):
+    data = dataset_for()
+    model_cfg, train_cfg = small_config(steps)
+    return dataclasses.replace(model_cfg, vocab_size=data.tokenizer.vocab_size), train_cfg, data
+
+
+def _train(protect: bool, flip_at: int | None = None, tmp=None) -> Trainer:
+    model_cfg, train_cfg, data = _setup()
+    trainer = Trainer(model_cfg, train_cfg, data, tmp, device="cpu")
+    guard = Guard(trainer, enabled=protect, snapshot_every=10)
+    while trainer.state.step < STEPS:
+        guard.step()
+        if trainer.state.step == flip_at:  # a memory upset between steps: top exponent bit
+            weight = next(p for n, p in trainer.model.named_parameters()
+                          if n.startswith("blocks.0.") and p.ndim == 2)
+            flip_bits(weight.data, 5, [30])
+    guard.finish()
+    trainer.guard = guard
+    return trainer
+
+
+def _params(trainer):
+    return [p.detach().clone() for p in trainer.model.parameters()]
+
+
+def test_exponent_flip_is_detected_and_recovered_bitwise():
+    clean = _train(protect=True)
+    hit = _train(protect=True, flip_at=15)
+    assert [d["reason"] for d in hit.guard.detections] == ["integrity"]
+    assert hit.guard.detections[0]["restored_to"] == 10
+    for a, b in zip(_params(clean), _params(hit), strict=True):
+        assert torch.equal(a.view(torch.int32), b.view(torch.int32))
+
+
+def test_without_protection_the_same_flip_diverges():
+    clean = _train(protect=False)
+    hit = _train(protect=False, flip_at=15)
+    assert any(not torch.equal(a, b) for a, b in zip(_params(clean), _params(hit)))
+    assert hit.evaluate() != clean.evaluate()
+
+
+def test_protection_adds_no_change_without_faults():
+    a, b = _train(protect=False), _train(protect=True)
+    assert all(torch.equal(x, y) for x, y in zip(_params(a), _params(b)))
+    assert b.guard.detections == []
+
+
+def test_corrupted_checkpoint_is_refused_and_previous_used(tmp_path):
+    model_cfg, train_cfg, data = _setup()
+    faults = [Fault(0, "storage", 30), Fault(1, "interrupt", 32)]
+    run = Run(model_cfg, train_cfg, data, tmp_path / "run", protect=True, faults=faults)
+    run.run()  # checkpoints at 0, 25 (corrupted at 30), restart at 32 -> refuses 25, uses 0
+    assert faults[0].outcome_hint == "recovered"
+    assert faults[1].fired and run.restarts == 1
+    clean = Run(model_cfg, train_cfg, data, tmp_path / "clean", protect=False)
+    clean.run()
+    assert run.trace[STEPS + 1] == clean.trace[STEPS + 1]
+
+
+SCRIPT = """
+import sys, dataclasses
+from skyrack.faults.campaign import dataset_for, small_config
+from skyrack.faults.guard import Guard
+from skyrack.train import checkpoint
+from skyrack.train.trainer import Trainer
+out, steps = sys.argv[1], int(sys.argv[2])
+data = dataset_for()
+m, t = small_config(steps)
+m = dataclasses.replace(m, vocab_size=data.tokenizer.vocab_size)
+t = dataclasses.replace(t, checkpoint_interval=5)
+tr = Trainer(m, t, data, out, device="cpu")
+if checkpoint.list_checkpoints(out):
+    tr.load_state(checkpoint.load_checkpoint(out, fallback=True)[1])
+g = Guard(tr)
+while tr.state.step < steps:
+    g.step()
+    if tr.state.step % 5 == 0:
+        tr.save()
+    print(tr.state.step, flush=True)
+g.finish()
+import torch
+torch.save([p.detach() for p in tr.model.parameters()], out + "/final.pt")
+"""
+
+
+def _script(out: Path, steps: int, **kw):
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(out), str(steps)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def test_sigkill_of_a_protected_run_resumes_to_the_same_result(tmp_path):
+    steps = 60
+    ref = _script(tmp_path / "ref", steps)
+    assert ref.wait(120) == 0, ref.stderr.read()
+    proc = _script(tmp_path / "killed", steps)
+    for line in proc.stdout:
+        if int(line) >= 23:
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait(30) == -signal.SIGKILL
+    again = _script(tmp_path / "killed", steps)
+    assert again.wait(120) == 0, again.stderr.read()
+    a = torch.load(tmp_path / "ref" / "final.pt")
+    b = torch.load(tmp_path / "killed" / "final.pt")
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
