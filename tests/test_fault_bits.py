@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from skyrack.faults.bits import bit_width, fingerprint, flip_bits
+from skyrack.faults.bits import bit_width, flip_bits, word_sums
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
@@ -28,23 +28,23 @@ def test_sign_and_mantissa_flips():
     assert before == 3.0 and after != 3.0 and abs(after - 3.0) < 1e-6
 
 
-def test_fingerprint_detects_every_single_bit_flip_in_a_small_model():
+def test_word_sums_detects_every_single_bit_flip_in_a_small_model():
     torch.manual_seed(0)
     tensors = [torch.randn(7, 5), torch.randn(11).to(torch.bfloat16), torch.randn(3, dtype=torch.float64)]
-    reference = fingerprint(tensors)
+    reference = word_sums(tensors)
     for t in tensors:
         for index in range(t.numel()):
             for bit in range(bit_width(t.dtype)):
                 flip_bits(t, index, [bit])
-                assert fingerprint(tensors) != reference
+                assert word_sums(tensors) != reference
                 flip_bits(t, index, [bit])
-    assert fingerprint(tensors) == reference
+    assert word_sums(tensors) == reference
 
 
-def test_fingerprint_sees_two_flips_that_would_cancel_in_a_plain_sum():
+def test_word_sums_sees_two_flips_that_would_cancel_in_a_plain_sum():
     a, b = torch.zeros(4), torch.zeros(4)
     flip_bits(a, 0, [3])  # a now holds bit 3; clearing it later subtracts 8 from a's word sum
-    reference = fingerprint([a, b])
+    reference = word_sums([a, b])
     flip_bits(a, 0, [3])  # -8 in a
     flip_bits(b, 0, [3])  # +8 in b
-    assert fingerprint([a, b]) != reference
+    assert word_sums([a, b]) != reference

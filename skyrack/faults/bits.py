@@ -1,4 +1,4 @@
-"""Bit-level corruption of tensors in their real dtype, and integrity fingerprints that see it.
+"""Bit-level corruption of tensors in their real dtype, and an integrity fingerprint that sees it.
 
 A memory upset flips one (or a few neighbouring) bits of a stored word; here a tensor is viewed
 as integers of its own width, so a flip in a bf16 weight flips a bf16 bit, not an fp32 one.
@@ -49,17 +49,11 @@ def flip_bits(tensor: torch.Tensor, flat_index: int, bits: list[int] | tuple[int
 
 
 @torch.no_grad()
-def fingerprint(tensors) -> torch.Tensor:
-    """A cheap integrity sum over tensors' raw words; any single- or few-bit flip changes it.
-
-    Each tensor's integer view is summed in int64 (a flip of bit k changes the sum by 2**k, and
-    2**k < 2**63 cannot wrap to zero), then the per-tensor sums are mixed with distinct odd
-    multipliers so a flip cannot hide by moving between tensors. Returns a 0-d int64 tensor on
-    the tensors' device, so no host synchronisation is needed until it is compared.
-    """
-    total = None
-    for k, t in enumerate(tensors):
-        words = int_view(t.detach().reshape(-1))
-        s = words.sum(dtype=torch.int64) * (2 * k + 1)
-        total = s if total is None else total + s
-    return total if total is not None else torch.zeros((), dtype=torch.int64)
+def word_sums(tensors) -> bytes:
+    """An integrity fingerprint: per-tensor sums of the raw words in the words' own width
+    (wrapping). A flip of bit k changes its tensor's sum by 2**k modulo 2**width, never by zero,
+    and the sums stay separate per tensor, so flips in two tensors cannot cancel. Summing in the
+    native width rather than int64 keeps the per-step check near 1 % of a training step."""
+    sums = [int_view(t.detach().reshape(-1)).sum(dtype=int_view(t[:0]).dtype).to(torch.int64)
+            for t in tensors]
+    return torch.stack(sums).cpu().numpy().tobytes() if sums else b""

@@ -30,7 +30,7 @@ from typing import Callable
 
 import torch
 
-from skyrack.faults.bits import int_view
+from skyrack.faults.bits import word_sums
 from skyrack.train.trainer import TrainState, Trainer, _rng_state, _set_rng_state
 
 
@@ -44,16 +44,6 @@ def state_tensors(trainer: Trainer) -> list[torch.Tensor]:
                 if st:
                     out.extend(v for _, v in sorted(st.items()) if torch.is_tensor(v) and v.ndim > 0)
     return out
-
-
-@torch.no_grad()
-def word_sums(tensors) -> bytes:
-    """Per-tensor sums of the raw words in the words' own width (wrapping): a flip of bit k
-    changes its tensor's sum by 2**k modulo 2**width, never by zero. Four times cheaper than
-    `bits.fingerprint`'s int64 sums, which is what keeps the per-step check near 1 % of a step."""
-    sums = [int_view(t.detach().reshape(-1)).sum(dtype=int_view(t[:0]).dtype).to(torch.int64)
-            for t in tensors]
-    return torch.stack(sums).cpu().numpy().tobytes() if sums else b""
 
 
 def state_fingerprint(trainer: Trainer) -> bytes:
