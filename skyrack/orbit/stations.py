@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from skyrack.errors import UserError
+from skyrack.geo.point import parse_point
 
 
 @dataclass(frozen=True)
@@ -40,20 +41,12 @@ def resolve_station(text: str) -> Station:
         return BUILTIN[key]
     if "," in text:
         parts = [p.strip() for p in text.split(",")]
-        try:
-            numbers = [float(p) for p in parts]
-        except ValueError:
-            raise UserError(f"station {text!r}: expected LAT,LON in degrees") from None
-        if len(numbers) not in (2, 3):
+        if len(parts) not in (2, 3):
             raise UserError(f"station {text!r}: expected LAT,LON or LAT,LON,HEIGHT_KM")
-        lat, lon = numbers[0], numbers[1]
-        check_lat_lon(lat, lon)
-        return Station(f"{lat:.3f},{lon:.3f}", lat, lon, numbers[2] if len(numbers) == 3 else 0.0)
+        lat, lon = parse_point(parts[0], parts[1])
+        try:
+            height = float(parts[2]) if len(parts) == 3 else 0.0
+        except ValueError:
+            raise UserError(f"station {text!r}: height must be a number of km") from None
+        return Station(f"{lat:.3f},{lon:.3f}", lat, lon, height)
     raise UserError(f"unknown station {text!r}; built in: {', '.join(sorted(BUILTIN))}, or give LAT,LON")
-
-
-def check_lat_lon(lat: float, lon: float) -> None:
-    if not -90.0 <= lat <= 90.0:
-        raise UserError(f"latitude {lat} is outside [-90, 90]")
-    if not -180.0 <= lon < 360.0:
-        raise UserError(f"longitude {lon} is outside [-180, 360)")
