@@ -89,3 +89,22 @@ def test_sigkill_mid_write_loses_only_the_uncommitted_frame(tmp_path):
         # A resumed writer continues after the last committed frame.
         seq = archive.write_frame(float(n), {"train.step": n})
         assert seq == n + 1
+
+
+def test_commands_queue_once_per_idempotency_key_and_move_through_states(tmp_path):
+    from skyrack.telemetry.archive import Archive
+    from skyrack.errors import UserError
+    with Archive(tmp_path / "t.sqlite") as a:
+        first = a.queue_command("set_power_cap", {"cap_w": 300.0}, now=10.0, idempotency_key="k1")
+        again = a.queue_command("set_power_cap", {"cap_w": 300.0}, now=11.0, idempotency_key="k1")
+        assert again["id"] == first["id"] and first["status"] == "queued"
+        assert [c["id"] for c in a.pending_commands()] == [first["id"]]
+        a.set_command_status(first["id"], "dispatched", now=12.0)
+        assert a.pending_commands() == []
+        done = a.set_command_status(first["id"], "completed", now=13.0, result="cap 300 W")
+        assert done["status"] == "completed" and done["result"] == "cap 300 W"
+        assert [e["data"]["status"] for e in a.events() if e["name"] == "command"] == ["dispatched", "completed"]
+        for name, args in (("launch", {}), ("set_power_cap", {}), ("set_power_cap", {"cap_w": -1}),
+                           ("set_power_cap", {"cap_w": "x"}), ("ping", {"x": 1})):
+            with pytest.raises(UserError):
+                a.queue_command(name, args, now=14.0)

@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from skyrack.errors import UserError
-from skyrack.telemetry.dictionary import CHANNEL, CHANNELS, EVENT, SEVERITIES
+from skyrack.telemetry.dictionary import CHANNEL, CHANNELS, COMMAND, EVENT, SEVERITIES
+
+# A command goes queued -> dispatched -> completed | failed, as flight software reports it.
+COMMAND_STATES = ("queued", "dispatched", "completed", "failed")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS channels (
@@ -167,3 +170,85 @@ class Archive:
             params.append(int(limit))
         return [{"id": i, "seq": s, "t": t, "name": n, "severity": sev, "message": m, "data": json.loads(d or "{}")}
                 for i, s, t, n, sev, m, d in self.db.execute(sql, params)]
+
+    # -- commands ------------------------------------------------------------------------------
+    def queue_command(self, name: str, args: dict[str, Any] | None = None, *, now: float,
+                      idempotency_key: str | None = None) -> dict:
+        """Queue a command for the mission; a repeated idempotency key returns the first one."""
+        args = dict(args or {})
+        check_command(name, args)
+        try:
+            with self.db:
+                if idempotency_key is not None:
+                    row = self.db.execute("SELECT id FROM commands WHERE idempotency_key=?",
+                                          (idempotency_key,)).fetchone()
+                    if row:
+                        return self.command(row[0])
+                cid = self.db.execute(
+                    "INSERT INTO commands (name, args, status, idempotency_key, created_t, updated_t) "
+                    "VALUES (?,?,?,?,?,?)",
+                    (name, json.dumps(args), "queued", idempotency_key, now, now)).lastrowid
+        except sqlite3.OperationalError as exc:
+            raise UserError(f"cannot write telemetry archive {self.path}: {exc}") from None
+        return self.command(cid)
+
+    def pending_commands(self) -> list[dict]:
+        """Commands not yet picked up, oldest first."""
+        return self._commands("WHERE status='queued' ORDER BY id")
+
+    def set_command_status(self, cid: int, status: str, *, now: float, result: str | None = None,
+                           event_t: float | None = None) -> dict:
+        """Move a command on, and record the change as a `command` event in the same transaction."""
+        if status not in COMMAND_STATES:
+            raise ValueError(f"unknown command status {status!r}")
+        with self.db:
+            self.db.execute("UPDATE commands SET status=?, updated_t=?, result=? WHERE id=?",
+                            (status, now, result, cid))
+            cmd = self.command(cid)
+            self._insert_events(None, now if event_t is None else event_t,
+                                [Event("command", {"name": cmd["name"], "status": status, "id": cid,
+                                                   "result": result})])
+        return cmd
+
+    def command(self, cid: int) -> dict:
+        rows = self._commands("WHERE id=?", (cid,))
+        if not rows:
+            raise UserError(f"no command {cid}")
+        return rows[0]
+
+    def commands(self, after_id: int = 0, limit: int | None = None) -> list[dict]:
+        sql, params = "WHERE id > ? ORDER BY id", [after_id]
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return self._commands(sql, params)
+
+    def _commands(self, where: str, params=()) -> list[dict]:
+        cols = ("id", "name", "args", "status", "idempotency_key", "created_t", "updated_t", "result")
+        rows = self.db.execute(f"SELECT {', '.join(cols)} FROM commands {where}", params).fetchall()
+        out = []
+        for row in rows:
+            d = dict(zip(cols, row))
+            d["args"] = json.loads(d["args"])
+            out.append(d)
+        return out
+
+
+def check_command(name: str, args: dict[str, Any]) -> None:
+    """Refuse a command the dictionary does not declare, or arguments out of its ranges."""
+    if name not in COMMAND:
+        raise UserError(f"unknown command {name!r}; one of {', '.join(COMMAND)}")
+    spec = COMMAND[name]
+    declared = {a.name: a for a in spec.arguments}
+    extra = set(args) - declared.keys()
+    if extra:
+        raise UserError(f"command {name} takes no argument {sorted(extra)[0]!r}")
+    for a in spec.arguments:
+        if a.name not in args:
+            raise UserError(f"command {name} needs {a.name}")
+        value = args[a.name]
+        if a.type == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise UserError(f"command {name}: {a.name} must be a number")
+            if (a.minimum is not None and value < a.minimum) or (a.maximum is not None and value > a.maximum):
+                raise UserError(f"command {name}: {a.name} must be within [{a.minimum}, {a.maximum}]")
