@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from skyrack.faults.bits import flip_bits
-from skyrack.faults.campaign import Run, dataset_for, small_config
+from skyrack.faults.campaign import dataset_for, small_config
+from skyrack.faults.runtime import ProtectedRun
 from skyrack.faults.guard import Guard
 from skyrack.faults.inject import Fault
 from skyrack.train.trainer import Trainer
@@ -74,11 +75,11 @@ def test_protection_adds_no_change_without_faults():
 def test_corrupted_checkpoint_is_refused_and_previous_used(tmp_path):
     model_cfg, train_cfg, data = _setup()
     faults = [Fault(0, "storage", 30), Fault(1, "interrupt", 32)]
-    run = Run(model_cfg, train_cfg, data, tmp_path / "run", protect=True, faults=faults)
+    run = ProtectedRun.fresh(model_cfg, train_cfg, data, tmp_path / "run", protect=True, faults=faults, trace=True)
     run.run()  # checkpoints at 0, 25 (corrupted at 30), restart at 32 -> refuses 25, uses 0
     assert faults[0].outcome_hint == "recovered"
     assert faults[1].fired and run.restarts == 1
-    clean = Run(model_cfg, train_cfg, data, tmp_path / "clean", protect=False)
+    clean = ProtectedRun.fresh(model_cfg, train_cfg, data, tmp_path / "clean", protect=False, trace=True)
     clean.run()
     assert run.trace[STEPS + 1] == clean.trace[STEPS + 1]
 
@@ -130,3 +131,23 @@ def test_sigkill_of_a_protected_run_resumes_to_the_same_result(tmp_path):
     a = torch.load(tmp_path / "ref" / "final.pt")
     b = torch.load(tmp_path / "killed" / "final.pt")
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_protected_run_reports_faults_added_on_the_fly(tmp_path):
+    """The mission's way in: faults added as they arrive, every one reported as an event."""
+    model_cfg, train_cfg, data = _setup()
+    run = ProtectedRun.fresh(model_cfg, train_cfg, data, tmp_path / "run", protect=True)
+    seen = []
+    run.listeners.append(lambda name, info: seen.append((name, info.get("kind"))))
+    run.save()
+    run.add_fault("memory", step=6)
+    run.add_fault("interrupt", step=6)  # restarts from the step-0 checkpoint
+    while run.trainer.state.step < 12:
+        run.step()
+    counts = run.counts()
+    assert counts["injected"] == 2 and counts["recovered"] >= 1
+    assert ("fault_injected", "memory") in seen and ("fault_injected", "interrupt") in seen
+    assert ("fault_recovered", "interrupt") in seen
+    assert ("checkpoint", None) in seen
+    with pytest.raises(ValueError):
+        run.add_fault("cosmic")

@@ -28,7 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from skyrack.faults.inject import KINDS, Fault, Injector, schedule, schedule_from_rate
+from skyrack.faults.inject import KINDS, Fault, schedule, schedule_from_rate
+from skyrack.faults.runtime import ProtectedRun, observe_step
 
 TOLERANCE = 0.01
 
@@ -73,128 +74,6 @@ def rate_per_step(stress: float, state_bits: float, step_seconds: float = 1.0, p
     return expected_daily_upsets(spec) * fraction * stress * step_seconds / 86400.0
 
 
-class Run:
-    """One training run, optionally protected and under injection, with its fingerprint trace."""
-
-    def __init__(self, model_cfg, train_cfg, dataset, out_dir: Path, protect: bool,
-                 faults: list[Fault] | None = None, snapshot_every: int = 10):
-        from skyrack.faults.guard import Guard, state_fingerprint
-        from skyrack.train.trainer import Trainer
-        self.trainer = Trainer(model_cfg, train_cfg, dataset, out_dir, device="cpu")
-        self.protect, self.out_dir = protect, out_dir
-        self.trace: dict[int, int] = {}
-        self._fp = state_fingerprint
-        self.trainer.hooks["after_step"].append(lambda t: self.trace.__setitem__(t.state.step, self._fp(t)))
-        self.faults = faults or []
-        self.injector = Injector(self.trainer, self.faults, seed=train_cfg.seed + 1) if faults else None
-        self.guard = Guard(self.trainer, enabled=protect, snapshot_every=snapshot_every)
-        self.guard.on_recover.append(lambda to, at, why: self._rollback(to, "guard"))
-        self.restarts = 0
-        self.corrupted: dict[str, list[Fault]] = {}  # checkpoint dir -> storage faults on it
-
-    # -- rollbacks erase faults that had not yet reached the restored state ---------------------
-    def _rollback(self, restored_to: int, by: str) -> None:
-        for f in self.faults:
-            if f.fired and f.kind in ("memory", "compute") and not getattr(f, "erased", None):
-                if observe_step(f) > restored_to:
-                    f.erased = by
-
-    def _scrub(self) -> None:
-        """Protection: after each save, every kept checkpoint is re-verified; a corrupt one is
-        dropped (a newer good one exists: the one just written)."""
-        import shutil
-
-        from skyrack.train.checkpoint import CheckpointError, list_checkpoints, read_verified
-        for ckpt in list_checkpoints(self.out_dir):
-            try:
-                read_verified(ckpt)
-            except CheckpointError:
-                for f in self.corrupted.pop(str(ckpt), []):
-                    f.outcome_hint = "recovered"
-                shutil.rmtree(ckpt, ignore_errors=True)
-
-    def _corrupt(self, fault: Fault) -> None:
-        from skyrack.train.checkpoint import list_checkpoints
-        ckpts = list_checkpoints(self.out_dir)
-        if not ckpts:
-            fault.fired, fault.target, fault.where = True, "checkpoint", "none written yet"
-            fault.outcome_hint = "masked"
-            return
-        rng = random.Random(fault.id * 7919 + fault.step)
-        path = ckpts[0] / "model.pt"
-        data = bytearray(path.read_bytes())
-        offset = rng.randrange(len(data))
-        bit = rng.randrange(8)
-        data[offset] ^= 1 << bit
-        path.write_bytes(bytes(data))
-        fault.fired, fault.target, fault.where, fault.bits = True, "checkpoint", f"{path}@{offset}", [bit]
-        self.corrupted.setdefault(str(ckpts[0]), []).append(fault)
-
-    def _restart(self, fault: Fault) -> None:
-        """The process is killed: everything in memory is lost; resume from the newest checkpoint
-        (protected: the newest that verifies; unprotected: the newest, read as it is)."""
-        from skyrack.train.checkpoint import CheckpointError, list_checkpoints, read_verified
-        fault.fired, fault.target, fault.where = True, "process", f"SIGKILL after step {self.trainer.state.step}"
-        self.restarts += 1
-        for ckpt in list_checkpoints(self.out_dir):
-            hit = self.corrupted.pop(str(ckpt), [])
-            try:
-                if self.protect:
-                    files = read_verified(ckpt)
-                else:
-                    files = {p.name: p.read_bytes() for p in ckpt.iterdir()}
-                self.trainer.load_state(files)
-            except (CheckpointError, Exception):  # refused by its sha256, or unreadable
-                for f in hit:
-                    f.outcome_hint = "recovered"
-                continue
-            for f in hit:  # loaded as it was: its effect (if any) shows from the next step on
-                f.loaded_at = self.trainer.state.step
-            break
-        else:  # no good checkpoint left: start over; a fresh trainer of the seed is step 0
-            from skyrack.train.trainer import Trainer
-            t = self.trainer
-            t.load_state(Trainer(t.model_cfg, t.cfg, t.dataset, None, device="cpu").checkpoint_files())
-        self.guard.reset()
-        self.guard.grad_norms.clear()
-        self.guard.losses.clear()
-        self._rollback(self.trainer.state.step, "restart")
-
-    def run(self) -> dict:
-        trainer, cfg = self.trainer, self.trainer.cfg
-        start = time.perf_counter()
-        if self.faults:
-            trainer.save()  # the initial checkpoint a restart before the first interval goes back to
-        while trainer.state.step < cfg.steps:
-            self.guard.step()
-            s = trainer.state.step
-            if s % cfg.checkpoint_interval == 0 or s == cfg.steps:
-                trainer.save()
-                if self.protect:
-                    self._scrub()
-            if self.injector:
-                self.injector.between_steps()
-                for f in self.injector.due(s, "storage"):
-                    self._corrupt(f)
-                for f in self.injector.due(s, "interrupt"):
-                    self._restart(f)
-        self.guard.finish()
-        self.trace[cfg.steps + 1] = self._fp(trainer)
-        seconds = time.perf_counter() - start
-        val = trainer.evaluate()
-        return {"val_loss": val, "seconds": seconds, "detections": len(self.guard.detections),
-                "replayed_steps": self.guard.replayed_steps, "restarts": self.restarts}
-
-
-def observe_step(f: Fault) -> int:
-    """The first step whose recorded fingerprint a fault can change."""
-    if f.kind == "storage":
-        return getattr(f, "loaded_at", 10**9) + 1
-    if f.kind == "memory" and f.target in ("param", "moment"):
-        return f.step + 1
-    return f.step
-
-
 def classify(faults: list[Fault], trace: dict[int, int], reference: dict[int, int],
              val_loss: float, ref_val_loss: float, tolerance: float = TOLERANCE) -> None:
     onset = next((s for s in sorted(reference) if trace.get(s) != reference[s]), None)
@@ -227,7 +106,8 @@ def run_campaign(n_faults: int | None = None, stress: float = 1e4, protect: bool
         model_cfg, train_cfg = small_config(steps, seed)
     model_cfg = dataclasses.replace(model_cfg, vocab_size=dataset.tokenizer.vocab_size)
     with tempfile.TemporaryDirectory(prefix="skyrack-faults-", dir=workdir) as tmp:
-        clean = Run(model_cfg, train_cfg, dataset, Path(tmp) / "clean", protect=False)
+        clean = ProtectedRun.fresh(model_cfg, train_cfg, dataset, Path(tmp) / "clean", protect=False,
+                                   trace=True)
         ref = clean.run()
         if n_faults is None:
             bits = sum(t.numel() * t.element_size() * 8 for t in _state(clean.trainer))
@@ -236,7 +116,8 @@ def run_campaign(n_faults: int | None = None, stress: float = 1e4, protect: bool
         else:
             per_step = None
             faults = schedule(n_faults, train_cfg.steps, seed)
-        hot = Run(model_cfg, train_cfg, dataset, Path(tmp) / "faulty", protect=protect, faults=faults)
+        hot = ProtectedRun.fresh(model_cfg, train_cfg, dataset, Path(tmp) / "faulty", protect=protect,
+                                 faults=faults, trace=True)
         got = hot.run()
     classify(faults, hot.trace, clean.trace, got["val_loss"], ref["val_loss"], tolerance)
     table = {}

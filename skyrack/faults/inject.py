@@ -10,7 +10,7 @@ Classes (`Fault.kind`):
   * interrupt - the process dies (SIGKILL) and restarts from its last checkpoint;
   * storage   - bytes of a checkpoint on disk flipped.
 memory and compute faults are applied here; interrupt and storage need the run directory and are
-carried out by the campaign (skyrack.faults.campaign), which asks `due()` for them.
+carried out by `skyrack.faults.runtime.ProtectedRun`, which asks `due()` for them.
 
 Each fault fires once, at the first execution of its step: a replay of that step after recovery
 runs clean, as it would after a one-off upset.
@@ -73,6 +73,7 @@ class Injector:
     def __init__(self, trainer: Trainer, faults: list[Fault], seed: int = 0):
         self.trainer, self.faults, self.rng = trainer, sorted(faults, key=lambda f: f.step), random.Random(seed)
         self.timeline = 0
+        self.on_fire: list = []  # fn(fault), called as each fault is carried out
         self._names = [n for n, _ in trainer.model.named_parameters()]
         self._handles = []
         trainer.hooks["before_step"].append(self._before_step)
@@ -87,6 +88,8 @@ class Injector:
 
     def fire(self, fault: Fault, target: str, where: str) -> None:
         fault.fired, fault.target, fault.where, fault.timeline = True, target, where, self.timeline
+        for fn in self.on_fire:
+            fn(fault)
 
     # -- the bit flips --------------------------------------------------------------------------
     def _bits(self, tensor: torch.Tensor, compute: bool) -> list[int]:
