@@ -55,32 +55,29 @@ class BodyLimit:
         too_big = {"error": "payload_too_large", "detail": f"request body over {self.max_bytes} bytes"}
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             return await _send_json(send, 413, too_big)
-        seen = 0
-        started = False
-
-        async def limited_receive():
-            nonlocal seen
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            return await self.app(scope, receive, send)
+        # Bodies here are small: read the whole body first (a chunked one too), then hand it on.
+        body = bytearray()
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooBig()
-            return message
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > self.max_bytes:
+                return await _send_json(send, 413, too_big)
+            if not message.get("more_body"):
+                break
+        delivered = False
 
-        async def tracking_send(message):
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def replay():
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooBig:
-            if not started:
-                await _send_json(send, 413, too_big)
-
-
-class _TooBig(Exception):
-    pass
+        await self.app(scope, replay, send)
 
 
 class RateLimit:

@@ -53,6 +53,7 @@ SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
+_STATIC_NAME = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9]+)+$")
 _IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -220,8 +221,9 @@ def create_app(run: RunInfo, *, token: str, replay_speed: float = 60.0, assistan
 
     @app.get("/static/{name:path}", include_in_schema=False)
     def static(name: str):
+        # The folder is flat: a plain file name or nothing (no separators, dots runs, NULs).
         root = STATIC.resolve()
-        target = (root / name).resolve()
+        target = (root / name).resolve() if _STATIC_NAME.match(name) else root
         if not target.is_relative_to(root) or not target.is_file() or target.suffix not in STATIC_TYPES:
             raise HTTPException(404, f"no static file {name!r}")
         return FileResponse(target, media_type=STATIC_TYPES[target.suffix])
