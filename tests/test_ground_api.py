@@ -326,3 +326,10 @@ def test_cli_refuses_bad_setups_in_one_line(cli, tmp_path):
     os.chmod(token, 0o644)
     assert_clean_error(cli("serve", "--runs-dir", str(tmp_path), "--port", "0"), "chmod 600")
     assert_clean_error(cli("serve", "--runs-dir", str(tmp_path), "--port", "70000"), "--port")
+
+
+def test_loopback_server_refuses_foreign_host_names(mission):
+    """DNS rebinding: a page on evil.example resolving to 127.0.0.1 must not read the server."""
+    _, _, client, _ = mission
+    assert client.get("/api/latest", headers={"host": "evil.example"}).status_code == 400
+    assert client.get("/api/latest", headers={"host": "localhost"}).status_code == 200

@@ -42,8 +42,9 @@ def cmd_serve(args) -> int:
     run = choose_run(root, args.run, args.live)
     token_path = Path(args.token_file) if args.token_file else root / TOKEN_FILE_NAME
     token, created = load_or_create_token(token_path)
+    loopback = args.host in ("127.0.0.1", "localhost")
     app = create_app(run, token=token, replay_speed=args.replay_speed, assistant_backend=args.assistant,
-                     rate=args.rate, burst=args.burst)
+                     rate=args.rate, burst=args.burst, allowed_hosts=["127.0.0.1", "localhost"] if loopback else None)
     sock = bind_socket(args.host, args.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
@@ -51,7 +52,7 @@ def cmd_serve(args) -> int:
     print(f"skyrack ground: run {run.run_id} ({mode}) on http://{shown}:{port}/", flush=True)
     print(f"skyrack ground: command token {'created in' if created else 'read from'} {token_path} "
           f"(owner-only); send it as 'Authorization: Bearer <token>'", flush=True)
-    if host not in ("127.0.0.1", "::1", "localhost"):
+    if not loopback:
         sys.stderr.write(f"skyrack: warning: listening on {host}, reachable from other machines; "
                          f"reads need no token\n")
     run_server(app, sock)

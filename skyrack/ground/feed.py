@@ -164,8 +164,13 @@ class Feed:
             if excess > 0:
                 self._base = self._items[excess - 1].cursor
                 del self._items[:excess]
-        self._loop.call_soon_threadsafe(self._notify)
+        self.wake()
         return len(frames) == CHUNK or len(events) == CHUNK
+
+    def wake(self) -> None:
+        """Wake every waiting stream (from any thread)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._notify)
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()

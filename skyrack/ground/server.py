@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 from fastapi import FastAPI, Header, HTTPException, Path as PathParam, Query, Request
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -118,6 +119,12 @@ class Ground:
         self.writer_pool = ThreadPoolExecutor(1, thread_name_prefix="ground-writer")
         self.assistant_pool = ThreadPoolExecutor(1, thread_name_prefix="ground-assistant")
         self._writer: Archive | None = None
+        self.closing = False
+
+    def close_streams(self) -> None:
+        """At shutdown: end every stream now rather than after the graceful-shutdown timeout."""
+        self.closing = True
+        self.feed.wake()
 
     def archive(self) -> Archive:
         return self.readers.get()
@@ -179,7 +186,9 @@ class Ground:
 
 
 def create_app(run: RunInfo, *, token: str, replay_speed: float = 60.0, assistant_backend: str = "auto",
-               rate: float = 50.0, burst: float = 200.0) -> FastAPI:
+               rate: float = 50.0, burst: float = 200.0, allowed_hosts: list[str] | None = None) -> FastAPI:
+    """`allowed_hosts`: Host headers to accept (None: any). On loopback, naming only loopback
+    names stops a web page from reaching the server through DNS rebinding."""
     ground = Ground(run, token, replay_speed, assistant_backend)
 
     @contextlib.asynccontextmanager
@@ -353,7 +362,7 @@ def create_app(run: RunInfo, *, token: str, replay_speed: float = 60.0, assistan
         async def items():
             cursor = start
             yield f"retry: 1000\n: cursor {cursor}\n\n"
-            while True:
+            while not ground.closing:
                 changed = ground.feed.changed()
                 batch = ground.feed.buffered_after(cursor)
                 if batch is None:  # older than the buffer: catch up from the archive
@@ -428,18 +437,17 @@ def create_app(run: RunInfo, *, token: str, replay_speed: float = 60.0, assistan
     # -- the assistant ------------------------------------------------------------------------
     @app.post("/api/chat", tags=["assistant"], summary="ask the satellite; it reads, it never commands")
     async def chat(body: ChatRequest):
-        assistant = ground.assistant()
-        meta = ground.meta()
-        at = ground.now()
-
-        def ask():
-            return assistant.ask(body.question, run_dir=ground.run.run_dir, at=at, profile=meta.get("profile"),
-                                 history=[tuple(h) for h in body.history])
+        def ask():  # in the assistant's own thread: loading a model must not stall the stream
+            assistant = ground.assistant()
+            return assistant.ask(body.question, run_dir=ground.run.run_dir, at=ground.now(),
+                                 profile=ground.meta().get("profile"), history=[tuple(h) for h in body.history])
         return await asyncio.get_running_loop().run_in_executor(ground.assistant_pool, ask)
 
     # Outermost first: headers on every answer, then the rate limit, then the body limit.
     app.add_middleware(BodyLimit)
     app.add_middleware(RateLimit, bucket=TokenBucket(rate, burst), costs={"/api/chat": 10.0, "/api/commands": 2.0})
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
     app.add_middleware(SecurityHeaders)
     return app
 
@@ -462,5 +470,11 @@ def bind_socket(host: str, port: int):
 
 def run_server(app: FastAPI, sock) -> None:
     import uvicorn
-    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=2, access_log=False)
-    uvicorn.Server(config).run(sockets=[sock])
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame):
+            app.state.ground.close_streams()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5, access_log=False)
+    Server(config).run(sockets=[sock])
