@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast bench clean
+.PHONY: run test test-fast bench clean chromium
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -16,8 +16,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/skyrack where
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(VENV)/bin/python -m pytest -q
+
+# The ground dashboard's browser test drives Debian's chromium (never a downloaded browser).
+# CI runs as root on a fresh machine: install it there; elsewhere the test explains what is missing.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
 
 test-fast: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -m 'not slow'

@@ -1,0 +1,132 @@
+"""End to end in headless Chromium: the dashboard over a real server and a flying test mission.
+
+Uses Debian's /usr/bin/chromium through the `playwright` package (its wheel ships the driver;
+no browser download). Without Chromium the test skips locally and FAILS on CI (CI=true),
+where `make test` installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from ground_flight import Flight
+from ground_helpers import ground_server
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+    problem = None
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        problem = "the playwright package is not installed (pip install -e '.[test]')"
+    if path is None:
+        problem = "Debian's chromium is not installed (apt-get install chromium; `make test` does it as root)"
+    if problem:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser test cannot run on CI: {problem}")
+        pytest.skip(problem)
+    return path
+
+
+def wait_until(page, expression: str, timeout_s: float = 20.0) -> None:
+    """Poll a JS expression from the test side: Playwright's wait_for_function evaluates strings
+    inside the page, which the dashboard's Content-Security-Policy (rightly) forbids."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.1)
+
+
+def _assistant_available() -> bool:
+    try:
+        import skyrack.assistant.service  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def dashboard(tmp_path_factory):
+    chromium = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    runs = tmp_path_factory.mktemp("runs")
+    artifacts = tmp_path_factory.mktemp("artifacts")
+    flight = Flight(runs / "e2e-run")
+    flight.step(160)  # past the first eclipse exit, so the event log has something
+    stop = threading.Event()
+    with ground_server(runs, "--run", "e2e-run", "--assistant", "composed") as server:
+        flyer = flight.fly(4, stop)
+        with sync_playwright() as p:
+            # An empty profile directory: no state or extension from anywhere else.
+            browser = p.chromium.launch_persistent_context(
+                str(tmp_path_factory.mktemp("profile")), executable_path=chromium, args=CHROMIUM_FLAGS,
+                viewport={"width": 1500, "height": 1250})
+            page = browser.new_page()
+            requests, errors = [], []
+            page.on("request", lambda r: requests.append(r.url))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server.url + "/")
+            yield page, server, requests, errors
+            shot = artifacts / "dashboard.png"
+            page.screenshot(path=str(shot), full_page=True)
+            print(f"\ndashboard screenshot: {shot}")
+            browser.close()
+        stop.set()
+        flyer.join()
+
+
+def test_page_loads_offline_and_the_satellite_moves(dashboard):
+    page, server, requests, errors = dashboard
+    page.wait_for_selector("#map[data-sat-t]", timeout=20_000)
+    wait_until(page, "document.querySelector('#link').classList.contains('on')", 20)
+    first = page.eval_on_selector("#map", "e => ({t: +e.dataset.satT, x: +e.dataset.satX, lon: +e.dataset.satLon})")
+    wait_until(page, f"+document.querySelector('#map').dataset.satT > {first['t'] + 30}", 20)
+    later = page.eval_on_selector("#map", "e => ({t: +e.dataset.satT, x: +e.dataset.satX, lon: +e.dataset.satLon})")
+    assert later["lon"] != first["lon"] and later["x"] != first["x"]
+    assert page.text_content("#beneath") not in ("", "–")
+    assert page.locator("#event-log li").count() > 0
+    loopback = urlsplit(server.url).netloc
+    assert requests and all(urlsplit(u).netloc == loopback for u in requests), \
+        [u for u in requests if urlsplit(u).netloc != loopback]
+    assert not errors, errors
+
+
+def test_a_command_sent_from_the_page_completes(dashboard):
+    page, server, _, errors = dashboard
+    page.click("[data-command=ping]")
+    assert "token" in page.text_content("#cmd-error").lower()  # no token yet: refused on the page
+    page.fill("#token", "not-the-token")
+    page.click("#token-form button")
+    page.click("[data-command=ping]")
+    wait_until(page, "document.querySelector('#cmd-error').textContent.includes('refused')", 10)
+    page.fill("#token", server.token)
+    page.click("#token-form button")
+    page.click("[data-command=pause_training]")
+    page.wait_for_selector("#command-log li[data-status=completed]", timeout=20_000)
+    assert "pause_training" in page.text_content("#command-log li[data-status=completed]")
+    wait_until(page, "document.querySelector('#v-cap').textContent === 'paused'", 20)
+    assert not errors, errors
+
+
+def test_the_chat_answers_where_are_you(dashboard):
+    page, _, _, errors = dashboard
+    page.fill("#chat-input", "Where are you?")
+    page.click("#chat-form button")
+    page.wait_for_selector("#chat-log li.msg.sat:not(.pending):nth-child(3)", timeout=60_000)
+    answer = page.locator("#chat-log li.msg.sat").last.text_content()
+    if not _assistant_available():
+        assert "assistant" in answer  # the page shows the server's 503 message
+        pytest.skip("skyrack.assistant.service is not on this branch yet: the page shows the 503, no answer")
+    assert answer and "error" not in answer.lower()
+    assert not errors, errors
