@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skyrack.ground.stream import Cursor, Item, merge, read_events, read_frames
+from skyrack.ground.stream import Cursor, Item, merge, read_frames
 from skyrack.telemetry.archive import Archive
 
 POLL_S = 0.02
@@ -86,7 +86,7 @@ class Feed:
         self._changed = asyncio.Event()
         with Archive(self.path, readonly=True) as archive:
             last = archive.last_frame()
-            last_event = archive.db.execute("SELECT MAX(id) FROM events").fetchone()[0] or 0
+            last_event = archive.last_event_id()
             if self.live:
                 # Start the buffer a little before the end; older items are read on demand.
                 self._base = self._end = Cursor(max(0, (last[0] if last else 0) - 256), max(0, last_event - 256))
@@ -101,8 +101,8 @@ class Feed:
             self._thread.join(timeout=5)
 
     def _load_replay_index(self, archive: Archive) -> None:
-        frames = np.array(archive.db.execute("SELECT seq, t FROM frames ORDER BY seq").fetchall(), dtype=float)
-        events = np.array(archive.db.execute("SELECT id, t FROM events ORDER BY id").fetchall(), dtype=float)
+        frames = np.array(archive.frame_times(), dtype=float)
+        events = np.array(archive.event_times(), dtype=float)
         frames = frames.reshape(-1, 2)
         events = events.reshape(-1, 2)
         # An event is revealed once every event before it (by id) is, so the cursor stays a prefix.
@@ -119,11 +119,10 @@ class Feed:
                 version = None
                 while not self._stop.is_set():
                     if self.live:
-                        now = archive.db.execute("PRAGMA data_version").fetchone()[0]
-                        if now == version:
+                        changed, version = archive.changed_since(version)
+                        if not changed:
                             self._stop.wait(self.poll_s)
                             continue
-                        version = now
                         more = self._read_more(archive, None, None)
                     else:
                         max_seq, max_eid = self._advance_horizon()
@@ -152,8 +151,8 @@ class Feed:
         """Append what was committed (up to the replay horizon); True if a chunk was full."""
         end = self._end
         # Events first: a frame committed in between then comes before its events, not after.
-        events = read_events(archive.db, end.event_id, max_eid, CHUNK)
-        frames = read_frames(archive.db, end.seq, max_seq, CHUNK)
+        events = archive.events(after_id=end.event_id, max_id=max_eid, limit=CHUNK)
+        frames = read_frames(archive, end.seq, max_seq, CHUNK)
         if not frames and not events:
             return False
         items = merge(frames, events, end)
@@ -211,6 +210,6 @@ class Feed:
         """Items after `cursor` up to the buffer's start, straight from the archive (any thread)."""
         with self._lock:
             base = self._base
-        events = read_events(archive.db, cursor.event_id, base.event_id, CHUNK)
-        frames = read_frames(archive.db, cursor.seq, base.seq, CHUNK)
+        events = archive.events(after_id=cursor.event_id, max_id=base.event_id, limit=CHUNK)
+        frames = read_frames(archive, cursor.seq, base.seq, CHUNK)
         return merge(frames, events, cursor)

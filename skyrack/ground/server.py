@@ -33,7 +33,7 @@ from skyrack.ground.auth import bearer_matches
 from skyrack.ground.feed import ArchiveReaders, Feed
 from skyrack.ground.limits import BodyLimit, RateLimit, TokenBucket
 from skyrack.ground.runs import RunInfo
-from skyrack.ground.stream import Cursor, read_events, sse
+from skyrack.ground.stream import Cursor, sse
 from skyrack.orbit.stations import resolve_station
 from skyrack.telemetry.archive import Archive
 from skyrack.telemetry.dictionary import CHANNEL, CHANNELS, COMMANDS, EVENTS, SEVERITIES
@@ -135,8 +135,7 @@ class Ground:
         return self._writer
 
     def meta(self) -> dict:
-        rows = self.archive().db.execute("SELECT key, value FROM meta").fetchall()
-        return {k: json.loads(v) for k, v in rows}
+        return self.archive().all_meta()
 
     def twin(self):
         if self._twin is None:
@@ -161,12 +160,9 @@ class Ground:
             rows = archive.latest()
             last = archive.last_frame()
         else:
-            seq = horizon[0]
-            rows = {c: (s, t, v) for c, s, t, v in archive.db.execute(
-                "SELECT s.channel, s.seq, f.t, s.value FROM samples s JOIN frames f ON f.seq = s.seq "
-                "WHERE s.channel IN (%s) AND s.seq = ?" % ",".join("?" * len(CHANNELS)),
-                (*CHANNEL, seq))}
-            last = (seq, rows[next(iter(rows))][1]) if rows else None
+            frame = archive.frames(horizon[0] - 1, horizon[0], 1)
+            rows = {c: (seq, t, v) for seq, t, values in frame for c, v in values.items()}
+            last = (frame[0][0], frame[0][1]) if frame else None
         values = {}
         for name, (seq, t, value) in rows.items():
             if name in CHANNEL:
@@ -257,11 +253,7 @@ def create_app(run: RunInfo, *, token: str, replay_speed: float = 60.0, assistan
     def summary():
         archive = ground.archive()
         horizon = ground.feed.horizon()
-        count = lambda sql: archive.db.execute(sql).fetchone()[0]  # noqa: E731
-        frames = count("SELECT COUNT(*) FROM frames") if horizon is None else \
-            archive.db.execute("SELECT COUNT(*) FROM frames WHERE seq <= ?", (horizon[0],)).fetchone()[0]
-        events = count("SELECT COUNT(*) FROM events") if horizon is None else \
-            archive.db.execute("SELECT COUNT(*) FROM events WHERE id <= ?", (horizon[1],)).fetchone()[0]
+        frames, events = archive.counts(*(horizon[:2] if horizon is not None else ()))
         summary_file = ground.run.run_dir / "summary.json"
         try:
             report = json.loads(summary_file.read_text()) if summary_file.is_file() else None
@@ -270,7 +262,7 @@ def create_app(run: RunInfo, *, token: str, replay_speed: float = 60.0, assistan
         return {"run_id": ground.run.run_id, "mode": "live" if ground.feed.live else "replay",
                 "replay_speed": None if ground.feed.live else ground.feed.replay_speed,
                 "meta": ground.meta(), "now": ground.now(), "cursor": str(ground.feed.end),
-                "counts": {"frames": frames, "events": events, "commands": count("SELECT COUNT(*) FROM commands")},
+                "counts": {"frames": frames, "events": events, "commands": len(archive.commands())},
                 "latest": ground.latest(), "summary": report, "feed_error": ground.feed.error}
 
     @app.get("/api/history/{channel}", tags=["telemetry"], summary="one channel over a time range, paged")
@@ -301,9 +293,8 @@ def create_app(run: RunInfo, *, token: str, replay_speed: float = 60.0, assistan
                limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 200,
                last: Annotated[bool, Query(description="the newest `limit` events instead of the oldest")] = False):
         horizon = ground.feed.horizon()
-        allowed = SEVERITIES[SEVERITIES.index(severity):] if severity else None
-        rows = read_events(ground.archive().db, after, horizon[1] if horizon else None, limit,
-                           severities=allowed, newest=last)
+        rows = ground.archive().events(severity, after, limit, max_id=horizon[1] if horizon else None,
+                                       newest=last)
         return {"events": rows, "next": rows[-1]["id"] if len(rows) == limit and not last else None}
 
     # -- the map ------------------------------------------------------------------------------
@@ -399,11 +390,7 @@ def create_app(run: RunInfo, *, token: str, replay_speed: float = 60.0, assistan
             archive = ground.writer()
             if archive.meta("status") != "running":
                 raise HTTPException(409, "the mission is not running; commands are accepted only in flight")
-            known = None
-            if idempotency_key is not None:
-                row = archive.db.execute("SELECT id FROM commands WHERE idempotency_key=?",
-                                         (idempotency_key,)).fetchone()
-                known = archive.command(row[0]) if row else None
+            known = archive.command_by_key(idempotency_key) if idempotency_key is not None else None
             if known is not None:
                 if known["name"] != body.name or known["args"] != body.args:
                     raise HTTPException(409, "this Idempotency-Key was used for a different command")

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from dataclasses import dataclass
 
-from skyrack.telemetry.dictionary import CHANNEL, CHANNELS
+from skyrack.telemetry.archive import Archive
+from skyrack.telemetry.dictionary import CHANNEL
 
 _CURSOR = re.compile(r"^(\d{1,15})-(\d{1,15})$")
-_CHANNEL_NAMES = tuple(c.name for c in CHANNELS)
 
 
 @dataclass(frozen=True)
@@ -61,41 +60,9 @@ def frame_payload(seq: int, t: float, values: dict) -> dict:
     return {"seq": seq, "t": t, "values": values, "limits": limit_states(values)}
 
 
-def read_frames(db: sqlite3.Connection, after_seq: int, max_seq: int | None, limit: int) -> list[dict]:
-    """Whole frames with after_seq < seq <= max_seq, in seq order (at most `limit`)."""
-    sql, params = "SELECT seq, t FROM frames WHERE seq > ?", [after_seq]
-    if max_seq is not None:
-        sql += " AND seq <= ?"
-        params.append(max_seq)
-    frames = db.execute(sql + " ORDER BY seq LIMIT ?", (*params, limit)).fetchall()
-    if not frames:
-        return []
-    values: dict[int, dict] = {seq: {} for seq, _ in frames}
-    # samples is keyed (channel, seq): naming the channels lets SQLite range-scan each one.
-    marks = ",".join("?" * len(_CHANNEL_NAMES))
-    for seq, channel, value in db.execute(
-            f"SELECT seq, channel, value FROM samples WHERE channel IN ({marks}) AND seq BETWEEN ? AND ?",
-            (*_CHANNEL_NAMES, frames[0][0], frames[-1][0])):
-        values[seq][channel] = value
-    return [frame_payload(seq, t, values[seq]) for seq, t in frames]
-
-
-def read_events(db: sqlite3.Connection, after_id: int, max_id: int | None, limit: int, *,
-                severities: tuple[str, ...] | None = None, newest: bool = False) -> list[dict]:
-    """Events with after_id < id <= max_id in id order: the first `limit`, or the last if `newest`."""
-    sql, params = "SELECT id, seq, t, name, severity, message, data FROM events WHERE id > ?", [after_id]
-    if max_id is not None:
-        sql += " AND id <= ?"
-        params.append(max_id)
-    if severities is not None:
-        sql += f" AND severity IN ({','.join('?' * len(severities))})"
-        params += list(severities)
-    sql += f" ORDER BY id {'DESC' if newest else ''} LIMIT ?"
-    rows = db.execute(sql, (*params, limit)).fetchall()
-    if newest:
-        rows.reverse()
-    return [{"id": i, "seq": s, "t": t, "name": n, "severity": sev, "message": m, "data": json.loads(d or "{}")}
-            for i, s, t, n, sev, m, d in rows]
+def read_frames(archive: Archive, after_seq: int, max_seq: int | None, limit: int) -> list[dict]:
+    """Whole frames with after_seq < seq <= max_seq as stream payloads, in seq order."""
+    return [frame_payload(seq, t, values) for seq, t, values in archive.frames(after_seq, max_seq, limit)]
 
 
 def merge(frames: list[dict], events: list[dict], start: Cursor) -> list[Item]:

@@ -155,21 +155,71 @@ class Archive:
         return {name: (seq, t, value) for name, seq, t, value in
                 self.db.execute("SELECT channel, seq, t, value FROM latest")}
 
-    def events(self, severity: str | None = None, after_id: int = 0, limit: int | None = None) -> list[dict]:
-        """Events at or above `severity`, in order, optionally paged by `after_id`."""
+    def events(self, severity: str | None = None, after_id: int = 0, limit: int | None = None, *,
+               max_id: int | None = None, newest: bool = False) -> list[dict]:
+        """Events at or above `severity` with after_id < id <= max_id, in id order: the first
+        `limit`, or the last `limit` if `newest`."""
         sql, params = "SELECT id, seq, t, name, severity, message, data FROM events WHERE id > ?", [after_id]
+        if max_id is not None:
+            sql += " AND id <= ?"
+            params.append(max_id)
         if severity is not None:
             if severity not in SEVERITIES:
                 raise UserError(f"unknown severity {severity!r}; one of {', '.join(SEVERITIES)}")
             allowed = SEVERITIES[SEVERITIES.index(severity):]
             sql += f" AND severity IN ({','.join('?' * len(allowed))})"
             params += list(allowed)
-        sql += " ORDER BY id"
+        sql += " ORDER BY id DESC" if newest else " ORDER BY id"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
+        rows = self.db.execute(sql, params).fetchall()
+        if newest:
+            rows.reverse()
         return [{"id": i, "seq": s, "t": t, "name": n, "severity": sev, "message": m, "data": json.loads(d or "{}")}
-                for i, s, t, n, sev, m, d in self.db.execute(sql, params)]
+                for i, s, t, n, sev, m, d in rows]
+
+    def frames(self, after_seq: int = 0, max_seq: int | None = None, limit: int = 1000) -> list[tuple[int, float, dict]]:
+        """Whole frames (seq, t, {channel: value}) with after_seq < seq <= max_seq, in order."""
+        sql, params = "SELECT seq, t FROM frames WHERE seq > ?", [after_seq]
+        if max_seq is not None:
+            sql += " AND seq <= ?"
+            params.append(max_seq)
+        frames = self.db.execute(sql + " ORDER BY seq LIMIT ?", (*params, int(limit))).fetchall()
+        if not frames:
+            return []
+        values: dict[int, dict] = {seq: {} for seq, _ in frames}
+        # samples is keyed (channel, seq): naming the channels lets SQLite range-scan each one.
+        marks = ",".join("?" * len(CHANNEL))
+        for seq, channel, value in self.db.execute(
+                f"SELECT seq, channel, value FROM samples WHERE channel IN ({marks}) AND seq BETWEEN ? AND ?",
+                (*CHANNEL, frames[0][0], frames[-1][0])):
+            values[seq][channel] = value
+        return [(seq, t, values[seq]) for seq, t in frames]
+
+    def frame_times(self) -> list[tuple[int, float]]:
+        return self.db.execute("SELECT seq, t FROM frames ORDER BY seq").fetchall()
+
+    def event_times(self) -> list[tuple[int, float]]:
+        return self.db.execute("SELECT id, t FROM events ORDER BY id").fetchall()
+
+    def last_event_id(self) -> int:
+        return self.db.execute("SELECT MAX(id) FROM events").fetchone()[0] or 0
+
+    def counts(self, max_seq: int | None = None, max_event_id: int | None = None) -> tuple[int, int]:
+        """How many frames and events (up to a replay horizon, if given)."""
+        frames = self.db.execute("SELECT COUNT(*) FROM frames WHERE seq <= ?", (max_seq if max_seq is not None else 2**62,))
+        events = self.db.execute("SELECT COUNT(*) FROM events WHERE id <= ?",
+                                 (max_event_id if max_event_id is not None else 2**62,))
+        return frames.fetchone()[0], events.fetchone()[0]
+
+    def all_meta(self) -> dict[str, Any]:
+        return {k: json.loads(v) for k, v in self.db.execute("SELECT key, value FROM meta")}
+
+    def changed_since(self, version: int | None) -> tuple[bool, int]:
+        """Whether another connection committed since `version` (SQLite's data_version)."""
+        now = self.db.execute("PRAGMA data_version").fetchone()[0]
+        return now != version, now
 
     # -- commands ------------------------------------------------------------------------------
     def queue_command(self, name: str, args: dict[str, Any] | None = None, *, now: float,
@@ -180,10 +230,9 @@ class Archive:
         try:
             with self.db:
                 if idempotency_key is not None:
-                    row = self.db.execute("SELECT id FROM commands WHERE idempotency_key=?",
-                                          (idempotency_key,)).fetchone()
-                    if row:
-                        return self.command(row[0])
+                    known = self.command_by_key(idempotency_key)
+                    if known is not None:
+                        return known
                 cid = self.db.execute(
                     "INSERT INTO commands (name, args, status, idempotency_key, created_t, updated_t) "
                     "VALUES (?,?,?,?,?,?)",
@@ -215,6 +264,10 @@ class Archive:
         if not rows:
             raise UserError(f"no command {cid}")
         return rows[0]
+
+    def command_by_key(self, idempotency_key: str) -> dict | None:
+        rows = self._commands("WHERE idempotency_key=?", (idempotency_key,))
+        return rows[0] if rows else None
 
     def commands(self, after_id: int = 0, limit: int | None = None) -> list[dict]:
         sql, params = "WHERE id > ? ORDER BY id", [after_id]
