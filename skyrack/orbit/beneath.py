@@ -68,7 +68,9 @@ def upcoming_areas(twin: OrbitTwin, index, start: float, horizon_s: float = 3600
         if key == current:
             continue
         region = index.region(int(codes[first]))
-        detail = None if _is_ocean(region) or region.spoken == labels[key] else region.spoken
+        # "the Mediterranean (the Mediterranean Sea)" says nothing twice: no detail then
+        said = labels[key].removeprefix("the ")
+        detail = None if _is_ocean(region) or said in region.spoken else region.spoken
         arrivals.append(Arrival(labels[key], detail, float(seconds[first]), float(seconds[first] - start)))
         current = key
         if len(arrivals) == count:
