@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "skyrack.bus.commands",
     "skyrack.train.commands",
     "skyrack.faults.commands",
+    "skyrack.assistant.commands",
 )
 
 
