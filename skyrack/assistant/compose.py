@@ -125,7 +125,8 @@ def compose(facts: list[Fact], tools: list[str], aspects: list[str], missing: li
     for tool in tools:
         if tool in missing:
             sentences.append(NO_RUN.format(what=_NO_RUN_WHAT.get(tool, "that")).rstrip("."))
-            continue
+            if tool != "radiation" or "in_saa" not in f:
+                continue
         if tool == "position":
             text = sentence_position(f, aspects)
         elif tool == "ahead":

@@ -16,9 +16,8 @@ TURN = "<start_of_turn>{role}\n{text}<end_of_turn>\n"
 INSTRUCTION = "You are the satellite. Answer in one or two sentences, in the first person, using only the facts."
 
 _LABELS = {
-    "place": "beneath me", "lat_deg": "latitude", "lon_deg": "longitude", "alt_km": "altitude",
-    "speed_km_s": "speed", "time": "time", "next_1_place": "next region", "next_1_eta_min": "next region in",
-    "next_2_place": "then", "next_2_eta_min": "then in", "sunlit": "light", "light_change": "next change",
+    "place": "I'm above", "lat_deg": "latitude", "lon_deg": "longitude", "alt_km": "altitude",
+    "speed_km_s": "speed", "time": "time", "next_1_place": "next I'll be above", "next_1_eta_min": "next in", "sunlit": "light", "light_change": "next change",
     "light_change_eta_min": "change in", "station": "next pass over", "pass_rise_time": "pass starts",
     "pass_eta_min": "pass in", "pass_max_elevation_deg": "pass max elevation", "battery_pct": "battery",
     "array_w": "solar arrays", "load_w": "load", "gpu_temp_c": "GPU temperature", "gpu_cap_w": "GPU power cap",

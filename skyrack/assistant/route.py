@@ -46,7 +46,8 @@ _TOPICS = [
                  r"\bwhat( country| countries| ocean| sea| region| "
                  r"continent|'s| is)?\b.{0,20}\b(below|beneath|under(neath)?)\b.{0,6}\b(you|u)\b|"
                  r"\b(above|over|flying over|passing over)\b.{0,12}\b(which|what)\b|\b(which|what) "
-                 r"(country|ocean|sea|continent|region|part of the world)\b|\b(are you|you're) (above|over)\b"),
+                 r"(country|ocean|sea|continent|region|part of the world)\b|\b(are you|you're|you be) (above|over)\b|"
+                 r"\bwhat (will|are|do|would) you\b.{0,12}\b(above|over|flying over|see below)\b"),
     ("coordinates", r"\b(latitude|longitude|coordinates?|lat/lon|lat and lon|gps)\b"),
     ("altitude", r"\b(altitude|how high|height|elevation above|how far (up|above))\b"),
     ("speed", r"\b(speed|how fast|velocity)\b"),

@@ -36,7 +36,7 @@ EXAMPLE_LATEST = (
 EXAMPLE_OFFSETS_S = ((3 * 3600.0, 7.3 * 3600.0), (11.1 * 3600.0, 17.8 * 3600.0))
 EXAMPLE_QUESTIONS = {
     "position": "Where are you?", "altitude": "How high are you?", "speed": "How fast are you going?",
-    "ahead": "What comes next?", "sunlight": "Are you in sunlight?", "ground_pass": "When is your next pass?",
+    "ahead": "What comes next?", "coordinates": "What are your coordinates?", "sunlight": "Are you in sunlight?", "ground_pass": "When is your next pass?",
     "power": "How is your battery?", "thermal": "How warm is your GPU?", "radiation": "Any radiation faults?",
     "training": "How is training going?",
 }

@@ -271,6 +271,8 @@ def run_tools(ctx: TelemetryContext, names: list[str], t: float, when: str, stat
     missing: list[str] = []
     for name in names:
         tool = TOOLS[name]
+        if name == "radiation" and not ctx.has_run:
+            missing.append(name)  # the zone comes from the orbit; the fault counts need a run
         if tool.needs_run and not ctx.has_run:
             missing.append(name)
             continue
