@@ -129,7 +129,8 @@ class Assistant:
                                  "fallback": "composed"}}
 
     def _generate(self, question, plan: Route, ctx, facts, history, variant: int) -> str:
-        if getattr(self.backend, "adapter", None):
+        if getattr(self.backend, "adapter", None) and variant == 0:
+            # An adapted model learnt the pattern: facts and question only, no examples.
             return self.backend.generate("", short_prompt(question, facts), MAX_NEW_TOKENS)
         prefix, rest = build_prompt(question, facts, self.examples(plan, ctx, variant), history)
         return self.backend.generate(prefix, rest, MAX_NEW_TOKENS)
