@@ -65,6 +65,19 @@ def dialogues(count: int, runs: list[Path], seed: int = 0, profile: str | None =
     return out
 
 
+def answer_loss(model, ids, mask, labels):
+    """Cross-entropy on the answer tokens only, scoring just those positions: Gemma's output layer
+    has 262k rows, and running it over the prompt too would cost several times the whole step."""
+    import torch.nn.functional as F
+
+    causal = model.get_base_model()
+    hidden = causal.model(input_ids=ids, attention_mask=mask).last_hidden_state[:, :-1]
+    target = labels[:, 1:]
+    keep = target != -100
+    logits = causal.lm_head(hidden[keep])
+    return F.cross_entropy(logits.float(), target[keep])
+
+
 def finetune(out: Path, *, backend: str = "gemma", examples: int = 300, steps: int = 120, minutes: float = 15.0,
              rank: int = 8, lr: float = 2e-4, device: str | None = None, seed: int = 0, batch: int = 4,
              progress=None) -> dict:
@@ -110,7 +123,7 @@ def finetune(out: Path, *, backend: str = "gemma", examples: int = 300, steps: i
         ids = torch.tensor([i + [pad] * (width - len(i)) for i, _ in chosen], device=device)
         labels = torch.tensor([lab + [-100] * (width - len(lab)) for _, lab in chosen], device=device)
         mask = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i, _ in chosen], device=device)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        loss = answer_loss(model, ids, mask, labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
