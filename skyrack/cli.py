@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "skyrack.train.commands",
     "skyrack.faults.commands",
     "skyrack.ground.commands",
+    "skyrack.mission.commands",
 )
 
 
