@@ -208,7 +208,8 @@ class Mission:
             if state != self.limit_state[name]:
                 self.limit_state[name] = state
                 value = values[name]
-                shown = f"{value:.3g} {CHANNEL[name].unit}" if isinstance(value, float) else str(value)
+                unit = CHANNEL[name].unit
+                shown = f"{value:.3g}" + (f" {unit}" if unit not in ("", "1") else "")
                 out.append(Event("limit", {"channel": name, "state": state, "value": shown}))
         return out
 

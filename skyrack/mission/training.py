@@ -83,13 +83,19 @@ class Training:
         if files is not None:
             self.trainer.load_state(files)
         self.run = ProtectedRun(self.trainer, protect=True, seed=seed * 1000 + session)
+        self.run.listeners.append(self._heard)
         if files is None:
             self.trainer.save()  # step 0: where a process killed before the first interval restarts
+        self.saved_step = self.trainer.state.step
         self.rng = np.random.default_rng([seed, session])
         self.kinds, self.weights = list(FAULT_MIX), np.array(list(FAULT_MIX.values()))
         self._bits = state_bits(self.trainer)
         self.tokens_per_step = model_cfg.block_size * train_cfg.batch_size
         self.last_loss: float | None = None
+
+    def _heard(self, name: str, data: dict) -> None:
+        if name == "checkpoint":
+            self.saved_step = data["step"]
 
     @property
     def step_count(self) -> int:
@@ -126,4 +132,5 @@ class Training:
         self.run.finish()
         if self.trainer.state.val_loss is None or self.trainer.state.step % self.trainer.cfg.eval_interval:
             self.trainer.evaluate()
-        self.run.save()
+        if self.saved_step != self.trainer.state.step:
+            self.run.save()
