@@ -47,12 +47,12 @@ def _f(value, fmt: str, missing: str = "-") -> str:
     return missing if value is None else format(value, fmt)
 
 
-def lines(snap, run_id: str, satellite: str) -> list[str]:
+def lines(snap) -> list[str]:
     v = snap.values
     total = int(round((snap.end_t - snap.start_t) / snap.tick_s))
     steps = f"{v['train.step']}/{snap.target_steps}"
     return [
-        f"\x1b[1m{satellite}\x1b[0m  {run_id}  {iso(snap.t)}  frame {snap.frames}"
+        f"\x1b[1m{snap.satellite}\x1b[0m  {snap.run_id}  {iso(snap.t)}  frame {snap.frames}"
         + (f"/{total}" if total else "") + f"  ETA {_clock(snap.eta_s)}",
         f"  over      {v['orbit.region']} ({v['orbit.area']})  {_latlon(v['orbit.lat_deg'], v['orbit.lon_deg'])}"
         f"  {v['orbit.alt_km']:.0f} km" + ("  \x1b[33mSOUTH ATLANTIC ANOMALY\x1b[0m" if v["orbit.in_saa"] else ""),
@@ -79,12 +79,11 @@ def log_line(snap) -> str:
 
 
 class Dashboard:
-    def __init__(self, run_id: str = "", satellite: str = "", stream=None, *, live: bool = True,
+    def __init__(self, stream=None, *, live: bool = True,
                  refresh_s: float = 0.25, log_every_s: float = 10.0):
         self.stream = stream or sys.stdout
         self.tty = live and self.stream.isatty()
         self.enabled = live
-        self.run_id, self.satellite = run_id, satellite
         self.every = refresh_s if self.tty else log_every_s
         self.next_at = 0.0
         self.drawn = 0
@@ -106,7 +105,7 @@ class Dashboard:
             return
         if self.tty:
             out = (f"\x1b[{self.drawn}F" if self.drawn else "") + "".join(
-                line + "\x1b[K\n" for line in lines(snap, self.run_id, self.satellite))
+                line + "\x1b[K\n" for line in lines(snap))
             self.drawn = out.count("\n")
         else:
             out = log_line(snap) + "\n"

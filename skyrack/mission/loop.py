@@ -41,6 +41,8 @@ class Snapshot:
     target_steps: int = 0
     frames: int = 0
     last_event: str = ""
+    run_id: str = ""
+    satellite: str = ""
 
 
 class Mission:
@@ -58,6 +60,7 @@ class Mission:
         self.previous = previous  # the last committed frame's values (None: a new mission)
         self.limit_state = {name: CHANNEL[name].limit_state((previous or {}).get(name)) for name in LIMITED}
         self.snapshot = Snapshot(start_t=meta["start_t"], end_t=meta["end_t"], tick_s=self.tick_s,
+                                 run_id=meta["run_id"], satellite=meta.get("satellite") or "",
                                  target_steps=training.trainer.cfg.steps)
         self.tokens_per_s = 0.0
         self.training_announced_done = training.done
