@@ -246,3 +246,43 @@ def test_clear_errors(tmp_path, play, flown):
     (locked / "mission.lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
     assert_clean_error(run_cli(*mission_args(runs, "busy", play, "--hours", "0.1")), "locked")
     assert not (locked / "telemetry.sqlite").exists()
+
+
+def test_full_disk_is_a_clear_error_and_the_archive_stays_whole(tmp_path, play):
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        result = run_cli(*mission_args(disk, "full", play, "--hours", "3", "--warp", "20", "--stress", "0"),
+                         env=FAST, timeout=180)
+        assert_clean_error(result, "no space left")
+        archive_path = disk / "full" / "telemetry.sqlite"
+        if archive_path.exists():
+            with Archive(archive_path, readonly=True) as archive:
+                assert archive.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+                seqs = [s for s, in archive.db.execute("SELECT seq FROM frames ORDER BY seq")]
+                assert seqs == list(range(1, len(seqs) + 1))
+    finally:
+        subprocess.run(["umount", str(disk)], capture_output=True)
+
+
+def test_step_clock_turns_throughput_into_steps_per_tick():
+    from skyrack.mission.clock import StepClock
+
+    def steps_in(clock, ticks, fraction, wall=0.05):
+        n = 0
+        for _ in range(ticks):
+            clock.grant(10.0, fraction)
+            while clock.due():
+                clock.spent(wall)
+                n += 1
+        return n
+
+    clock = StepClock(warp=40.0, window=5)
+    assert steps_in(clock, 5, 1.0) == 5  # calibration: one step a tick
+    # now one 0.05 s step stands for 40 x 0.05 = 2 simulated seconds at full power
+    assert steps_in(clock, 100, 1.0) == 500
+    assert steps_in(clock, 100, 0.5) == 250
+    assert steps_in(clock, 100, 0.0) == 0 and clock.credit_s == 0.0

@@ -21,16 +21,17 @@ import time
 
 
 class StepClock:
-    """Step credit and the measured wall time of a typical step: the median of the last
-    `window` steps, so that a rare slow step (a checkpoint, a recovery's replay, a busy
-    machine) takes its real wall time without stalling the clock after it. Until `window`
-    steps are measured (calibration) a tick with any credit runs one step."""
+    """Step credit and the measured wall time of a step: the mean of the last `window` steps
+    (checkpoints, recovery replays and a busy machine included, so that warp stays simulated
+    seconds per wall second). Until `window` steps are measured (calibration) a tick with any
+    credit runs one step: an estimate from a few early steps (slow while warming up) could
+    stall the clock."""
 
     def __init__(self, warp: float, window: int = 21):
         self.warp = warp
         self.window = window
         self.recent: list[float] = []
-        self.wall_per_step: float | None = None  # seconds, typical
+        self.wall_per_step: float | None = None  # seconds, mean of the recent steps
         self.credit_s = 0.0  # simulated seconds of full-power compute not yet spent
 
     @property
@@ -54,7 +55,7 @@ class StepClock:
         self.recent.append(wall_s)
         if len(self.recent) > self.window:
             self.recent.pop(0)
-        self.wall_per_step = sorted(self.recent)[len(self.recent) // 2]
+        self.wall_per_step = sum(self.recent) / len(self.recent)
         self.credit_s = 0.0 if calibrating else max(0.0, self.credit_s - self.step_sim_s)
 
 

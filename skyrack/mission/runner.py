@@ -131,13 +131,15 @@ class Flight:
         self.lock.acquire()
         try:
             self._open(meta)
-        except BaseException:
+        except BaseException as exc:
             if getattr(self, "archive", None) is not None:
                 self.archive.close()
             if meta is not None and created:  # a mission that never flew leaves nothing behind
                 shutil.rmtree(self.run.path, ignore_errors=True)
             else:
                 self.lock.release()
+            if isinstance(exc, OSError):
+                raise UserError(f"cannot write run directory {self.run.path}: {exc.strerror or exc}") from None
             raise
 
     def _open(self, meta: dict | None) -> None:
