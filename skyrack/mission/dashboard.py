@@ -88,6 +88,7 @@ class Dashboard:
         self.next_at = 0.0
         self.drawn = 0
         self.snap = None
+        self.closed = False
 
     def update(self, snap) -> None:
         self.snap = snap
@@ -114,7 +115,7 @@ class Dashboard:
 
     def message(self, text: str) -> None:
         """A line that stays (above the dashboard on a terminal)."""
-        if self.tty and self.drawn:
+        if self.tty and self.drawn and not self.closed:
             self.stream.write(f"\x1b[{self.drawn}F\x1b[J")
             self.drawn = 0
             self.stream.write(text + "\n")
@@ -124,5 +125,6 @@ class Dashboard:
         self.stream.flush()
 
     def close(self) -> None:
-        if self.enabled:
+        if self.enabled and not self.closed:
             self._draw()
+        self.closed = True
