@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/skyrack where
+	$(VENV)/bin/skyrack mission
 
 test: $(STAMP) chromium
 	$(VENV)/bin/python -m pytest -q

@@ -185,19 +185,26 @@ def load_model(path: str, device: str | None = None, fallback: bool = False):
 
 
 def cmd_sample(args) -> int:
-    import torch
-
     if args.tokens < 0:
         raise UserError("--tokens must be zero or more")
     model, tokenizer, _ = load_model(args.checkpoint, args.device, args.fallback)
-    prompt = args.prompt if args.prompt is not None else ("\n" if "\n" in tokenizer.index else tokenizer.chars[0])
+    text = generate_text(model, tokenizer, args.prompt, args.tokens, seed=args.seed,
+                         temperature=args.temperature, top_k=args.top_k)
+    sys.stdout.write(text + "\n")
+    return 0
+
+
+def generate_text(model, tokenizer, prompt: str | None, tokens: int, *, seed: int = 1337,
+                  temperature: float = 0.8, top_k: int | None = 200) -> str:
+    """`prompt` (default: a newline) continued by `tokens` sampled characters, reproducibly."""
+    import torch
+
+    prompt = prompt if prompt is not None else ("\n" if "\n" in tokenizer.index else tokenizer.chars[0])
     if not prompt:
         raise UserError("--prompt is empty; give at least one character")
     ids = tokenizer.encode(prompt)  # one-line UserError for characters outside the vocabulary
     device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(args.seed)
+    generator = torch.Generator(device=device).manual_seed(seed)
     idx = torch.tensor([ids], dtype=torch.long, device=device)
-    out = model.generate(idx, args.tokens, temperature=args.temperature,
-                         top_k=args.top_k or None, generator=generator)
-    sys.stdout.write(tokenizer.decode(out[0].tolist()) + "\n")
-    return 0
+    out = model.generate(idx, tokens, temperature=temperature, top_k=top_k or None, generator=generator)
+    return tokenizer.decode(out[0].tolist())

@@ -1,0 +1,249 @@
+"""Start or resume a mission: plan it (the archive's meta), rebuild the spacecraft and the
+training job, fly, and close the run (status, final checkpoint, report).
+
+A new mission's defaults (each overridable):
+- start: half an orbit before the first South Atlantic Anomaly crossing after the elements'
+  epoch (after now when the elements are fresh), so that a short mission sees the anomaly;
+- length: 2.1 orbits (two full orbits, each with its eclipse);
+- warp: the mission's length over 5 minutes (`DEFAULT_WALL_S`): at full power the cpu preset
+  trains through the whole mission in about that much wall time; throttled or paused it is faster;
+- battery at 50% (`--soc`), so that the governor has to plan from the first tick;
+- stress 10: ten times the profile's upset rate, so that two orbits see a few dozen faults.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from skyrack.errors import UserError
+from skyrack.mission.rundir import RunDir, RunLock, check_run_id, find_run, new_run_id, runs_root
+from skyrack.mission.uplink import Operator
+
+DEFAULT_WALL_S = 300.0
+DEFAULT_ORBITS = 2.1
+STEPS_MODE_MAX_HOURS = 24.0
+COUNTERS = ("faults.injected", "faults.detected", "faults.recovered")
+
+
+@dataclass
+class Options:
+    profile: str | None = None
+    tle: str | None = None
+    start: str | None = None
+    hours: float | None = None
+    steps: int | None = None
+    warp: float | None = None
+    stress: float = 10.0
+    preset: str = "cpu"
+    data: str | None = None
+    run_id: str | None = None
+    resume: str | None = None
+    runs_dir: str | None = None
+    frame_interval: float = 10.0
+    soc: float = 0.5
+    seed: int = 1337
+    device: str | None = None
+
+
+def _positive(name: str, value, allow_zero: bool = False):
+    if value is not None and not (value >= 0 if allow_zero else value > 0):
+        raise UserError(f"{name} must be {'zero or more' if allow_zero else 'positive'}, got {value}")
+    return value
+
+
+def default_start(twin, base_s: float) -> float:
+    """Half an orbit before the first SAA entry within a day of `base_s` (or `base_s`)."""
+    entries = [c.seconds for c in twin.saa_crossings(base_s, base_s + 86400.0, step_s=30.0) if c.rising]
+    return round(entries[0] - twin.period_s / 2) if entries else round(base_s)
+
+
+def plan(opts: Options, say: Callable[[str], None]) -> dict:
+    """The archive meta of a new mission (the shared run-directory contract, plus ours)."""
+    from skyrack.mission.training import PRESET_NAMES
+    from skyrack.orbit.timebase import iso, parse_time
+    from skyrack.orbit.twin import OrbitTwin
+    from skyrack.profile import load_profile
+
+    _positive("--hours", opts.hours), _positive("--steps", opts.steps), _positive("--warp", opts.warp)
+    _positive("--stress", opts.stress, allow_zero=True), _positive("--frame-interval", opts.frame_interval)
+    if not 0.0 <= opts.soc <= 1.0:
+        raise UserError(f"--soc must lie in 0..1, got {opts.soc}")
+    if opts.preset not in PRESET_NAMES:
+        raise UserError(f"unknown preset {opts.preset!r}; one of {', '.join(PRESET_NAMES)}")
+    if opts.data is not None:
+        from skyrack.train.data import read_text_file
+        read_text_file(opts.data)  # a clear error now, not after the run directory exists
+    profile_arg = opts.profile or "starcloud-1"
+    if Path(profile_arg).is_file():
+        profile_arg = str(Path(profile_arg).resolve())
+    tle = str(Path(opts.tle).resolve()) if opts.tle else None
+    profile = load_profile(profile_arg, tle)
+    twin = OrbitTwin(profile.satellite)
+    if opts.start:
+        start = parse_time(opts.start).timestamp()
+    else:
+        now, epoch = time.time(), profile.satellite.epoch.timestamp()
+        fresh = twin.staleness_warning(now) is None
+        start = default_start(twin, now if fresh else epoch)
+        if not fresh:
+            say(f"the elements date from {profile.satellite.epoch:%Y-%m-%d}: flying from {iso(start)}, near "
+                f"their epoch (give --start, or fresh elements with --tle, to fly now)")
+    if opts.steps is not None:
+        hours = STEPS_MODE_MAX_HOURS
+    else:
+        hours = opts.hours if opts.hours is not None else DEFAULT_ORBITS * twin.period_s / 3600.0
+    end = start + round(hours * 3600.0 / opts.frame_interval) * opts.frame_interval
+    if end <= start:
+        raise UserError(f"--hours {hours} is shorter than one frame of {opts.frame_interval:g} s")
+    stale = twin.staleness_warning([start, end])
+    if stale:
+        say(f"warning: {stale}")
+    warp = opts.warp or ((end - start) if opts.steps is None else DEFAULT_ORBITS * twin.period_s) / DEFAULT_WALL_S
+    return {"run_id": None, "profile": profile_arg, "tle_file": tle, "start_t": float(start), "end_t": float(end),
+            "frame_interval_s": float(opts.frame_interval), "warp": float(warp), "preset": opts.preset,
+            "stress": float(opts.stress), "status": "running", "wall_started": time.time(),
+            "satellite": profile.satellite.name, "steps": opts.steps, "seed": opts.seed, "initial_soc": opts.soc,
+            "data": str(Path(opts.data).resolve()) if opts.data else None, "session": 1, "sessions": []}
+
+
+class Flight:
+    """Everything one session of a mission holds: run dir, lock, archive, spacecraft, training."""
+
+    def __init__(self, opts: Options, say: Callable[[str], None], view):
+        self.opts, self.say, self.view = opts, say, view
+        self.archive = None
+        root = runs_root(opts.runs_dir)
+        if root.exists() and not root.is_dir():
+            raise UserError(f"runs directory {root} is not a directory")
+        if opts.resume:
+            self.run = find_run(opts.resume, root)
+            meta = None
+        else:
+            meta = plan(opts, say)
+            self.run = RunDir(root / check_run_id(opts.run_id or new_run_id()))
+            created = not self.run.path.exists()
+            self.run.create()
+        self.lock = RunLock(self.run)
+        self.lock.acquire()
+        try:
+            self._open(meta)
+        except BaseException as exc:
+            if getattr(self, "archive", None) is not None:
+                self.archive.close()
+            if meta is not None and created:  # a mission that never flew leaves nothing behind
+                shutil.rmtree(self.run.path, ignore_errors=True)
+            else:
+                self.lock.release()
+            if isinstance(exc, OSError):
+                raise UserError(f"cannot write run directory {self.run.path}: {exc.strerror or exc}") from None
+            raise
+
+    def _open(self, meta: dict | None) -> None:
+        from skyrack.geo.regions import RegionIndex
+        from skyrack.mission.loop import Mission
+        from skyrack.mission.spacecraft import Spacecraft
+        from skyrack.mission.training import Training
+        from skyrack.orbit.twin import OrbitTwin
+        from skyrack.profile import load_profile
+        from skyrack.telemetry.archive import Archive
+
+        self.archive = Archive(self.run.archive)
+        resuming = meta is None
+        if resuming:
+            meta = {key: self.archive.meta(key) for key in
+                    ("run_id", "profile", "tle_file", "start_t", "end_t", "frame_interval_s", "warp", "preset",
+                     "stress", "status", "wall_started", "satellite", "steps", "seed", "initial_soc", "data",
+                     "session", "sessions")}
+            if meta["start_t"] is None:
+                raise UserError(f"{self.run.archive} holds no mission plan; it was not written by `skyrack mission`")
+            if meta["status"] == "finished":
+                raise UserError(f"mission {meta['run_id']} has finished; nothing to resume")
+            meta["session"] = int(meta["session"] or 1) + 1
+        else:
+            meta["run_id"] = self.run.run_id
+        meta["sessions"] = list(meta["sessions"] or []) + [{"session": meta["session"], "wall_started": time.time(),
+                                                            "wall_s": 0.0}]
+        meta["status"] = "running"
+        self.meta = meta
+
+        profile = load_profile(meta["profile"], meta["tle_file"])
+        twin = OrbitTwin(profile.satellite)
+        craft = Spacecraft(profile, twin, RegionIndex.load(), start_s=meta["start_t"], end_s=meta["end_t"],
+                           tick_s=meta["frame_interval_s"], initial_soc=meta["initial_soc"])
+        operator = Operator(stress=meta["stress"])
+        if resuming and self.archive.meta("operator"):
+            operator = Operator(**self.archive.meta("operator"))
+        last = self.archive.last_frame()
+        values = {name: value for name, (_, _, value) in self.archive.latest().items()} if last else None
+        first_tick = 0
+        if last:
+            k = int(round((last[1] - meta["start_t"]) / meta["frame_interval_s"]))
+            gpu_w = craft.gpu_draw_w(float(values["gpu.cap_w"]))
+            craft.restore(values["power.battery_wh"], values["gpu.temp_c"], gpu_w, values["radiation.dose_rad"])
+            craft.advance(craft.at(k), gpu_w)
+            first_tick = k + 1
+        self.training = Training(self.run.checkpoints, preset_name=meta["preset"], data_file=meta["data"],
+                                 steps=meta["steps"], seed=int(meta["seed"]), session=meta["session"], say=self.say,
+                                 device=self.opts.device)
+        offsets = {name: int(values[name]) if values else 0 for name in COUNTERS}
+        self.mission = Mission(self.archive, craft, self.training, meta=meta, operator=operator, view=self.view,
+                               first_tick=first_tick, offsets=offsets, previous=values)
+        for key, value in meta.items():  # the plan goes on record once everything is ready to fly
+            self.archive.set_meta(key, value)
+        if resuming:
+            self.mission.say(f"mission resumed (session {meta['session']}) after frame {last[0] if last else 0}; "
+                             f"training continues from step {self.training.step_count}")
+
+    def fly(self) -> dict:
+        from skyrack.mission.report import write_report
+
+        try:
+            status = self._fly()
+        finally:
+            self.view.close()
+            self.archive.close()
+            self.lock.release()
+        summary = write_report(self.run, say=self.say)
+        summary["status"] = status
+        return summary
+
+    def _fly(self) -> str:
+        from skyrack.telemetry.archive import Event
+
+        mission, training = self.mission, self.training
+        try:
+            status = mission.fly()
+            if status == "interrupted":
+                training.save()
+        except OSError as exc:
+            self._mark("interrupted")
+            raise UserError(f"cannot write run directory {self.run.path}: {exc.strerror or exc}; "
+                            f"the archive holds every committed frame (resume with --resume {self.run.run_id})") from None
+        except UserError:
+            self._mark("interrupted")
+            raise
+        last = self.archive.last_frame()
+        t = last[1] if last else self.meta["start_t"]
+        message = (f"mission complete: {last[0] if last else 0} frames, training step {training.step_count}"
+                   if status == "finished" else
+                   f"mission interrupted at frame {last[0] if last else 0}; continue with --resume {self.run.run_id}")
+        self.archive.write_events(t, mission.pending + [Event("mission", {"message": message})])
+        if status == "finished" and self.meta.get("steps") is not None:
+            self.archive.set_meta("end_t", t + self.meta["frame_interval_s"])
+        self._mark(status)
+        self.say(message)
+        return status
+
+    def _mark(self, status: str) -> None:
+        try:
+            self.archive.set_meta("status", status)
+        except Exception:  # the disk may be the very problem; the status is then left as it was
+            pass
+
+
+def run_mission(opts: Options, say: Callable[[str], None], view) -> dict:
+    return Flight(opts, say, view).fly()

@@ -1,0 +1,136 @@
+"""The training job the satellite runs: the Shakespeare GPT under `ProtectedRun` (the guard
+detects and recovers, the injector carries out the faults the orbit throws at it).
+
+Faults come from the radiation model: the expected upsets a second in the whole GPU memory at
+this point of the orbit (the SAA multiplier included), times the share of that memory the
+training state occupies (parameters and optimizer moments), times `stress`, times the tick's
+length; the count in a tick is Poisson. Their kinds follow `FAULT_MIX`, an assumption: most
+single-event effects in memory are bit flips in stored words; corrupted computations are
+rarer, functional interrupts (the process dies) and corrupted checkpoint writes rarer still.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from skyrack.errors import UserError
+from skyrack.train.config import PRESETS, ModelConfig, TrainConfig, from_dict, preset
+
+FAULT_MIX = {"memory": 0.7, "compute": 0.2, "interrupt": 0.05, "storage": 0.05}
+CHECKPOINT_INTERVAL = 100  # steps; a killed process or a dying satellite loses at most this many
+
+# A model that trains in seconds, for smoke tests and quick looks (the faults campaign's size).
+TINY = {"model": dict(block_size=32, n_layer=2, n_head=2, n_embd=64, dropout=0.0),
+        "train": dict(steps=300, batch_size=16, optimizer="adamw", lr=3e-3, warmup_steps=20,
+                      eval_interval=100, eval_windows=64, checkpoint_interval=25)}
+PRESET_NAMES = tuple(sorted(PRESETS)) + ("tiny",)
+
+
+def configs(name: str, steps: int | None) -> tuple[ModelConfig, TrainConfig]:
+    if name == "tiny":
+        model, train = ModelConfig(**TINY["model"]), TrainConfig(**TINY["train"])
+    elif name in PRESETS:
+        model, train = preset(name)
+    else:
+        raise UserError(f"unknown preset {name!r}; one of {', '.join(PRESET_NAMES)}")
+    if steps is not None:
+        train = dataclasses.replace(train, steps=steps)
+    return model, dataclasses.replace(train, checkpoint_interval=min(train.checkpoint_interval, CHECKPOINT_INTERVAL))
+
+
+def state_bits(trainer) -> int:
+    """Bits of the training state in GPU memory: parameters and optimizer moments."""
+    import torch
+    bits = sum(p.numel() * p.element_size() * 8 for p in trainer.model.parameters())
+    for opt in trainer.optimizers:
+        for st in opt.state.values():
+            bits += sum(v.numel() * v.element_size() * 8 for v in st.values() if torch.is_tensor(v) and v.ndim > 0)
+    return bits
+
+
+class Training:
+    """The trainer (fresh, or from the run's newest verified checkpoint) under protection."""
+
+    def __init__(self, checkpoints: Path, *, preset_name: str, data_file: str | None, steps: int | None,
+                 seed: int, session: int, say: Callable[[str], None], device: str | None = None):
+        from skyrack.faults.runtime import ProtectedRun
+        from skyrack.train import checkpoint
+        from skyrack.train.commands import COMPLETE_WORKS, load_dataset
+        from skyrack.train.data import CharTokenizer
+        from skyrack.train.trainer import Trainer
+
+        files = None
+        if checkpoint.list_checkpoints(checkpoints):
+            ckpt, files = checkpoint.load_checkpoint(checkpoints, fallback=True)
+            saved = json.loads(files["config.json"])
+            model_cfg, train_cfg = from_dict(saved)
+            name = saved["data"]["data"]
+            dataset = load_dataset(None if name == COMPLETE_WORKS else name,
+                                   CharTokenizer.from_json(files["tokenizer.json"].decode()), say,
+                                   expect_sha256=saved["data"]["sha256"])
+            say(f"training resumes from {ckpt.name} (step {ckpt.name.split('-')[-1].lstrip('0') or 0})")
+        else:
+            model_cfg, train_cfg = configs(preset_name, steps)
+            dataset = load_dataset(data_file, None, say)
+            model_cfg = dataclasses.replace(model_cfg, vocab_size=dataset.tokenizer.vocab_size)
+            train_cfg = dataclasses.replace(train_cfg, seed=seed)
+        self.trainer = Trainer(model_cfg, train_cfg, dataset, checkpoints, device=device)
+        if files is not None:
+            self.trainer.load_state(files)
+        self.run = ProtectedRun(self.trainer, protect=True, seed=seed * 1000 + session)
+        self.run.listeners.append(self._heard)
+        if files is None:
+            self.trainer.save()  # step 0: where a process killed before the first interval restarts
+        self.saved_step = self.trainer.state.step
+        self.rng = np.random.default_rng([seed, session])
+        self.kinds, self.weights = list(FAULT_MIX), np.array(list(FAULT_MIX.values()))
+        self._bits = state_bits(self.trainer)
+        self.tokens_per_step = model_cfg.block_size * train_cfg.batch_size
+        self.last_loss: float | None = None
+
+    def _heard(self, name: str, data: dict) -> None:
+        if name == "checkpoint":
+            self.saved_step = data["step"]
+
+    @property
+    def step_count(self) -> int:
+        return self.trainer.state.step
+
+    @property
+    def done(self) -> bool:
+        return self.trainer.state.step >= self.trainer.cfg.steps
+
+    def expose(self, gpu_upsets_per_s: float, gpu_bits: float, seconds: float, stress: float) -> list[str]:
+        """Draw the faults of `seconds` of exposure and schedule them for the next step."""
+        expected = gpu_upsets_per_s * seconds * stress * self._bits / gpu_bits
+        n = int(self.rng.poisson(expected)) if expected > 0 else 0
+        kinds = [self.kinds[i] for i in self.rng.choice(len(self.kinds), size=n, p=self.weights)] if n else []
+        for kind in kinds:
+            self.run.add_fault(kind)
+        return kinds
+
+    def step(self) -> float:
+        loss = self.run.step()
+        self.last_loss = loss
+        if self.trainer.state.step == 1:
+            self._bits = state_bits(self.trainer)  # the optimizer's moments exist from the first step
+        s, cfg = self.trainer.state.step, self.trainer.cfg
+        if s % cfg.eval_interval == 0 or s == cfg.steps:
+            self.trainer.evaluate()
+        return loss
+
+    def save(self):
+        return self.run.save()
+
+    def finish(self) -> None:
+        """The final integrity check and a checkpoint of the final state."""
+        self.run.finish()
+        if self.trainer.state.val_loss is None or self.trainer.state.step % self.trainer.cfg.eval_interval:
+            self.trainer.evaluate()
+        if self.saved_step != self.trainer.state.step:
+            self.run.save()

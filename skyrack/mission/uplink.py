@@ -1,0 +1,61 @@
+"""Commands from the ground, executed at the mission's next tick: queued -> dispatched ->
+completed | failed (each change is a `command` event, written by the archive).
+
+What a command changes is the operator's part of the compute budget (`Operator`): a pause, an
+upper bound on the governor's power cap, the fault stress. It is kept in the archive's meta
+(`operator`) so that a resumed mission keeps obeying it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+
+@dataclass
+class Operator:
+    paused: bool = False
+    cap_limit_w: float | None = None
+    stress: float = 1.0
+
+    def cap(self, governor_cap_w: float, min_w: float) -> float:
+        """The cap the GPU runs at: the governor's, bounded by the operator; 0 is paused."""
+        if self.paused or governor_cap_w <= 0:
+            return 0.0
+        cap = governor_cap_w if self.cap_limit_w is None else min(governor_cap_w, self.cap_limit_w)
+        return cap if cap >= min_w else 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def execute(archive, t: float, operator: Operator, checkpoint_now: Callable[[], str]) -> bool:
+    """Run every queued command; returns whether the operator state changed."""
+    changed = False
+    for cmd in archive.pending_commands():
+        archive.set_command_status(cmd["id"], "dispatched", now=t)
+        name, args = cmd["name"], cmd["args"]
+        try:
+            if name == "ping":
+                result = "pong"
+            elif name == "pause_training":
+                result = "training paused" if not operator.paused else "already paused"
+                operator.paused, changed = True, True
+            elif name == "resume_training":
+                result = "training resumed" if operator.paused else "was not paused"
+                operator.paused, changed = False, True
+            elif name == "checkpoint_now":
+                result = checkpoint_now()
+            elif name == "set_power_cap":
+                operator.cap_limit_w, changed = float(args["cap_w"]), True
+                result = f"GPU cap limited to {operator.cap_limit_w:.0f} W"
+            elif name == "set_stress":
+                operator.stress, changed = float(args["factor"]), True
+                result = f"fault stress x{operator.stress:g}"
+            else:
+                raise ValueError(f"the mission does not know command {name!r}")
+        except Exception as exc:  # a failed command is reported, and the mission flies on
+            archive.set_command_status(cmd["id"], "failed", now=t, result=str(exc).splitlines()[0][:200])
+            continue
+        archive.set_command_status(cmd["id"], "completed", now=t, result=result)
+    return changed
