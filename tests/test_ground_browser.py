@@ -1,4 +1,4 @@
-"""End to end in headless Chromium: the dashboard over a real server and a flying test mission.
+"""End to end in headless Chromium: the dashboard over a real server following a real mission.
 
 Uses Debian's /usr/bin/chromium through the `playwright` package (its wheel ships the driver;
 no browser download). Without Chromium the test skips locally and FAILS on CI (CI=true),
@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
+import subprocess
+import sys
 import time
 from urllib.parse import urlsplit
 
 import pytest
 
-from ground_flight import Flight
+from conftest import REPO
 from ground_helpers import ground_server
+from skyrack.telemetry.archive import Archive
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -55,6 +57,17 @@ def _assistant_available() -> bool:
         return False
 
 
+def _flying(archive_path) -> bool:
+    """The mission has committed frames and says it is running."""
+    if not archive_path.exists():
+        return False
+    try:
+        with Archive(archive_path, readonly=True) as archive:
+            return archive.meta("status") == "running" and archive.frame_count() >= 3
+    except Exception:  # created but not yet initialised
+        return False
+
+
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory):
     chromium = _chromium()
@@ -62,11 +75,22 @@ def dashboard(tmp_path_factory):
 
     runs = tmp_path_factory.mktemp("runs")
     artifacts = tmp_path_factory.mktemp("artifacts")
-    flight = Flight(runs / "e2e-run")
-    flight.step(160)  # past the first eclipse exit, so the event log has something
-    stop = threading.Event()
+    play = tmp_path_factory.mktemp("data") / "play.txt"
+    from skyrack.faults.campaign import generated_corpus
+    play.write_text(generated_corpus(600))
+    # The real mission, slow enough (warp 300) to still be flying while the page is driven.
+    mission = subprocess.Popen(
+        [sys.executable, "-m", "skyrack", "mission", "--preset", "tiny", "--data", str(play), "--runs-dir", str(runs),
+         "--run-id", "e2e-run", "--hours", "12", "--warp", "300", "--no-dashboard"],
+        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    archive_path = runs / "e2e-run" / "telemetry.sqlite"
+    deadline = time.monotonic() + 90
+    while not _flying(archive_path):
+        assert mission.poll() is None, mission.stderr.read()
+        assert time.monotonic() < deadline, "the mission did not start flying"
+        time.sleep(0.2)
     with ground_server(runs, "--run", "e2e-run", "--assistant", "composed") as server:
-        flyer = flight.fly(4, stop)
         with sync_playwright() as p:
             # An empty profile directory: no state or extension from anywhere else.
             browser = p.chromium.launch_persistent_context(
@@ -82,8 +106,8 @@ def dashboard(tmp_path_factory):
             page.screenshot(path=str(shot), full_page=True)
             print(f"\ndashboard screenshot: {shot}")
             browser.close()
-        stop.set()
-        flyer.join()
+    mission.kill()
+    mission.wait()
 
 
 def test_page_loads_offline_and_the_satellite_moves(dashboard):
