@@ -293,3 +293,31 @@ def test_step_clock_turns_throughput_into_steps_per_tick():
     assert steps_in(clock, 100, 1.0) == 500
     assert steps_in(clock, 100, 0.5) == 250
     assert steps_in(clock, 100, 0.0) == 0 and clock.credit_s == 0.0
+
+
+def test_dashboard_redraws_in_place_on_a_terminal_and_logs_lines_elsewhere():
+    from skyrack.mission.dashboard import Dashboard
+    from skyrack.mission.loop import Snapshot
+
+    values = {c.name: (0.5 if c.type == "float" else 3 if c.type == "int" else False if c.type == "bool"
+                       else "Chad") for c in CHANNELS}
+    snap = Snapshot(values=values, t=1.785e9, start_t=1.785e9, end_t=1.785e9 + 600, tick_s=10.0, frames=1,
+                    light_change=("eclipse", 300.0), eta_s=65.0, target_steps=100, run_id="r1", satellite="SAT")
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    term = Terminal()
+    view = Dashboard(term, refresh_s=0.0)
+    view.update(snap)
+    view.update(snap)
+    text = term.getvalue()
+    assert text.count("\x1b[8F") == 1  # the second frame overwrote the first
+    for shown in ("SAT", "r1", "Chad", "eclipse in 5 min", "50%", "cap 0 W", "injected 3", "step 3/100", "ETA 1:05"):
+        assert shown in text, shown
+    plain = io.StringIO()
+    view = Dashboard(plain, log_every_s=3600.0)
+    view.update(snap)
+    view.update(snap)
+    assert plain.getvalue().count("\n") == 1 and "\x1b" not in plain.getvalue()
