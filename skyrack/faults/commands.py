@@ -80,7 +80,7 @@ def render(r: dict) -> str:
               f"{'yes' if r['bitwise_equal_final_state'] else 'no'}",
               f"time: fault-free {ff['seconds']:.1f} s, under faults {fy['seconds']:.1f} s "
               f"(overhead {100 * r['overhead']:+.0f}%: {fy['detections']} detections, "
-              f"{fy['recomputed_steps']} recomputed steps, {fy['replayed_steps']} replayed steps, "
+              f"{fy['false_alarms']} false alarms, {fy['recomputed_steps']} recomputed steps, {fy['replayed_steps']} replayed steps, "
               f"{fy['restarts']} restarts)",
               "rounding: undetected, the state diverged, but the corruption was within the rounding "
               "error of the hit value (1 ulp stored; gamma_k sum|a b| for a GEMM element)"]

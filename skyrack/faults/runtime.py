@@ -81,7 +81,7 @@ class ProtectedRun:
     def counts(self) -> dict[str, int]:
         fired = [f for f in self.faults if f.fired]
         return {"injected": len(fired),
-                "detected": len(self.guard.detections) + self.refused_checkpoints + self.restarts,
+                "detected": self.guard.detected() + self.refused_checkpoints + self.restarts,
                 "recovered": sum(1 for f in fired if getattr(f, "outcome_hint", None) == "recovered"
                                  or getattr(f, "erased", None) == "guard" or f.kind == "interrupt")}
 
@@ -216,7 +216,7 @@ class ProtectedRun:
         self.seconds += time.perf_counter() - start
         return {"val_loss": trainer.evaluate(), "seconds": self.seconds,
                 "seconds_per_step": self.seconds / trainer.cfg.steps,
-                "detections": len(self.guard.detections),
+                "detections": self.guard.detected(), "false_alarms": self.guard.false_alarms,
                 "replayed_steps": self.guard.replayed_steps,
                 "recomputed_steps": self.guard.recomputed_steps, "restarts": self.restarts,
                 "state_bits": sum(x.numel() * x.element_size() * 8 for x in state_tensors(trainer))}
@@ -234,7 +234,7 @@ class ProtectedRun:
                            for f in self.faults],
                 "injector_rng": self.injector.rng.getstate(), "timeline": self.injector.timeline,
                 "detections": g.detections, "replayed_steps": g.replayed_steps,
-                "recomputed_steps": g.recomputed_steps, "grad_norms": list(g.grad_norms),
+                "recomputed_steps": g.recomputed_steps, "false_alarms": g.false_alarms, "grad_norms": list(g.grad_norms),
                 "losses": list(g.losses), "restarts": self.restarts,
                 "refused_checkpoints": self.refused_checkpoints,
                 "corrupted": {k: [f.id for f in v] for k, v in self.corrupted.items()},
@@ -281,6 +281,7 @@ class ProtectedRun:
         self.injector.timeline = book["timeline"]
         g.detections[:] = book["detections"]
         g.replayed_steps, g.recomputed_steps = book["replayed_steps"], book["recomputed_steps"]
+        g.false_alarms = book["false_alarms"]
         g.grad_norms.clear(); g.grad_norms.extend(book["grad_norms"])
         g.losses.clear(); g.losses.extend(book["losses"])
         self.restarts, self.refused_checkpoints = book["restarts"], book["refused_checkpoints"]
