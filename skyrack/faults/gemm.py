@@ -15,7 +15,9 @@ pays nothing.
 
 The check (`Abft`) is the classic row checksum: the row sums of out = a @ b must equal
 a @ (b's row sums). Both sides are computed in fp32, so they differ by rounding; the residual
-is compared with u * (|a| @ |b|'s row sums), the scale of that rounding (u = 2^-24 in fp32), and a
+is compared with u sqrt(k n) ||out_row||_2, the scale of that rounding (u = 2^-24 in fp32, k the
+inner dimension, n the row length; one fast pass over the output, where the textbook scale
+|a| @ |b| costs two more passes over the inputs and an L1 norm is a slow reduction on CPU), and a
 residual above `threshold` units of it is a fault. The worst ratio of a step is kept on the
 device (no synchronisation per product); the guard reads it once, before the update.
 """
@@ -109,10 +111,10 @@ class Abft:
         self._worst: torch.Tensor | None = None
 
     def __call__(self, site: str, out, a, b) -> None:
-        unit = torch.finfo(out.dtype).eps / 2
+        unit = torch.finfo(out.dtype).eps / 2 * (a.shape[1] * out.shape[1]) ** 0.5
         out, a, b = out.float(), a.float(), b.float()  # no copies in fp32
-        residual = out.sum(1) - a.mv(b.sum(1))
-        scale = a.abs().mv(b.abs().sum(1)).mul_(unit).add_(torch.finfo(torch.float32).tiny)
+        residual = out.sum(1).sub_(a.mv(b.sum(1)))
+        scale = torch.linalg.vector_norm(out, dim=1).mul_(unit).add_(torch.finfo(torch.float32).tiny)
         ratio = residual.abs_().div_(scale).nan_to_num_(nan=float("inf")).amax()
         self._worst = ratio if self._worst is None else torch.maximum(self._worst, ratio)
 
