@@ -3,10 +3,13 @@
 Classes (`Fault.kind`):
   * memory    - single-event upsets: one bit (98.6 %, Alsat-1) or two adjacent bits flipped, any
                 bit position, in the tensor's own dtype, in a parameter or an optimizer moment
-                (between steps) or a gradient (after backward);
-  * compute   - a corrupted value while computing: an activation of a transformer block during
-                forward, or a gradient after backward; several bits at once or a rescaled value,
-                mostly finite (real SDCs are NaN/Inf only ~1 % of the time);
+                (between steps) or a gradient (while it waits in memory between backward and
+                the update: the trainer's "before_update" hook);
+  * compute   - a wrong element in the output of a GEMM kernel, where GPU silent data
+                corruptions happen: the forward product of a linear layer (an activation) or
+                one of its two backward products (a gradient), see `skyrack.faults.gemm`;
+                several bits at once or a rescaled value, mostly finite (real SDCs are NaN/Inf
+                only ~1 % of the time);
   * interrupt - the process dies (SIGKILL) and restarts from its last checkpoint;
   * storage   - bytes of a checkpoint on disk flipped.
 memory and compute faults are applied here; interrupt and storage need the run directory and are
@@ -14,6 +17,12 @@ carried out by `skyrack.faults.runtime.ProtectedRun`, which asks `due()` for the
 
 Each fault fires once, at the first execution of its step: a replay of that step after recovery
 runs clean, as it would after a one-off upset.
+
+Each memory or compute fault also records `rounding`: the rounding error the corrupted value
+could carry anyway, i.e. one ulp of a stored value, or for a GEMM output element the standard
+bound gamma_k * sum_i |a_i b_i| (k the inner dimension, gamma_k = k u / (1 - k u)): another
+correct GEMM implementation may differ by that much. `within_rounding` says the corruption was
+no larger (the campaign reports such faults in their own class).
 """
 
 from __future__ import annotations
@@ -23,7 +32,10 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+import math
+
 from skyrack.faults.bits import bit_width, flip_bits
+from skyrack.faults.gemm import GemmSites
 from skyrack.train.trainer import Trainer
 
 KINDS = ("memory", "compute", "interrupt", "storage")
@@ -36,11 +48,14 @@ class Fault:
     step: int              # fires while executing step `step` (1-based), or just after it
     target: str = ""       # param / moment / grad / activation / process / checkpoint
     where: str = ""        # tensor name and element, or file
+    site: str = ""         # compute: the GEMM it strikes (layer.phase)
     bits: list[int] = field(default_factory=list)
     before: float | None = None
     after: float | None = None
     fired: bool = False
     timeline: int = 0      # how many rollbacks had happened when it fired (see campaign)
+    rounding: float | None = None   # the rounding error the hit value may carry anyway
+    within_rounding: bool = False   # the corruption was no larger than `rounding`
 
     def record(self) -> dict:
         return asdict(self)
@@ -75,9 +90,11 @@ class Injector:
         self.timeline = 0
         self.on_fire: list = []  # fn(fault), called as each fault is carried out
         self._names = [n for n, _ in trainer.model.named_parameters()]
-        self._handles = []
+        self.sites = GemmSites.for_model(trainer.model)
+        self.sites.tamper = self._tamper
         trainer.hooks["before_step"].append(self._before_step)
-        trainer.hooks["after_backward"].append(self._after_backward)
+        # before any checker's hook: the upset lands while the gradients wait for the update
+        trainer.hooks["before_update"].insert(0, self._before_update)
 
     def _pending(self, step: int, kinds: tuple[str, ...]) -> list[Fault]:
         return [f for f in self.faults if not f.fired and f.step == step and f.kind in kinds]
@@ -101,10 +118,15 @@ class Injector:
         start = self.rng.randrange(width - n + 1)
         return list(range(start, start + n))
 
-    def _flip(self, fault: Fault, tensor: torch.Tensor, name: str, target: str, compute: bool) -> None:
-        index = self.rng.randrange(tensor.numel())
+    def _flip(self, fault: Fault, tensor: torch.Tensor, name: str, target: str, compute: bool,
+              index: int | None = None, rounding: float | None = None) -> None:
+        if index is None:
+            index = self.rng.randrange(tensor.numel())
+        flat = tensor.view(-1)
+        if rounding is None:  # a stored value: one ulp
+            value = flat[index:index + 1].detach()
+            rounding = float((torch.nextafter(value, value.new_full((1,), math.inf)) - value).abs())
         if compute and self.rng.random() < 0.5:   # a wrong but ordinary-looking value
-            flat = tensor.view(-1)
             fault.before = float(flat[index])
             flat[index] = flat[index] * self.rng.choice((-1.0, 4.0, -16.0, 64.0, 1e3))
             fault.after = float(flat[index])
@@ -112,11 +134,17 @@ class Injector:
         else:
             fault.bits = self._bits(tensor, compute)
             fault.before, fault.after = flip_bits(tensor, index, fault.bits)
+        fault.rounding = rounding
+        fault.within_rounding = math.isfinite(fault.after) and abs(fault.after - fault.before) <= rounding
         self.fire(fault, target, f"{name}[{index}]")
 
     def between_steps(self) -> None:
         """Memory upsets in parameters or optimizer moments, after step `state.step`."""
         for fault in self._pending(self.trainer.state.step, ("memory",)):
+            if not fault.target:  # decided once: most memory upsets land between steps
+                fault.target = "grad" if self.rng.random() < 0.2 else "state"
+            if fault.target == "grad":
+                continue
             if self.rng.random() < 0.5:
                 moments = [(f"{self._names[i]}.{key}", v)
                            for opt in self.trainer.optimizers
@@ -132,38 +160,32 @@ class Injector:
 
     # -- hooks ----------------------------------------------------------------------------------
     def _before_step(self, trainer: Trainer) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
         step = trainer.state.step + 1
+        for fault in self._pending(step, ("compute", "memory")):
+            if fault.kind == "compute" and not fault.site:
+                fault.site = self.rng.choice(self.sites.sites())
+            elif fault.kind == "memory" and not fault.target:
+                fault.target = "grad" if self.rng.random() < 0.2 else "state"
+
+    def _tamper(self, site: str, out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+        step = self.trainer.state.step + 1
         for fault in self._pending(step, ("compute",)):
-            if self.rng.random() < 0.5:
-                block_i = self.rng.randrange(len(trainer.model.blocks))
-                self._handles.append(trainer.model.blocks[block_i].register_forward_hook(
-                    self._activation_hook(fault, f"blocks.{block_i}.out")))
-            else:
-                fault.target = "gradient"
-
-    def _activation_hook(self, fault: Fault, name: str):
-        def hook(module, inputs, output):
-            if fault.fired:
-                return None
-            out = output.detach().clone()
-            self._flip(fault, out, name, "activation", compute=True)
-            return output + (out - output.detach())  # the corrupted value, same autograd graph
-        return hook
-
-    def _after_backward(self, trainer: Trainer) -> None:
-        step = trainer.state.step + 1
-        for fault in self._pending(step, ("memory", "compute")):
-            if fault.kind == "compute" and fault.target != "gradient":
+            if fault.site != site:
                 continue
-            if fault.kind == "memory":
-                if not fault.target:  # decided once: most memory upsets land between steps
-                    fault.target = "grad" if self.rng.random() < 0.2 else "state"
-                if fault.target != "grad":
-                    continue
+            row, col = self.rng.randrange(out.shape[0]), self.rng.randrange(out.shape[1])
+            k = a.shape[1]
+            unit = torch.finfo(out.dtype).eps / 2
+            gamma = k * unit / (1 - k * unit)
+            rounding = gamma * float((a[row].float().abs() * b[:, col].float().abs()).sum())
+            phase = site.rsplit(".", 1)[1]
+            self._flip(fault, out, site, "activation" if phase == "forward" else "gradient", True,
+                       index=row * out.shape[1] + col, rounding=rounding)
+
+    def _before_update(self, trainer: Trainer) -> None:
+        step = trainer.state.step + 1
+        for fault in self._pending(step, ("memory",)):
+            if fault.target != "grad":
+                continue
             params = [(n, p) for n, p in zip(self._names, trainer.model.parameters()) if p.grad is not None]
             name, p = self.rng.choice(params)
-            self._flip(fault, p.grad, name + ".grad", "grad" if fault.kind == "memory" else "gradient",
-                       compute=fault.kind == "compute")
+            self._flip(fault, p.grad, name + ".grad", "grad", compute=False)

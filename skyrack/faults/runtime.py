@@ -13,19 +13,28 @@ Memory and compute faults are applied by the injector's hooks inside the step; s
 is lost and training restarts from the newest checkpoint that verifies) are carried out here,
 after the step they are due at. Protection off keeps the same faults but no guard, no checkpoint
 scrubbing and no verification on restart: what is read is used.
+
+A run that must survive its own host being killed (the fault campaign) gives `state_dir`: every
+`snapshot_every` steps, right after a verified step, the whole run (trainer state, the run
+directory's checkpoints as they are, every fault record, the guard's history, the injector's
+random state and the trace) is written there as one verified checkpoint, and `resume()`
+continues from the newest one exactly as the run would have gone on.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import random
 import shutil
+import tarfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from skyrack.faults.guard import Guard, state_fingerprint
+from skyrack.faults.guard import Guard, state_fingerprint, state_tensors
 from skyrack.faults.inject import KINDS, Fault, Injector
-from skyrack.train.checkpoint import CheckpointError, list_checkpoints, read_verified
+from skyrack.train.checkpoint import CheckpointError, list_checkpoints, read_verified, write_checkpoint
 from skyrack.train.trainer import Trainer
 
 Listener = Callable[[str, dict[str, Any]], None]
@@ -33,7 +42,8 @@ Listener = Callable[[str, dict[str, Any]], None]
 
 class ProtectedRun:
     def __init__(self, trainer: Trainer, *, protect: bool = True, faults: list[Fault] | None = None,
-                 seed: int = 0, snapshot_every: int = 10, trace: bool = False):
+                 seed: int = 0, snapshot_every: int = 10, trace: bool = False,
+                 state_dir: Path | None = None):
         self.trainer, self.protect = trainer, protect
         self.out_dir = trainer.out_dir
         self.faults: list[Fault] = list(faults or [])
@@ -47,9 +57,12 @@ class ProtectedRun:
         self.injector.on_fire.append(self._fired)
         self.guard = Guard(trainer, enabled=protect, snapshot_every=snapshot_every)
         self.guard.on_recover.append(self._guard_recovered)
+        self.snapshot_every = snapshot_every
+        self.state_dir = Path(state_dir) if state_dir else None
         self.restarts = 0
         self.refused_checkpoints = 0
         self.corrupted: dict[str, list[Fault]] = {}  # checkpoint dir -> storage faults on it
+        self.seconds = 0.0  # wall time of run(), earlier sessions included
 
     @classmethod
     def fresh(cls, model_cfg, train_cfg, dataset, out_dir: Path, *, device: str = "cpu", **kwargs) -> "ProtectedRun":
@@ -68,7 +81,7 @@ class ProtectedRun:
     def counts(self) -> dict[str, int]:
         fired = [f for f in self.faults if f.fired]
         return {"injected": len(fired),
-                "detected": len(self.guard.detections) + self.refused_checkpoints + self.restarts,
+                "detected": self.guard.detected() + self.refused_checkpoints + self.restarts,
                 "recovered": sum(1 for f in fired if getattr(f, "outcome_hint", None) == "recovered"
                                  or getattr(f, "erased", None) == "guard" or f.kind == "interrupt")}
 
@@ -170,6 +183,14 @@ class ProtectedRun:
         trainer, cfg = self.trainer, self.trainer.cfg
         loss = float(self.guard.step())
         s = trainer.state.step
+        if self.state_dir is not None and s % self.snapshot_every == 0:
+            self.save_state()
+        self._after(s)
+        return loss
+
+    def _after(self, s: int) -> None:
+        """What follows step `s`: its checkpoint, then the faults due after it."""
+        cfg = self.trainer.cfg
         if s % cfg.checkpoint_interval == 0 or s == cfg.steps:
             self.save()
         self.injector.between_steps()
@@ -177,24 +198,104 @@ class ProtectedRun:
             self._corrupt(f)
         for f in self.injector.due(s, "interrupt"):
             self._restart(f)
-        return loss
 
     def finish(self) -> None:
         self.guard.finish()
 
     def run(self) -> dict:
-        """Train to the configured step count (the campaign's run); returns its outcome."""
+        """Train to the configured step count (the campaign's run), continuing from `state_dir`
+        when it holds a saved state; returns the run's outcome."""
         trainer = self.trainer
         start = time.perf_counter()
-        if self.faults:
+        if not self.resume() and self.faults:
             trainer.save()  # the initial checkpoint a restart before the first interval goes back to
         while trainer.state.step < trainer.cfg.steps:
             self.step()
         self.finish()
         self.trace[trainer.cfg.steps + 1] = state_fingerprint(trainer)
-        seconds = time.perf_counter() - start
-        return {"val_loss": trainer.evaluate(), "seconds": seconds, "detections": len(self.guard.detections),
-                "replayed_steps": self.guard.replayed_steps, "restarts": self.restarts}
+        self.seconds += time.perf_counter() - start
+        return {"val_loss": trainer.evaluate(), "seconds": self.seconds,
+                "seconds_per_step": self.seconds / trainer.cfg.steps,
+                "detections": self.guard.detected(), "false_alarms": self.guard.false_alarms,
+                "replayed_steps": self.guard.replayed_steps,
+                "recomputed_steps": self.guard.recomputed_steps, "restarts": self.restarts,
+                "state_bits": sum(x.numel() * x.element_size() * 8 for x in state_tensors(trainer))}
+
+    # -- surviving the host: the whole run saved and resumed -----------------------------------
+    def save_state(self) -> Path:
+        """Write the run as it stands (after a verified step) under `state_dir`, atomically."""
+        t, g = self.trainer, self.guard
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            if self.out_dir is not None and self.out_dir.exists():
+                tar.add(self.out_dir, arcname="run")
+        extra = ("outcome_hint", "erased", "loaded_at")
+        book = {"faults": [{**f.record(), **{k: getattr(f, k) for k in extra if hasattr(f, k)}}
+                           for f in self.faults],
+                "injector_rng": self.injector.rng.getstate(), "timeline": self.injector.timeline,
+                "detections": g.detections, "replayed_steps": g.replayed_steps,
+                "recomputed_steps": g.recomputed_steps, "false_alarms": g.false_alarms, "grad_norms": list(g.grad_norms),
+                "losses": list(g.losses), "restarts": self.restarts,
+                "refused_checkpoints": self.refused_checkpoints,
+                "corrupted": {k: [f.id for f in v] for k, v in self.corrupted.items()},
+                "trace": {str(k): v.hex() for k, v in self.trace.items()},
+                "seconds": self.seconds + time.perf_counter() - getattr(self, "_session_start", time.perf_counter())}
+        files = {**t.checkpoint_files(), "run.json": json.dumps(book).encode(), "run.tar": buffer.getvalue()}
+        return write_checkpoint(self.state_dir, t.state.step, files, keep=2)
+
+    def resume(self) -> bool:
+        """Continue from the newest saved state under `state_dir` that verifies; False if none."""
+        self._session_start = time.perf_counter()
+        for ckpt in list_checkpoints(self.state_dir) if self.state_dir else []:
+            try:
+                files = read_verified(ckpt)
+            except CheckpointError:
+                continue
+            break
+        else:
+            return False
+        t, g = self.trainer, self.guard
+        t.load_state(files)
+        book = json.loads(files["run.json"])
+        if self.out_dir is not None:
+            shutil.rmtree(self.out_dir, ignore_errors=True)
+            with tarfile.open(fileobj=io.BytesIO(files["run.tar"])) as tar:
+                for member in tar.getmembers():
+                    if not member.name.startswith("run") or ".." in member.name:
+                        raise CheckpointError(f"saved run state {ckpt} holds an unexpected path")
+                    target = self.out_dir.parent / (self.out_dir.name + member.name[3:])
+                    if member.isdir():
+                        target.mkdir(parents=True, exist_ok=True)
+                    elif member.isfile():
+                        target.parent.mkdir(parents=True, exist_ok=True)
+                        target.write_bytes(tar.extractfile(member).read())
+        by_id = {f.id: f for f in self.faults}
+        for rec in book["faults"]:
+            f = by_id.get(rec["id"])
+            if f is None:
+                f = Fault(rec["id"], rec["kind"], rec["step"])
+                self.faults.append(f)
+            for k, v in rec.items():
+                setattr(f, k, v)
+        self.injector.rng.setstate(_tuples(book["injector_rng"]))
+        self.injector.timeline = book["timeline"]
+        g.detections[:] = book["detections"]
+        g.replayed_steps, g.recomputed_steps = book["replayed_steps"], book["recomputed_steps"]
+        g.false_alarms = book["false_alarms"]
+        g.grad_norms.clear(); g.grad_norms.extend(book["grad_norms"])
+        g.losses.clear(); g.losses.extend(book["losses"])
+        self.restarts, self.refused_checkpoints = book["restarts"], book["refused_checkpoints"]
+        self.corrupted = {k: [by_id[i] for i in v] for k, v in book["corrupted"].items()}
+        self.trace = {int(k): bytes.fromhex(v) for k, v in book["trace"].items()}
+        self.seconds = book["seconds"]
+        g.reset()
+        self._after(t.state.step)  # the rest of the step the state was saved in
+        return True
+
+
+def _tuples(x):
+    """JSON turned random.getstate()'s tuples into lists."""
+    return tuple(_tuples(v) for v in x) if isinstance(x, list) else x
 
 
 def observe_step(f: Fault) -> int:

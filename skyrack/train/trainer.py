@@ -11,9 +11,14 @@ random state, and advances one optimizer step at a time.
 A caller that must throttle training (a power governor) decides when to call `step()`; a caller
 that must disturb it (a radiation fault injector) registers a hook: `trainer.hooks[event]` is a
 list of callables `fn(trainer)`, called at "before_step" (after the batch is drawn, as
-`trainer.batch`), "after_backward" (gradients present, before clipping) and "after_step"
-(parameters and optimizer moments updated). Parameters are `trainer.model.parameters()`,
-moments `trainer.optimizers[i].state`.
+`trainer.batch`), "after_backward" (gradients present, before clipping; the batch loss is
+`trainer.loss`), "before_update" (the gradients are about to be clipped and applied: the last
+moment they sit in memory before the optimizer reads them) and "after_step" (parameters and
+optimizer moments updated). Parameters are `trainer.model.parameters()`, moments
+`trainer.optimizers[i].state`. A hook may raise `StepAborted` before the update: the state is
+then untouched except for the step's position (batch, random draws), which
+`trainer.position()` taken before the step restores; `trainer.snapshot()` / `restore()` copy
+the whole training state in memory (a guard's recovery point).
 
 The same code runs on CPU or CUDA (chosen automatically) and under `torchrun` with
 DistributedDataParallel (gloo on CPU, NCCL on CUDA): each process draws its own batches, DDP
@@ -27,6 +32,7 @@ the sampler position and the Python, NumPy and torch (CPU and CUDA) random state
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -47,7 +53,11 @@ from skyrack.train.config import ModelConfig, TrainConfig, to_dict
 from skyrack.train.data import BatchSampler, Dataset, eval_offsets
 from skyrack.train.model import GPT
 
-HOOK_EVENTS = ("before_step", "after_backward", "after_step")
+HOOK_EVENTS = ("before_step", "after_backward", "before_update", "after_step")
+
+
+class StepAborted(Exception):
+    """Raised by a hook before the update to abandon the step (see the module docstring)."""
 
 
 @dataclass
@@ -116,7 +126,8 @@ def build_optimizers(model: GPT, cfg: TrainConfig) -> list[torch.optim.Optimizer
     return optimizers
 
 
-def _rng_state() -> dict:
+def rng_state() -> dict:
+    """Every random state a bitwise replay needs: Python, NumPy, torch CPU and CUDA."""
     name, keys, pos, has_gauss, gauss = np.random.get_state()
     return {"python": random.getstate(),
             "numpy": [name, keys.tolist(), pos, has_gauss, gauss],
@@ -124,13 +135,15 @@ def _rng_state() -> dict:
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
-def _set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     name, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((name, np.array(keys, dtype=np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
 
 
 class Trainer:
@@ -167,6 +180,7 @@ class Trainer:
         self.state = TrainState()
         self.hooks: dict[str, list[Callable[["Trainer"], None]]] = {e: [] for e in HOOK_EVENTS}
         self.batch: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.loss: torch.Tensor | None = None  # the current step's batch loss, from after_backward on
         self._loss_sum = torch.zeros((), device=self.device)
         self._loss_count = 0
 
@@ -188,7 +202,9 @@ class Trainer:
         with self.autocast:
             _, loss = self.forward(*self.batch)
         loss.backward()
+        self.loss = loss.detach()
         self._call("after_backward")
+        self._call("before_update")
         if self.cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
         for opt in self.optimizers:
@@ -202,6 +218,33 @@ class Trainer:
         self._loss_count += 1
         self._call("after_step")
         return loss
+
+    # -- in-memory copies of the state (a guard's recovery points) ----------------------------
+    def position(self) -> dict:
+        """Where the run stands without its tensors: counters, sampler, random states, loss
+        accumulator. Restoring it undoes a step abandoned before its update."""
+        return {"state": asdict(self.state), "sampler": dict(self.sampler.state_dict()),
+                "rng": rng_state(), "loss": (float(self._loss_sum), self._loss_count)}
+
+    def snapshot(self) -> dict:
+        """A copy in memory of everything a bitwise replay from here needs."""
+        return {"model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+                "optimizers": [copy.deepcopy(o.state_dict()) for o in self.optimizers],
+                **self.position()}
+
+    def restore(self, snap: dict) -> None:
+        """Go back to a `snapshot()` or a `position()`; gradients are dropped."""
+        if "model" in snap:
+            self.model.load_state_dict(snap["model"])
+            for opt, sd in zip(self.optimizers, snap["optimizers"], strict=True):
+                opt.load_state_dict(copy.deepcopy(sd))
+        for opt in self.optimizers:
+            opt.zero_grad(set_to_none=True)
+        self.sampler.load_state_dict(snap["sampler"])
+        set_rng_state(snap["rng"])
+        self.state = TrainState(**snap["state"])
+        self._loss_sum.fill_(snap["loss"][0])
+        self._loss_count = snap["loss"][1]
 
     # -- evaluation -------------------------------------------------------------------------
     @torch.no_grad()
@@ -233,10 +276,10 @@ class Trainer:
 
     # -- checkpoints ------------------------------------------------------------------------
     def checkpoint_files(self) -> dict[str, bytes]:
-        rng = [_rng_state()]
+        rng = [rng_state()]
         if self.world > 1:
             rng = [None] * self.world
-            dist.all_gather_object(rng, _rng_state())
+            dist.all_gather_object(rng, rng_state())
         trainer_state = {
             "state": asdict(self.state),
             "sampler": self.sampler.state_dict(),
@@ -279,7 +322,7 @@ class Trainer:
         loss_sum, self._loss_count = saved["loss_accumulator"]
         self._loss_sum.fill_(loss_sum)
         rng = saved["rng"]
-        _set_rng_state(rng[self.rank] if self.rank < len(rng) else rng[0])
+        set_rng_state(rng[self.rank] if self.rank < len(rng) else rng[0])
 
 
 class Progress:
