@@ -180,7 +180,7 @@ class ProtectedRun:
     # -- the loop -----------------------------------------------------------------------------------
     def step(self) -> float:
         """One guarded training step, the checkpoint it is due, then the faults due after it."""
-        trainer, cfg = self.trainer, self.trainer.cfg
+        trainer = self.trainer
         loss = float(self.guard.step())
         s = trainer.state.step
         if self.state_dir is not None and s % self.snapshot_every == 0:
