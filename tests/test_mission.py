@@ -122,13 +122,14 @@ def test_commands_from_the_ground_complete_and_take_effect(flown):
     with Archive(run / "telemetry.sqlite", readonly=True) as archive:
         done = {c["id"]: c for c in archive.commands()}
         caps = archive.history("gpu.cap_w")
-        stress = archive.history("radiation.upset_rate")
+        operator = archive.meta("operator")
         command_events = [e for e in archive.events() if e["name"] == "command"]
     for cmd in queued:
         assert done[cmd["id"]]["status"] == "completed", done[cmd["id"]]
         states = [e["data"]["status"] for e in command_events if e["data"]["id"] == cmd["id"]]
         assert states == ["dispatched", "completed"]
     assert done[queued[0]["id"]]["result"] == "pong"
+    assert operator == {"paused": False, "cap_limit_w": 300.0, "stress": 80.0}  # kept for a resume
     applied = done[queued[4]["id"]]["updated_t"]
     after = [v for _, t, v in caps if t > applied]
     assert after and max(after) == 300.0  # the governor would allow more; the operator's limit holds
