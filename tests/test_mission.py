@@ -122,13 +122,14 @@ def test_commands_from_the_ground_complete_and_take_effect(flown):
     with Archive(run / "telemetry.sqlite", readonly=True) as archive:
         done = {c["id"]: c for c in archive.commands()}
         caps = archive.history("gpu.cap_w")
-        stress = archive.history("radiation.upset_rate")
+        operator = archive.meta("operator")
         command_events = [e for e in archive.events() if e["name"] == "command"]
     for cmd in queued:
         assert done[cmd["id"]]["status"] == "completed", done[cmd["id"]]
         states = [e["data"]["status"] for e in command_events if e["data"]["id"] == cmd["id"]]
         assert states == ["dispatched", "completed"]
     assert done[queued[0]["id"]]["result"] == "pong"
+    assert operator == {"paused": False, "cap_limit_w": 300.0, "stress": 80.0}  # kept for a resume
     applied = done[queued[4]["id"]]["updated_t"]
     after = [v for _, t, v in caps if t > applied]
     assert after and max(after) == 300.0  # the governor would allow more; the operator's limit holds
@@ -231,28 +232,37 @@ def test_lock_keeps_one_mission_per_run_directory(tmp_path):
     assert not (run.path / "mission.lock").exists()
 
 
-def test_clear_errors(tmp_path, play, flown):
+def test_clear_errors(tmp_path, play, flown, capsys):
     runs, run, _, _ = flown
+    # in a real subprocess, as a person meets them
     assert_clean_error(run_cli("telemetry", "m1", "--runs-dir", str(runs), "--channel", "nope"), "unknown channel")
-    assert_clean_error(run_cli("telemetry", "ghost", "--runs-dir", str(runs), "--channel", "train.loss"),
-                       "no mission run")
-    assert_clean_error(run_cli("telemetry", "m1", "--runs-dir", str(runs), "--channel", "train.loss",
-                               "--since", "yesterday"), "malformed time")
-    assert_clean_error(run_cli("events", "m1", "--runs-dir", str(runs), "--severity", "loud"), "unknown severity")
-    assert_clean_error(run_cli("mission", "--resume", "m1", "--runs-dir", str(runs)), "finished")
     assert_clean_error(run_cli("mission", "--resume", "ghost", "--runs-dir", str(runs)), "no mission run")
-    assert_clean_error(run_cli(*mission_args(runs, "m1", play)), "already exists")
-    not_a_dir = tmp_path / "file"
-    not_a_dir.write_text("x")
-    assert_clean_error(run_cli(*mission_args(not_a_dir, "x", play)), "not a directory")
-    assert_clean_error(run_cli(*mission_args(runs, "../x", play)), "bad run id")
-    assert_clean_error(run_cli(*mission_args(runs, "x", tmp_path / "missing.txt")), "not found")
-    assert_clean_error(run_cli(*mission_args(runs, "x", play, "--warp", "-1")), "--warp")
     locked = runs / "busy"
     locked.mkdir()
     (locked / "mission.lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
     assert_clean_error(run_cli(*mission_args(runs, "busy", play, "--hours", "0.1")), "locked")
     assert not (locked / "telemetry.sqlite").exists()
+
+    # the rest through the same entry point, in this process (each a one-line error, exit 2)
+    from skyrack.cli import main
+
+    def refused(fragment: str, *argv: str) -> None:
+        assert main(list(argv)) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and fragment.lower() in err[0].lower(), err
+
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    refused("no mission run", "telemetry", "ghost", "--runs-dir", str(runs), "--channel", "train.loss")
+    refused("malformed time", "telemetry", "m1", "--runs-dir", str(runs), "--channel", "train.loss", "--since", "yesterday")
+    refused("unknown severity", "events", "m1", "--runs-dir", str(runs), "--severity", "loud")
+    refused("finished", "mission", "--resume", "m1", "--runs-dir", str(runs))
+    refused("already exists", *mission_args(runs, "m1", play))
+    refused("not a directory", *mission_args(not_a_dir, "x", play))
+    refused("bad run id", *mission_args(runs, "../x", play))
+    refused("not found", *mission_args(runs, "x", tmp_path / "missing.txt"))
+    refused("--warp", *mission_args(runs, "x", play, "--warp", "-1"))
+    assert not (runs / "x").exists()
 
 
 def test_full_disk_is_a_clear_error_and_the_archive_stays_whole(tmp_path, play):
