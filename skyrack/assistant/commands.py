@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from skyrack.errors import UserError
 from skyrack.orbit.timebase import parse_time
+from skyrack.telemetry.runs import runs_root
 
 BACKEND_HELP = ("auto (Gemma if it loads, else composed), gemma, composed, a transformers model directory, "
                 "or an OpenAI-compatible http(s) URL")
@@ -74,7 +74,7 @@ def resolve_run(run: str | None, runs_dir: str | None) -> Path | None:
     path = Path(run)
     if (path / "telemetry.sqlite").exists():
         return path
-    root = Path(runs_dir or os.environ.get("SKYRACK_RUNS") or "runs")
+    root = runs_root(runs_dir)
     if (root / run / "telemetry.sqlite").exists():
         return root / run
     raise UserError(f"no mission run {run!r} (looked in {path} and {root / run})")

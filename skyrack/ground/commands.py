@@ -29,7 +29,8 @@ def register(sub) -> None:
 
 def cmd_serve(args) -> int:
     from skyrack.ground.auth import TOKEN_FILE_NAME, load_or_create_token
-    from skyrack.ground.runs import choose_run, runs_dir
+    from skyrack.ground.runs import choose_run
+    from skyrack.telemetry.runs import runs_root
     from skyrack.ground.server import bind_socket, create_app, run_server
 
     if not 0 <= args.port <= 65535:
@@ -38,7 +39,7 @@ def cmd_serve(args) -> int:
         raise UserError(f"--replay-speed must be zero or positive, got {args.replay_speed}")
     if not (args.rate > 0 and args.burst >= 1):
         raise UserError("--rate must be positive and --burst at least 1")
-    root = runs_dir(args.runs_dir)
+    root = runs_root(args.runs_dir)
     run = choose_run(root, args.run, args.live)
     token_path = Path(args.token_file) if args.token_file else root / TOKEN_FILE_NAME
     token, created = load_or_create_token(token_path)

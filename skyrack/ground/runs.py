@@ -7,19 +7,12 @@ A run is `<runs>/<run-id>/telemetry.sqlite` (the shared run-directory contract);
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from skyrack.errors import UserError
 from skyrack.telemetry.archive import Archive
-
-ARCHIVE_NAME = "telemetry.sqlite"
-
-
-def runs_dir(given: str | os.PathLike | None = None) -> Path:
-    return Path(given or os.environ.get("SKYRACK_RUNS") or "runs")
-
+from skyrack.telemetry.runs import ARCHIVE_NAME
 
 @dataclass(frozen=True)
 class RunInfo:

@@ -20,13 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skyrack.errors import UserError
+from skyrack.telemetry.runs import runs_root
 
 ARCHIVE = "telemetry.sqlite"
 LOCK = "mission.lock"
-
-
-def runs_root(given: str | os.PathLike | None = None) -> Path:
-    return Path(given or os.environ.get("SKYRACK_RUNS") or "runs")
 
 
 def new_run_id(now: float | None = None) -> str:

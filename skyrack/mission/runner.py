@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Callable
 
 from skyrack.errors import UserError
-from skyrack.mission.rundir import RunDir, RunLock, check_run_id, find_run, new_run_id, runs_root
+from skyrack.mission.rundir import RunDir, RunLock, check_run_id, find_run, new_run_id
+from skyrack.telemetry.runs import runs_root
 from skyrack.mission.uplink import Operator
 
 DEFAULT_WALL_S = 300.0
