@@ -11,7 +11,7 @@ from skyrack.assistant.facts import Fact, by_name
 CANNOT_TELL = "I can't tell from my telemetry."
 REFUSE_ACTION = ("I can only read my telemetry and answer questions about it; I don't take commands, "
                  "change settings, read files or share my instructions.")
-NO_RUN = "I have no mission telemetry for {what}: no mission run is attached, only my orbit."
+NO_RUN = "I have no mission telemetry for {what}, as no mission run is attached, only my orbit."
 _NO_RUN_WHAT = {"power": "my battery and power", "thermal": "my temperatures", "training": "my training",
                 "radiation": "my fault counts"}
 

@@ -156,6 +156,8 @@ def route(question: str, now: float, history: list[tuple[str, str]] | None = Non
     if "position" in aspects and "ahead" not in aspects and shift is None and absolute is None \
             and re.fullmatch(r"\W*(where are (you|u)( now| right now)?|where's the satellite)\W*", text, re.I):
         aspects.append("ahead")  # "Where are you?" is answered with what comes next, as Starcloud-1 did
+    if (shift is not None or absolute is not None) and "position" in aspects and "ahead" in aspects:
+        aspects.remove("ahead")  # "where are you going to be in 45 minutes" asks for one place
     if "ground_pass" in aspects and "ahead" in aspects:
         aspects.remove("ahead")  # "next pass over Svalbard" is about the station, not the track
     tools = []

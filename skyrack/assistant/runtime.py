@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -78,6 +79,7 @@ class TransformersBackend:
         self.model = model.to(self.device).eval()
         self.adapter = str(adapter) if adapter else None
         self._prefix_cache: dict[str, tuple] = {}
+        self._lock = threading.Lock()  # one decode at a time (the ground server may call from threads)
         self._domain_ids = set(self.tokenizer(DOMAIN_WORDS, add_special_tokens=False).input_ids)
         self._domain_ids |= {i for w in DOMAIN_WORDS.split() for i in
                              self.tokenizer(" " + w, add_special_tokens=False).input_ids}
@@ -100,7 +102,7 @@ class TransformersBackend:
 
     def generate(self, prefix: str, rest: str, max_new_tokens: int = 40) -> str:
         torch = self.torch
-        with torch.inference_mode():
+        with self._lock, torch.inference_mode():
             if prefix not in self._prefix_cache:
                 hidden, past = self._run(self._ids(prefix, True), None)
                 self._prefix_cache[prefix] = (past, self._ids(prefix, True)[0].tolist())

@@ -40,8 +40,21 @@ _FUTURE = re.compile(r"\b(in \d+|in an? |will|i'll|next|then|soon|later|heading|
 _SUNLIT = re.compile(r"\b(i'?m|i am|currently|now)\b[^.;]{0,20}\b(in (the )?sun(light|shine)?|sunlit|in daylight)\b", re.I)
 _ECLIPSE = re.compile(r"\b(i'?m|i am|currently|now)\b[^.;]{0,20}\b(in (an? )?eclipse|in (the )?(earth'?s )?shadow|"
                       r"in (the )?dark(ness)?|eclipsed)\b", re.I)
-_LEAKS = re.compile(r"<start_of_turn>|<end_of_turn>|\bfacts?:|\bquestion:|\bsystem prompt\b|\binstructions?\b|"
-                    r"\b(" + "|".join(COMMAND) + r")\b", re.I)
+_LEAKS = re.compile(r"<start_of_turn>|<end_of_turn>|\bfacts?:|\bquestion:|\basked for:|\bsystem prompt\b|"
+                    r"\binstructions?\b|\b(" + "|".join(COMMAND) + r")\b", re.I)
+_LABEL_LEAK = re.compile(r"\b[a-z][a-z' ]{1,30}:\s", re.I)  # "next in: 12 minutes" is the prompt, not a sentence
+
+# A number next to one of these words must match that fact, not just any fact of its unit.
+_BOUND = [(re.compile(r"\bvalidation\W+(loss\W+)?(of\W+)?$", re.I), "val_loss"),
+          (re.compile(r"\bloss\W+(of\W+)?(is\W+)?$", re.I), "loss"),
+          (re.compile(r"\bstep\W+$", re.I), "step"),
+          (re.compile(r"^\s*(faults?|upsets?)\b", re.I), "faults_injected"),
+          (re.compile(r"^\s*(were\s+|have been\s+|got\s+)?detected\b", re.I), "faults_detected"),
+          (re.compile(r"^\s*(were\s+|have been\s+|got\s+)?recovered\b", re.I), "faults_recovered"),
+          (re.compile(r"\bbattery\W+(is\W+)?(at\W+)?$", re.I), "battery_pct"),
+          (re.compile(r"\b(give|gives|giving|arrays?)\W+(me\W+)?$", re.I), "array_w"),
+          (re.compile(r"\b(draw|drawing|load)\W+(of\W+)?$", re.I), "load_w"),
+          (re.compile(r"\b(cap|capped)\W+(of\W+|at\W+)?$", re.I), "gpu_cap_w")]
 
 
 @functools.lru_cache(maxsize=1)
@@ -84,8 +97,8 @@ def _clauses(text: str) -> list[tuple[int, str]]:
     return [(s, c) for s, c in out if c.strip()]
 
 
-def _numbers(text: str) -> list[tuple[float, str | None, str]]:
-    """(value, unit class or None, the matched text) of each number."""
+def _numbers(text: str, spans: bool = False) -> list[tuple]:
+    """(value, unit class or None, the matched text[, (start, end)]) of each number."""
     found = []
     for m in _NUMBER.finditer(text):
         raw, unit_text = m.group(1), (m.group(2) or "").strip().lower()
@@ -106,7 +119,8 @@ def _numbers(text: str) -> list[tuple[float, str | None, str]]:
             value, unit = value / 60, "min"
         elif unit == "kW":
             value, unit = value * 1000, "W"
-        found.append((value, unit, m.group(0)))
+        found.append((value, unit, m.group(0), (m.start(), m.start() + len(raw))) if spans else
+                     (value, unit, m.group(0)))
     return found
 
 
@@ -131,7 +145,7 @@ def verify(answer: str, facts: list[Fact]) -> dict:
     text = answer.strip()
     if not text:
         return {"ok": False, "problems": ["empty answer"], "checked": {}}
-    if _LEAKS.search(text):
+    if _LEAKS.search(text) or _LABEL_LEAK.search(text):
         problems.append("leaks the prompt or names a command")
     for f in facts:  # a quoted sample is the model's own words, not a claim to check
         if f.unit == "quote" and f.value in text:
@@ -174,8 +188,16 @@ def verify(answer: str, facts: list[Fact]) -> dict:
                         not any(f.when != "now" for f in matching if f in current):
                     problems.append(f"{name!r} is not due at the time said")
 
-    for value, unit, raw in _numbers(stripped):
+    named = {f.name: f for f in facts}
+    for value, unit, raw, span in _numbers(stripped, spans=True):
         checked_numbers.append(raw.strip())
+        before, after = stripped[max(0, span[0] - 25):span[0]], stripped[span[1]:span[1] + 25]
+        bound = next((name for pattern, name in _BOUND if name in named and
+                      pattern.search(after if pattern.pattern.startswith("^") else before)), None)
+        if bound:
+            if not _close(value, named[bound]):
+                problems.append(f"number {raw.strip()!r} is not my {bound}")
+            continue
         candidates = [f for f in facts if unit is None or f.unit == unit or
                       (unit == "min" and f.when.endswith("min")) or (unit == "deg" and f.unit == "deg")]
         shift_minutes = [abs(int(f.when.split()[0])) for f in facts if f.when.endswith(" min")]
