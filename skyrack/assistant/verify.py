@@ -239,6 +239,9 @@ def covers(answer: str, facts: list[Fact], aspects: list[str]) -> list[str]:
     for aspect in aspects:
         if aspect == "position" and "place" in names and not any(_place_match(n, names["place"]) for n in said):
             missed.append("does not say where I am")
+        elif aspect == "position" and "place" in names and names["place"].when != "now" and \
+                not re.search(r"\b(will|i'll|i'd|would|was)\b", answer, re.I):
+            missed.append("speaks of another instant in the present tense")
         elif aspect == "ahead" and "next_1_place" in names and \
                 not any(_place_match(n, names["next_1_place"]) for n in said):
             missed.append("does not say which region comes next")
