@@ -74,7 +74,6 @@ class TransformersBackend:
                                                          attn_implementation="eager")
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot load a transformers model from {model_dir}: {str(exc).splitlines()[0]}") from None
-        adapter = resolve_adapter(adapter)
         if adapter:
             model = load_adapter(model, adapter)
         self.model = model.to(self.device).eval()
@@ -128,17 +127,6 @@ class TransformersBackend:
         for marker in END_MARKERS:
             text = text.split(marker)[0]
         return text.strip()
-
-
-SHIPPED_ADAPTER = Path(__file__).parent / "adapters" / "gemma-lora"
-
-
-def resolve_adapter(adapter: str | Path | None) -> Path | None:
-    """A LoRA adapter directory; 'shipped' is the one trained by `skyrack assistant finetune` and
-    shipped in the package (see its README)."""
-    if adapter is None:
-        return None
-    return SHIPPED_ADAPTER if str(adapter) == "shipped" else Path(adapter)
 
 
 def load_adapter(model, adapter: str | Path):
