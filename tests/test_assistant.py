@@ -228,3 +228,9 @@ def test_eval_cli_composed(cli, tmp_path):
     again = cli("assistant", "eval", "--backend", "composed", "--set", str(tmp_path / "set.jsonl"),
                 "--limit", "10", "--json")
     assert json.loads(again.stdout)["items"] == 10
+
+
+def test_verifier_rejects_unfinished_and_repetitive_answers():
+    facts = facts_at()
+    assert not verify("I'm above the Mediterranean Sea, and I'm above the Mediterranean Sea, and", facts)["ok"]
+    assert not verify("I'm above the Mediterranean Sea and in 20 minutes I'll be above 505 km.", facts)["ok"]

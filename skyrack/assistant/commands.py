@@ -24,7 +24,7 @@ def _add_context_args(p, *, runs: bool = True) -> None:
 
 def _add_backend_args(p) -> None:
     p.add_argument("--backend", default="auto", metavar="B", help=BACKEND_HELP)
-    p.add_argument("--adapter", default=None, metavar="DIR", help="LoRA adapter from `skyrack assistant finetune`")
+    p.add_argument("--adapter", default=None, metavar="DIR", help="LoRA adapter directory from `skyrack assistant finetune`")
     p.add_argument("--device", default=None, help="torch device (default: cuda if present, else cpu)")
 
 
@@ -146,7 +146,7 @@ def cmd_eval(args) -> int:
     if args.limit:
         items = items[:args.limit]
     assistant = _assistant(args)
-    report = evaluate(assistant, items, progress=None if args.json else _progress)
+    report = evaluate(assistant, items, progress=_progress)  # stderr: --json stays clean on stdout
     if args.json:
         from skyrack.cli import print_json
         print_json(report)

@@ -139,6 +139,25 @@ def _place_match(name: str, fact: Fact) -> bool:
     return any(_bare(name).lower() == _bare(n).lower() for n in fact.names or (fact.text,))
 
 
+MAX_WORDS = 45
+
+
+def form_problems(text: str) -> list[str]:
+    """An unfinished, rambling or repetitive answer fails even if no single claim in it is false."""
+    problems = []
+    words = re.findall(r"[\w'°%]+", text.lower())
+    if not text.rstrip().endswith((".", "!", "?")):
+        problems.append("unfinished sentence")
+    if len(words) > MAX_WORDS:
+        problems.append(f"longer than {MAX_WORDS} words")
+    trigrams = [tuple(words[i:i + 3]) for i in range(len(words) - 2)]
+    if len(set(trigrams)) < len(trigrams):
+        problems.append("repeats itself")
+    if re.search(r"\b(above|over)\s+-?\d", text, re.I):
+        problems.append("a number where a place belongs")
+    return problems
+
+
 def verify(answer: str, facts: list[Fact]) -> dict:
     """{"ok": bool, "problems": [...], "checked": {...}} for an answer against the facts."""
     problems: list[str] = []
@@ -147,6 +166,7 @@ def verify(answer: str, facts: list[Fact]) -> dict:
         return {"ok": False, "problems": ["empty answer"], "checked": {}}
     if _LEAKS.search(text) or _LABEL_LEAK.search(text):
         problems.append("leaks the prompt or names a command")
+    problems += form_problems(text)
     for f in facts:  # a quoted sample is the model's own words, not a claim to check
         if f.unit == "quote" and f.value in text:
             text = text.replace(f.value, " ")
@@ -239,6 +259,9 @@ def covers(answer: str, facts: list[Fact], aspects: list[str]) -> list[str]:
     for aspect in aspects:
         if aspect == "position" and "place" in names and not any(_place_match(n, names["place"]) for n in said):
             missed.append("does not say where I am")
+        elif aspect == "position" and "place" in names and names["place"].when != "now" and \
+                not re.search(r"\b(will|i'll|i'd|would|was)\b", answer, re.I):
+            missed.append("speaks of another instant in the present tense")
         elif aspect == "ahead" and "next_1_place" in names and \
                 not any(_place_match(n, names["next_1_place"]) for n in said):
             missed.append("does not say which region comes next")
