@@ -52,6 +52,11 @@ def state_tensors(trainer: Trainer) -> list[torch.Tensor]:
     return out
 
 
+def state_bits(trainer: Trainer) -> int:
+    """Bits of the training state in (GPU) memory: what radiation upsets can hit."""
+    return sum(t.numel() * t.element_size() * 8 for t in state_tensors(trainer))
+
+
 def state_fingerprint(trainer: Trainer) -> bytes:
     return word_sums(state_tensors(trainer))
 

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from skyrack.faults.guard import Guard, state_fingerprint, state_tensors
+from skyrack.faults.guard import Guard, state_bits, state_fingerprint
 from skyrack.faults.inject import KINDS, Fault, Injector
 from skyrack.train.checkpoint import CheckpointError, list_checkpoints, read_verified, write_checkpoint
 from skyrack.train.trainer import Trainer
@@ -219,7 +219,7 @@ class ProtectedRun:
                 "detections": self.guard.detected(), "false_alarms": self.guard.false_alarms,
                 "replayed_steps": self.guard.replayed_steps,
                 "recomputed_steps": self.guard.recomputed_steps, "restarts": self.restarts,
-                "state_bits": sum(x.numel() * x.element_size() * 8 for x in state_tensors(trainer))}
+                "state_bits": state_bits(trainer)}
 
     # -- surviving the host: the whole run saved and resumed -----------------------------------
     def save_state(self) -> Path:

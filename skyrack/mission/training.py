@@ -43,21 +43,12 @@ def configs(name: str, steps: int | None) -> tuple[ModelConfig, TrainConfig]:
     return model, dataclasses.replace(train, checkpoint_interval=min(train.checkpoint_interval, CHECKPOINT_INTERVAL))
 
 
-def state_bits(trainer) -> int:
-    """Bits of the training state in GPU memory: parameters and optimizer moments."""
-    import torch
-    bits = sum(p.numel() * p.element_size() * 8 for p in trainer.model.parameters())
-    for opt in trainer.optimizers:
-        for st in opt.state.values():
-            bits += sum(v.numel() * v.element_size() * 8 for v in st.values() if torch.is_tensor(v) and v.ndim > 0)
-    return bits
-
-
 class Training:
     """The trainer (fresh, or from the run's newest verified checkpoint) under protection."""
 
     def __init__(self, checkpoints: Path, *, preset_name: str, data_file: str | None, steps: int | None,
                  seed: int, session: int, say: Callable[[str], None], device: str | None = None):
+        from skyrack.faults.guard import state_bits
         from skyrack.faults.runtime import ProtectedRun
         from skyrack.train import checkpoint
         from skyrack.train.commands import COMPLETE_WORKS, load_dataset
@@ -118,6 +109,7 @@ class Training:
         loss = self.run.step()
         self.last_loss = loss
         if self.trainer.state.step == 1:
+            from skyrack.faults.guard import state_bits
             self._bits = state_bits(self.trainer)  # the optimizer's moments exist from the first step
         s, cfg = self.trainer.state.step, self.trainer.cfg
         if s % cfg.eval_interval == 0 or s == cfg.steps:
