@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 
+from skyrack.geo.outlines import country_outlines
 from skyrack.orbit import frames, sun
 from skyrack.orbit.passes import find_passes
 from skyrack.orbit.stations import BUILTIN, Station
@@ -22,11 +23,9 @@ OUTLINE_TOLERANCE_DEG = 0.2  # a world map 1000 px wide shows 0.36 deg per pixel
 def countries_geojson() -> bytes:
     """Simplified country outlines as GeoJSON (computed once per process, ~150 kB)."""
     import shapely
-    from skyrack.sources.geography import read_countries
 
     features = []
-    for record in read_countries():
-        geom = shapely.simplify(record.geometry, OUTLINE_TOLERANCE_DEG, preserve_topology=True)
+    for record, geom in country_outlines(OUTLINE_TOLERANCE_DEG):
         if geom.is_empty:
             continue
         geom = shapely.set_precision(geom, 0.01)

@@ -8,6 +8,7 @@ import functools
 import math
 from html import escape
 
+from skyrack.geo.outlines import country_outlines
 from skyrack.orbit import saa
 
 MAP_TOLERANCE_DEG = 0.4  # 1000 px for 360 deg: 0.36 deg a pixel
@@ -26,12 +27,8 @@ def _project(lat: float, lon: float, w: float, h: float) -> tuple[float, float]:
 @functools.lru_cache(maxsize=2)
 def country_paths(w: float, h: float) -> str:
     """Natural Earth country outlines (the region index's own data), simplified, as one path."""
-    import shapely
-    from skyrack.sources.geography import read_countries
-
     parts = []
-    for record in read_countries():
-        geom = shapely.simplify(record.geometry, MAP_TOLERANCE_DEG, preserve_topology=True)
+    for _, geom in country_outlines(MAP_TOLERANCE_DEG):
         polygons = getattr(geom, "geoms", [geom])
         for poly in polygons:
             if poly.is_empty:
