@@ -234,3 +234,15 @@ def test_verifier_rejects_unfinished_and_repetitive_answers():
     facts = facts_at()
     assert not verify("I'm above the Mediterranean Sea, and I'm above the Mediterranean Sea, and", facts)["ok"]
     assert not verify("I'm above the Mediterranean Sea and in 20 minutes I'll be above 505 km.", facts)["ok"]
+
+
+def test_a_fault_question_needs_the_fault_counts(assistant, run_dir):
+    """A true answer about the radiation zone does not answer "how many faults"."""
+    from skyrack.assistant.verify import covers
+
+    plan = route("How many faults have you had?", T0)
+    assert "faults" in plan.aspects and plan.tools == ["radiation"]
+    facts = [Fact(**{k: tuple(v) if k == "names" else v for k, v in f.items()})
+             for f in assistant.ask("How many faults have you had?", run_dir=run_dir)["facts"]]
+    assert covers("I'm outside the South Atlantic Anomaly, and my dose is 4.25 rad.", facts, plan.aspects)
+    assert not covers("I've had 7 faults, 6 detected and 6 recovered.", facts, plan.aspects)

@@ -58,6 +58,11 @@ def test_tiny_gemma_loads_prompts_and_decodes(tiny_gemma):
     assert isinstance(first, str) and "\n" not in first
     assert backend.generate(prefix, rest, max_new_tokens=8) == first  # greedy, and the cached prefix is reused
     assert len(backend._prefix_cache) == 1
+    # Every domain word may be said bare too: "." after "minutes" is not " .", and an answer whose
+    # prompt has no "." must still be able to end its sentence.
+    from skyrack.assistant.runtime import DOMAIN_WORDS
+    for word in DOMAIN_WORDS.split():
+        assert set(backend.tokenizer(word, add_special_tokens=False).input_ids) <= backend._domain_ids, word
 
 
 def test_tiny_gemma_answers_are_verified_or_replaced(tiny_gemma):

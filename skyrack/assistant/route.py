@@ -58,10 +58,14 @@ _TOPICS = [
     ("power", r"\b(battery|batteries|power|charge|charging|energy|solar|array|watts?|electric)\b"),
     ("thermal", r"\b(temperature|temp|hot|cold|heat|thermal|warm|cool|radiator|governor|throttl|cap)\b"),
     ("radiation", r"\b(radiation|dose|fault|faults|upset|bit ?flips?|cosmic|south atlantic anomaly|saa|errors?)\b"),
+    # "How many faults?" asks for the counts, not only the radiation environment.
+    ("faults", r"\b(faults?|upsets?|bit ?flips?|errors?|corrupt\w*)\b"),
     ("training", r"\b(train|training|trained|loss|learn|learning|shakespeare|gpt|model|step|sample|progress|"
                  r"epoch|writ(e|ing))\b"),
 ]
 _TOPIC_RE = [(name, re.compile(p, re.I)) for name, p in _TOPICS]
+# Aspects answered by another aspect's tool.
+_ASPECT_TOOL = {"altitude": "position", "speed": "position", "coordinates": "position", "faults": "radiation"}
 
 # Things a satellite's telemetry cannot know, even when they share a keyword with a topic.
 _OUT_OF_SCOPE = re.compile(
@@ -162,7 +166,7 @@ def route(question: str, now: float, history: list[tuple[str, str]] | None = Non
         aspects.remove("ahead")  # "next pass over Svalbard" is about the station, not the track
     tools = []
     for aspect in aspects:
-        tool = "position" if aspect in ("altitude", "speed", "coordinates") else aspect
+        tool = _ASPECT_TOOL.get(aspect, aspect)
         if tool not in tools:
             tools.append(tool)
     station = next((key for key, s in BUILTIN.items() if re.search(rf"\b{key}\b", text, re.I)), None)

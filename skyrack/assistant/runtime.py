@@ -81,8 +81,9 @@ class TransformersBackend:
         self._prefix_cache: dict[str, tuple] = {}
         self._lock = threading.Lock()  # one decode at a time (the ground server may call from threads)
         self._domain_ids = set(self.tokenizer(DOMAIN_WORDS, add_special_tokens=False).input_ids)
-        self._domain_ids |= {i for w in DOMAIN_WORDS.split() for i in
-                             self.tokenizer(" " + w, add_special_tokens=False).input_ids}
+        # Each word alone and after a space: "." after "minutes" is a bare token, not " .".
+        self._domain_ids |= {i for w in DOMAIN_WORDS.split() for spaced in (w, " " + w) for i in
+                             self.tokenizer(spaced, add_special_tokens=False).input_ids}
         self._end_ids = {i for m in ("<end_of_turn>", "<eos>") for i in
                          [self.tokenizer.convert_tokens_to_ids(m)] if i is not None and i >= 0}
         if self.tokenizer.eos_token_id is not None:

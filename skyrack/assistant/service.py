@@ -38,6 +38,7 @@ EXAMPLE_QUESTIONS = {
     "position": "Where are you?", "altitude": "How high are you?", "speed": "How fast are you going?",
     "ahead": "What comes next?", "coordinates": "What are your coordinates?", "sunlight": "Are you in sunlight?", "ground_pass": "When is your next pass?",
     "power": "How is your battery?", "thermal": "How warm is your GPU?", "radiation": "Any radiation faults?",
+    "faults": "Any radiation faults?",
     "training": "How is training going?",
 }
 

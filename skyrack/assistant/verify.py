@@ -246,7 +246,7 @@ _ASPECT_WORDS = {
     "radiation": re.compile(r"\b(south atlantic anomaly|fault|radiation|dose)", re.I),
 }
 _ASPECT_FACTS = {"altitude": "alt_km", "speed": "speed_km_s", "ground_pass": "pass_rise_time",
-                 "power": "battery_pct", "thermal": "gpu_temp_c", "training": "step"}
+                 "power": "battery_pct", "thermal": "gpu_temp_c", "training": "step", "faults": "faults_injected"}
 
 
 def covers(answer: str, facts: list[Fact], aspects: list[str]) -> list[str]:
