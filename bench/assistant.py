@@ -1,10 +1,10 @@
 """Assistant benchmark: the same generated question set through each backend, side by side.
 
 The composed backend (answers straight from the facts) is the reference measured in the same
-process; then Gemma 3 270M (cached converted copy) and, with --adapter, Gemma with a LoRA adapter.
-Also the load time of each backend.
+process; then Gemma 3 270M (cached converted copy) as the base model with worked examples, and
+with its LoRA adapter (the shipped one, or --adapter DIR). Also the load time of each backend.
 
-    python3 bench/assistant.py [--size 240] [--limit N] [--adapter DIR] [--json]
+    python3 bench/assistant.py [--size 240] [--limit N] [--adapter DIR] [--skip-base] [--json]
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ def run(backend: str, items, adapter: str | None = None) -> dict:
     assistant = Assistant.create(backend, adapter=adapter)
     load_s = time.perf_counter() - start
     report = evaluate(assistant, items)
-    return {"backend": backend + (f" + {adapter}" if adapter else ""), "mode": assistant.mode,
+    described = assistant.describe().get("adapter")
+    return {"backend": backend + (f" + {described}" if described else " (base)"), "mode": assistant.mode,
             "load_s": round(load_s, 2), **{k: report[k] for k in KEYS}, "failures": report["failures"][:10]}
 
 
@@ -38,8 +39,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=240)
     parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--adapter", default=None)
-    parser.add_argument("--skip-base", action="store_true", help="only composed and the adapter")
+    parser.add_argument("--adapter", default=None, help="LoRA adapter directory (default: the shipped one)")
+    parser.add_argument("--skip-base", action="store_true", help="only composed and the adapted model")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -50,9 +51,8 @@ def main() -> int:
     items = generate_set(args.size)[:args.limit]
     results = [run("composed", items)]
     if not args.skip_base:
-        results.append(run("gemma", items))
-    if args.adapter:
-        results.append(run("gemma", items, args.adapter))
+        results.append(run("gemma", items, "none"))
+    results.append(run("gemma", items, args.adapter))
     if args.json:
         print(json.dumps(results, indent=1))
         return 0

@@ -9,6 +9,7 @@ import pytest
 
 from skyrack.assistant.runtime import HttpBackend, TransformersBackend
 from skyrack.assistant.service import Assistant
+from skyrack.errors import UserError
 from skyrack.orbit.timebase import parse_time
 
 T0 = parse_time("2026-07-26T06:00:00Z").timestamp()
@@ -86,6 +87,23 @@ def test_lora_finetune_on_tiny_gemma_and_adapter_loads(tiny_gemma, tmp_path):
     assistant = Assistant.create(str(tiny_gemma), adapter=str(tmp_path / "adapter"), device="cpu")
     assert assistant.describe()["adapter"]
     assert assistant.ask("How high are you?", at=T0)["verified"]
+    # The weights are verified on read against the checksum finetune recorded.
+    weights = tmp_path / "adapter" / "adapter_model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0x01
+    weights.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="does not match its recorded sha256"):
+        Assistant.create(str(tiny_gemma), adapter=str(tmp_path / "adapter"), device="cpu")
+
+
+def test_the_shipped_adapter_is_intact_and_says_how_it_was_made():
+    from skyrack.assistant.runtime import ADAPTER_WEIGHTS, SHIPPED_ADAPTER, file_sha256
+
+    made = json.loads((SHIPPED_ADAPTER / "skyrack-finetune.json").read_text())
+    assert file_sha256(SHIPPED_ADAPTER / ADAPTER_WEIGHTS) == made["sha256"]
+    assert made["command"].startswith("skyrack assistant finetune") and made["steps"] > 0
+    config = json.loads((SHIPPED_ADAPTER / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and (SHIPPED_ADAPTER / ADAPTER_WEIGHTS).stat().st_size < 4 * 2**20
 
 
 class _Completions(BaseHTTPRequestHandler):
@@ -136,7 +154,6 @@ def test_http_backend_against_a_real_server(wrong):
 
 
 def test_http_backend_unreachable_is_one_clear_error():
-    from skyrack.errors import UserError
     with pytest.raises(UserError, match="model endpoint"):
         HttpBackend("http://127.0.0.1:9", timeout_s=2).generate("", "hi")
 
@@ -151,5 +168,7 @@ def test_real_gemma_speaks_verified():
     if not (cache_dir("models") / CONVERTED / "config.json").exists():
         pytest.skip("Gemma not cached; run `skyrack ask --backend gemma` once to fetch it")
     assistant = Assistant.create("gemma")
+    assert assistant.describe()["adapter"]  # the shipped adapter, by default
     result = assistant.ask("How high are you?", at=T0)
     assert result["verified"] and result["verification"]["attempts"]
+    assert result["mode"] == "model" and "km" in result["answer"]

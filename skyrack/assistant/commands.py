@@ -24,7 +24,9 @@ def _add_context_args(p, *, runs: bool = True) -> None:
 
 def _add_backend_args(p) -> None:
     p.add_argument("--backend", default="auto", metavar="B", help=BACKEND_HELP)
-    p.add_argument("--adapter", default=None, metavar="DIR", help="LoRA adapter directory from `skyrack assistant finetune`")
+    p.add_argument("--adapter", default=None, metavar="DIR|none",
+                   help="LoRA adapter directory from `skyrack assistant finetune` (default for gemma: the adapter "
+                        "shipped with skyrack; 'none': the base model with worked examples)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if present, else cpu)")
 
 

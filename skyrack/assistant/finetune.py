@@ -21,6 +21,7 @@ from skyrack.assistant.evaluate import (ALTITUDE, BUS, INJECTIONS, LIGHT, OUT_OF
                                         WHERE, make_runs)
 from skyrack.assistant.facts import Fact
 from skyrack.assistant.prompt import short_prompt
+from skyrack.assistant.runtime import ADAPTER_WEIGHTS, file_sha256
 from skyrack.assistant.service import Assistant, telemetry_context
 from skyrack.errors import UserError
 from skyrack.orbit.timebase import iso
@@ -141,6 +142,7 @@ def finetune(out: Path, *, backend: str = "gemma", examples: int = 300, steps: i
                "first_loss": round(sum(losses[:5]) / len(losses[:5]), 4),
                "last_loss": round(sum(losses[-5:]) / len(losses[-5:]), 4),
                "command": f"skyrack assistant finetune --out {out} --examples {examples} --steps {steps} "
-                          f"--rank {rank} --lr {lr} --seed {seed}"}
+                          f"--rank {rank} --lr {lr} --seed {seed} --minutes {minutes:g}",
+               "sha256": file_sha256(out / ADAPTER_WEIGHTS)}
     atomic_write_text(out / "skyrack-finetune.json", json.dumps(summary, indent=1))
     return summary

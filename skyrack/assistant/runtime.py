@@ -130,6 +130,15 @@ class TransformersBackend:
         return text.strip()
 
 
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def load_adapter(model, adapter: str | Path):
     try:
         from peft import PeftModel
@@ -137,6 +146,15 @@ def load_adapter(model, adapter: str | Path):
         raise UserError(f"--adapter needs peft: {exc}") from None
     if not Path(adapter, "adapter_config.json").exists():
         raise UserError(f"{adapter} is not a LoRA adapter directory (no adapter_config.json)")
+    # An adapter from `skyrack assistant finetune` records its weights' checksum: verify it on read.
+    summary = Path(adapter, "skyrack-finetune.json")
+    if summary.exists() and Path(adapter, ADAPTER_WEIGHTS).exists():
+        try:
+            expected = json.loads(summary.read_text()).get("sha256")
+        except ValueError:
+            raise UserError(f"{summary} is not valid JSON") from None
+        if expected and file_sha256(Path(adapter, ADAPTER_WEIGHTS)) != expected:
+            raise UserError(f"{Path(adapter, ADAPTER_WEIGHTS)} does not match its recorded sha256; the adapter is corrupt")
     return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
 
 
@@ -175,19 +193,27 @@ class HttpBackend:
         return text.strip()
 
 
+# The LoRA adapter skyrack trained for the registry's Gemma 3 270M (`skyrack-finetune.json` in it
+# has the command and the training figures); the registry Gemma uses it unless told `--adapter none`.
+SHIPPED_ADAPTER = Path(__file__).resolve().parent / "adapter"
+
+
 def open_backend(spec: str, adapter: str | None = None, device: str | None = None, progress=None):
-    """'composed', 'gemma' (the registry's Gemma 3 270M), 'auto', a model directory or an http(s) URL."""
+    """'composed', 'gemma' (the registry's Gemma 3 270M), 'auto', a model directory or an http(s) URL.
+    `adapter`: a LoRA adapter directory, 'none', or None (the shipped adapter for Gemma, none otherwise)."""
     if spec == "composed":
-        if adapter:
+        if adapter and adapter != "none":
             raise UserError("--adapter needs a model backend, not composed")
         return ComposedBackend()
     if spec.startswith(("http://", "https://")):
         return HttpBackend(spec)
     if spec in ("gemma", "auto"):
+        if adapter is None and (SHIPPED_ADAPTER / "adapter_config.json").exists():
+            adapter = str(SHIPPED_ADAPTER)
         try:
             from skyrack.sources.gemma import converted_dir
-            return TransformersBackend(converted_dir(progress), adapter=adapter, device=device,
-                                       name="gemma3-270m")
+            return TransformersBackend(converted_dir(progress), adapter=None if adapter == "none" else adapter,
+                                       device=device, name="gemma3-270m")
         except (UserError, ImportError) as exc:
             if spec == "gemma":
                 raise UserError(f"cannot load Gemma: {exc}") from None
@@ -197,4 +223,4 @@ def open_backend(spec: str, adapter: str | None = None, device: str | None = Non
     path = Path(spec)
     if not path.is_dir():
         raise UserError(f"unknown backend {spec!r}: use auto, gemma, composed, a model directory or an http URL")
-    return TransformersBackend(path, adapter=adapter, device=device)
+    return TransformersBackend(path, adapter=None if adapter == "none" else adapter, device=device)
