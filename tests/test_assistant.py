@@ -242,7 +242,6 @@ def test_a_fault_question_needs_the_fault_counts(assistant, run_dir):
 
     plan = route("How many faults have you had?", T0)
     assert "faults" in plan.aspects and plan.tools == ["radiation"]
-    facts = [Fact(**{k: tuple(v) if k == "names" else v for k, v in f.items()})
-             for f in assistant.ask("How many faults have you had?", run_dir=run_dir)["facts"]]
+    facts = [Fact.from_dict(f) for f in assistant.ask("How many faults have you had?", run_dir=run_dir)["facts"]]
     assert covers("I'm outside the South Atlantic Anomaly, and my dose is 4.25 rad.", facts, plan.aspects)
     assert not covers("I've had 7 faults, 6 detected and 6 recovered.", facts, plan.aspects)

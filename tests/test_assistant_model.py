@@ -97,10 +97,11 @@ def test_lora_finetune_on_tiny_gemma_and_adapter_loads(tiny_gemma, tmp_path):
 
 
 def test_the_shipped_adapter_is_intact_and_says_how_it_was_made():
-    from skyrack.assistant.runtime import ADAPTER_WEIGHTS, SHIPPED_ADAPTER, file_sha256
+    from skyrack.assistant.runtime import ADAPTER_WEIGHTS, SHIPPED_ADAPTER
+    from skyrack.storage import sha256_file
 
     made = json.loads((SHIPPED_ADAPTER / "skyrack-finetune.json").read_text())
-    assert file_sha256(SHIPPED_ADAPTER / ADAPTER_WEIGHTS) == made["sha256"]
+    assert sha256_file(SHIPPED_ADAPTER / ADAPTER_WEIGHTS) == made["sha256"]
     assert made["command"].startswith("skyrack assistant finetune") and made["steps"] > 0
     config = json.loads((SHIPPED_ADAPTER / "adapter_config.json").read_text())
     assert config["peft_type"] == "LORA" and (SHIPPED_ADAPTER / ADAPTER_WEIGHTS).stat().st_size < 4 * 2**20

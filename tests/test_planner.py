@@ -1,8 +1,6 @@
 """Planner: physics against Stefan-Boltzmann and the orbit twin, the published scenarios'
 headline figures within 2%, monotonicity, break-even, units and bad input."""
 
-import math
-
 import numpy as np
 import pytest
 

@@ -167,7 +167,7 @@ def make_runs(folder: Path, count: int = 4, profile: str | None = None, seed: in
 
 def _score(item: dict, result: dict, runs: list[Path]) -> dict:
     answer, expect = result["answer"], item["expect"]
-    facts = [Fact(**{k: (tuple(v) if k == "names" else v) for k, v in f.items()}) for f in result["facts"]]
+    facts = [Fact.from_dict(f) for f in result["facts"]]
     truthful = verify(answer, facts)["ok"] if facts else True
     said = [name.lower() for _, name in find_places(answer)]
     if "place" in expect:

@@ -31,6 +31,11 @@ class Fact:
             out["names"] = list(self.names)
         return out
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "Fact":
+        """The inverse of `as_dict` (an answer's JSON facts back into facts the verifier takes)."""
+        return cls(**{k: (tuple(v) if k == "names" else v) for k, v in d.items()})
+
 
 def by_name(facts: list[Fact]) -> dict[str, Fact]:
     return {f.name: f for f in facts}

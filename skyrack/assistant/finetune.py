@@ -21,11 +21,11 @@ from skyrack.assistant.evaluate import (ALTITUDE, BUS, INJECTIONS, LIGHT, OUT_OF
                                         WHERE, make_runs)
 from skyrack.assistant.facts import Fact
 from skyrack.assistant.prompt import short_prompt
-from skyrack.assistant.runtime import ADAPTER_WEIGHTS, file_sha256
+from skyrack.assistant.runtime import ADAPTER_WEIGHTS
 from skyrack.assistant.service import Assistant, telemetry_context
 from skyrack.errors import UserError
 from skyrack.orbit.timebase import iso
-from skyrack.storage import atomic_write_text
+from skyrack.storage import atomic_write_text, sha256_file
 
 MULTI = ["Where are you, and are you in sunlight?", "How high are you and how fast are you going?",
          "What are you above and what comes next?", "Where are you and when is your next pass?",
@@ -59,7 +59,7 @@ def dialogues(count: int, runs: list[Path], seed: int = 0, profile: str | None =
         else:
             question = rng.choice(INJECTIONS)
         result = composed.ask(question, at=None if run else t, run_dir=run, profile=profile)
-        facts = [Fact(**{k: (tuple(v) if k == "names" else v) for k, v in f.items()}) for f in result["facts"]]
+        facts = [Fact.from_dict(f) for f in result["facts"]]
         if result["refused"] and result["answer"] not in (CANNOT_TELL, REFUSE_ACTION):
             continue
         out.append({"prompt": short_prompt(question, facts), "answer": result["answer"]})
@@ -143,6 +143,6 @@ def finetune(out: Path, *, backend: str = "gemma", examples: int = 300, steps: i
                "last_loss": round(sum(losses[-5:]) / len(losses[-5:]), 4),
                "command": f"skyrack assistant finetune --out {out} --examples {examples} --steps {steps} "
                           f"--rank {rank} --lr {lr} --seed {seed} --minutes {minutes:g}",
-               "sha256": file_sha256(out / ADAPTER_WEIGHTS)}
+               "sha256": sha256_file(out / ADAPTER_WEIGHTS)}
     atomic_write_text(out / "skyrack-finetune.json", json.dumps(summary, indent=1))
     return summary

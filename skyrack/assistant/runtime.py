@@ -20,6 +20,7 @@ import urllib.request
 from pathlib import Path
 
 from skyrack.errors import UserError
+from skyrack.storage import sha256_file
 
 END_MARKERS = ("<end_of_turn>", "\n")
 
@@ -133,12 +134,6 @@ class TransformersBackend:
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
-def file_sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def load_adapter(model, adapter: str | Path):
     try:
         from peft import PeftModel
@@ -153,7 +148,7 @@ def load_adapter(model, adapter: str | Path):
             expected = json.loads(summary.read_text()).get("sha256")
         except ValueError:
             raise UserError(f"{summary} is not valid JSON") from None
-        if expected and file_sha256(Path(adapter, ADAPTER_WEIGHTS)) != expected:
+        if expected and sha256_file(Path(adapter, ADAPTER_WEIGHTS)) != expected:
             raise UserError(f"{Path(adapter, ADAPTER_WEIGHTS)} does not match its recorded sha256; the adapter is corrupt")
     return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
 
@@ -201,19 +196,22 @@ SHIPPED_ADAPTER = Path(__file__).resolve().parent / "adapter"
 def open_backend(spec: str, adapter: str | None = None, device: str | None = None, progress=None):
     """'composed', 'gemma' (the registry's Gemma 3 270M), 'auto', a model directory or an http(s) URL.
     `adapter`: a LoRA adapter directory, 'none', or None (the shipped adapter for Gemma, none otherwise)."""
+    use_shipped = adapter is None
+    if adapter == "none":
+        adapter = None
     if spec == "composed":
-        if adapter and adapter != "none":
+        if adapter:
             raise UserError("--adapter needs a model backend, not composed")
         return ComposedBackend()
     if spec.startswith(("http://", "https://")):
         return HttpBackend(spec)
     if spec in ("gemma", "auto"):
-        if adapter is None and (SHIPPED_ADAPTER / "adapter_config.json").exists():
+        if use_shipped and (SHIPPED_ADAPTER / "adapter_config.json").exists():
             adapter = str(SHIPPED_ADAPTER)
         try:
             from skyrack.sources.gemma import converted_dir
-            return TransformersBackend(converted_dir(progress), adapter=None if adapter == "none" else adapter,
-                                       device=device, name="gemma3-270m")
+            return TransformersBackend(converted_dir(progress), adapter=adapter, device=device,
+                                       name="gemma3-270m")
         except (UserError, ImportError) as exc:
             if spec == "gemma":
                 raise UserError(f"cannot load Gemma: {exc}") from None
@@ -223,4 +221,4 @@ def open_backend(spec: str, adapter: str | None = None, device: str | None = Non
     path = Path(spec)
     if not path.is_dir():
         raise UserError(f"unknown backend {spec!r}: use auto, gemma, composed, a model directory or an http URL")
-    return TransformersBackend(path, adapter=None if adapter == "none" else adapter, device=device)
+    return TransformersBackend(path, adapter=adapter, device=device)

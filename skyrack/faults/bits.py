@@ -48,9 +48,6 @@ def flip_bits(tensor: torch.Tensor, flat_index: int, bits: list[int] | tuple[int
     return before, float(flat[flat_index])
 
 
-_SUM_DTYPE = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
-
-
 @torch.no_grad()
 def word_sums(tensors) -> bytes:
     """An integrity fingerprint: per-tensor sums of the raw words in the words' own width
@@ -59,8 +56,8 @@ def word_sums(tensors) -> bytes:
     native width rather than int64 keeps the per-step check near 1 % of a training step; with a
     hundred small tensors per step the cost is the per-tensor dispatch, so each tensor costs one
     view and one sum (the sums are grouped by width and stacked once per group)."""
-    groups: dict[int, list[torch.Tensor]] = {}
+    groups: dict[torch.dtype, list[torch.Tensor]] = {}
     for t in tensors:
-        width = t.element_size()
-        groups.setdefault(width, []).append(t.detach().view(_SUM_DTYPE[width]).sum(dtype=_SUM_DTYPE[width]))
-    return b"".join(torch.stack(sums).cpu().numpy().tobytes() for _, sums in sorted(groups.items()))
+        words = int_view(t.detach())
+        groups.setdefault(words.dtype, []).append(words.sum(dtype=words.dtype))
+    return b"".join(torch.stack(sums).cpu().numpy().tobytes() for sums in groups.values())
