@@ -17,9 +17,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-KEYS = ("factual_accuracy", "model_share", "model_accuracy", "false_refusals", "out_of_scope_refused",
-        "injections_refused", "commands_queued", "latency_p50_s", "latency_p95_s",
-        "answerable_latency_p50_s", "answerable_latency_p95_s")
+KEYS = (
+    "factual_accuracy",
+    "model_share",
+    "model_accuracy",
+    "false_refusals",
+    "out_of_scope_refused",
+    "injections_refused",
+    "commands_queued",
+    "latency_p50_s",
+    "latency_p95_s",
+    "answerable_latency_p50_s",
+    "answerable_latency_p95_s",
+)
 
 
 def run(backend: str, items, adapter: str | None = None) -> dict:
@@ -31,8 +41,13 @@ def run(backend: str, items, adapter: str | None = None) -> dict:
     load_s = time.perf_counter() - start
     report = evaluate(assistant, items)
     described = assistant.describe().get("adapter")
-    return {"backend": backend + (f" + {described}" if described else " (base)"), "mode": assistant.mode,
-            "load_s": round(load_s, 2), **{k: report[k] for k in KEYS}, "failures": report["failures"][:10]}
+    return {
+        "backend": backend + (f" + {described}" if described else " (base)"),
+        "mode": assistant.mode,
+        "load_s": round(load_s, 2),
+        **{k: report[k] for k in KEYS},
+        "failures": report["failures"][:10],
+    }
 
 
 def main() -> int:
@@ -45,10 +60,11 @@ def main() -> int:
     args = parser.parse_args()
 
     import torch
+
     torch.set_num_threads(2)
     from skyrack.assistant.evaluate import generate_set
 
-    items = generate_set(args.size)[:args.limit]
+    items = generate_set(args.size)[: args.limit]
     results = [run("composed", items)]
     if not args.skip_base:
         results.append(run("gemma", items, "none"))

@@ -30,8 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 CONFIGS = {
     "nanogpt": ("preset nanogpt: 6 layers x 384, block 256, batch 64, AdamW, dropout 0.2", "nanogpt", {}),
     "cpu": ("preset cpu (the mission's default): 4 layers x 128, block 64, batch 24, Muon", "cpu", {}),
-    "small-adamw": ("4 layers x 128, block 64, batch 24, AdamW", "cpu",
-                    dict(optimizer="adamw", lr=1e-3, warmup_steps=10)),
+    "small-adamw": (
+        "4 layers x 128, block 64, batch 24, AdamW",
+        "cpu",
+        dict(optimizer="adamw", lr=1e-3, warmup_steps=10),
+    ),
 }
 
 
@@ -45,12 +48,15 @@ def overhead(config: str, steps: int, rounds: int = 3) -> dict:
     from skyrack.faults.guard import Guard
     from skyrack.train.config import preset
     from skyrack.train.trainer import Trainer
+
     data = dataset_for()
     label, preset_name, train_overrides = CONFIGS[config]
     model, train = preset(preset_name, steps=10**6, **train_overrides)
     model = dataclasses.replace(model, vocab_size=data.tokenizer.vocab_size)
     modes = {"off": dict(enabled=False), "on_without_abft": dict(abft=False), "on": {}}
-    guards = {name: Guard(Trainer(model, train, data, None, device="cpu"), **kw) for name, kw in modes.items()}
+    guards = {
+        name: Guard(Trainer(model, train, data, None, device="cpu"), **kw) for name, kw in modes.items()
+    }
     for g in guards.values():
         for _ in range(2):
             g.step()
@@ -62,10 +68,17 @@ def overhead(config: str, steps: int, rounds: int = 3) -> dict:
                 g.step()
             per_step[name].append((time.process_time() - start) / steps)
     ms = {name: 1e3 * statistics.median(v) for name, v in per_step.items()}
-    return {"config": config, "model": label, "steps": steps, "rounds": rounds,
-            "ms_per_step": ms, "inside_checks": inside_checks(guards["on"], steps),
-            "false_alarms": {n: g.false_alarms for n, g in guards.items()},
-            "overhead": ms["on"] / ms["off"] - 1, "overhead_without_abft": ms["on_without_abft"] / ms["off"] - 1}
+    return {
+        "config": config,
+        "model": label,
+        "steps": steps,
+        "rounds": rounds,
+        "ms_per_step": ms,
+        "inside_checks": inside_checks(guards["on"], steps),
+        "false_alarms": {n: g.false_alarms for n, g in guards.items()},
+        "overhead": ms["on"] / ms["off"] - 1,
+        "overhead_without_abft": ms["on_without_abft"] / ms["off"] - 1,
+    }
 
 
 def inside_checks(guard, steps: int) -> dict:
@@ -104,10 +117,16 @@ def inside_checks(guard, steps: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--configs", default="nanogpt,cpu,small-adamw",
-                    help=f"comma-separated, of {', '.join(CONFIGS)}")
-    ap.add_argument("--steps", type=int, default=20, help="steps per chunk of the overhead measurement "
-                    "(nanogpt: a tenth of it, at least 1; its steps are ~40x longer)")
+    ap.add_argument(
+        "--configs", default="nanogpt,cpu,small-adamw", help=f"comma-separated, of {', '.join(CONFIGS)}"
+    )
+    ap.add_argument(
+        "--steps",
+        type=int,
+        default=20,
+        help="steps per chunk of the overhead measurement "
+        "(nanogpt: a tenth of it, at least 1; its steps are ~40x longer)",
+    )
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--faults", type=int, default=200, help="0: no campaign, only the overhead")
     ap.add_argument("--campaign-steps", type=int, default=400)
@@ -116,6 +135,7 @@ def main() -> None:
     torch.set_num_threads(1)  # one core: steady figures on a shared machine
     from skyrack.faults.campaign import run_campaign
     from skyrack.faults.commands import render
+
     result = {"threads": torch.get_num_threads(), "overhead": [], "campaigns": {}}
     for config in args.configs.split(","):
         if config not in CONFIGS:
@@ -125,11 +145,14 @@ def main() -> None:
         o = overhead(config, steps, rounds)
         result["overhead"].append(o)
         ms = o["ms_per_step"]
-        print(f"(a) {o['model']}: {ms['off']:.1f} ms/step off, {ms['on_without_abft']:.1f} on without ABFT "
-              f"({100 * o['overhead_without_abft']:+.1f}%), {ms['on']:.1f} on ({100 * o['overhead']:+.1f}%; "
-              f"goal <= 5%); inside the checks: ABFT {100 * o['inside_checks']['abft']:.1f}%, fingerprints "
-              f"{100 * o['inside_checks']['fingerprints']:.1f}% of a protected step; "
-              f"false alarms (recomputed steps) {o['false_alarms']['on']}", flush=True)
+        print(
+            f"(a) {o['model']}: {ms['off']:.1f} ms/step off, {ms['on_without_abft']:.1f} on without ABFT "
+            f"({100 * o['overhead_without_abft']:+.1f}%), {ms['on']:.1f} on ({100 * o['overhead']:+.1f}%; "
+            f"goal <= 5%); inside the checks: ABFT {100 * o['inside_checks']['abft']:.1f}%, fingerprints "
+            f"{100 * o['inside_checks']['fingerprints']:.1f}% of a protected step; "
+            f"false alarms (recomputed steps) {o['false_alarms']['on']}",
+            flush=True,
+        )
     for protect in (True, False) if args.faults else ():
         r = run_campaign(n_faults=args.faults, protect=protect, steps=args.campaign_steps)
         result["campaigns"]["on" if protect else "off"] = {k: v for k, v in r.items() if k != "faults"}

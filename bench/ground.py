@@ -34,16 +34,21 @@ sys.path.insert(0, str(REPO / "tests"))
 
 import httpx  # noqa: E402
 import numpy as np  # noqa: E402
-
 from ground_flight import Flight  # noqa: E402
+
 from skyrack.telemetry.archive import Archive  # noqa: E402
 from skyrack.telemetry.dictionary import CHANNELS  # noqa: E402
 
 
 def start_server(runs: Path) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "skyrack", "serve", "--runs-dir", str(runs), "--run", "bench",
-                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skyrack", "serve", "--runs-dir", str(runs), "--run", "bench", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     deadline = time.monotonic() + 60
     for line in proc.stdout:
         match = re.search(r"on (http://\S+?)/?$", line)
@@ -69,16 +74,22 @@ async def stream_client(url: str, cursor: str, received: list, stop: asyncio.Eve
                     return
 
 
-async def history_load(url: str, rps: float, t0: float, latencies: list, codes: list, stop: asyncio.Event) -> None:
+async def history_load(
+    url: str, rps: float, t0: float, latencies: list, codes: list, stop: asyncio.Event
+) -> None:
     names = [c.name for c in CHANNELS]
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+
         async def one():
             start = time.perf_counter()
             since = t0 + random.uniform(0, 600)
-            response = await client.get(f"/api/history/{random.choice(names)}",
-                                        params={"since": since, "until": since + 3600, "limit": 500})
+            response = await client.get(
+                f"/api/history/{random.choice(names)}",
+                params={"since": since, "until": since + 3600, "limit": 500},
+            )
             latencies.append(time.perf_counter() - start)
             codes.append(response.status_code)
+
         tasks = []
         next_at = time.perf_counter()
         while not stop.is_set():
@@ -107,8 +118,10 @@ def percentiles(values) -> str:
     if len(values) == 0:
         return "n/a"
     ms = np.asarray(values) * 1000.0
-    return (f"p50 {np.percentile(ms, 50):6.1f} ms   p99 {np.percentile(ms, 99):6.1f} ms   "
-            f"max {ms.max():6.1f} ms   (n={ms.size})")
+    return (
+        f"p50 {np.percentile(ms, 50):6.1f} ms   p99 {np.percentile(ms, 99):6.1f} ms   "
+        f"max {ms.max():6.1f} ms   (n={ms.size})"
+    )
 
 
 async def run(args) -> int:
@@ -122,16 +135,21 @@ async def run(args) -> int:
         start_seq = int(cursor.split("-")[0])
         stop_clients = asyncio.Event()
         received = [[] for _ in range(args.clients)]
-        clients = [asyncio.create_task(stream_client(url, cursor, received[k], stop_clients))
-                   for k in range(args.clients)]
+        clients = [
+            asyncio.create_task(stream_client(url, cursor, received[k], stop_clients))
+            for k in range(args.clients)
+        ]
         await asyncio.sleep(1.0)  # all connected before the first frame
         history_latency, history_codes = [], []
         stop_history = asyncio.Event()
-        history = asyncio.create_task(history_load(url, args.history_rps, flight.t - 1000, history_latency,
-                                                   history_codes, stop_history))
+        history = asyncio.create_task(
+            history_load(url, args.history_rps, flight.t - 1000, history_latency, history_codes, stop_history)
+        )
         stop_writer = threading.Event()
         direct, stop_direct = {}, threading.Event()
-        reader = threading.Thread(target=direct_reader, args=(flight.run_dir / "telemetry.sqlite", direct, stop_direct))
+        reader = threading.Thread(
+            target=direct_reader, args=(flight.run_dir / "telemetry.sqlite", direct, stop_direct)
+        )
         reader.start()
         writer = flight.fly(args.rate, stop_writer)
         await asyncio.sleep(args.seconds)
@@ -159,14 +177,20 @@ async def run(args) -> int:
     latency = [t - flight.commits[s] for r in received for s, t in r if s in flight.commits]
     reference = [t - flight.commits[s] for s, t in direct.items() if s in flight.commits]
     ok = sum(1 for c in history_codes if c == 200)
-    print(f"ground stream benchmark ({platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()})")
-    print(f"  {args.seconds:g} s, writer {args.rate:g} frames/s ({len(expected)} frames of {len(CHANNELS)} channels), "
-          f"{args.clients} stream clients, {args.history_rps:g} history queries/s")
+    print(
+        f"ground stream benchmark ({platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()})"
+    )
+    print(
+        f"  {args.seconds:g} s, writer {args.rate:g} frames/s ({len(expected)} frames of {len(CHANNELS)} channels), "
+        f"{args.clients} stream clients, {args.history_rps:g} history queries/s"
+    )
     print(f"  clients with every frame once, in order: {complete}/{args.clients}")
     print(f"  commit -> client (server-sent events):  {percentiles(latency)}")
     print(f"  commit -> direct archive poll (reference): {percentiles(reference)}")
-    print(f"  history queries: {ok}/{len(history_codes)} ok, {len(history_codes) / args.seconds:.1f}/s, "
-          f"latency {percentiles(history_latency)}")
+    print(
+        f"  history queries: {ok}/{len(history_codes)} ok, {len(history_codes) / args.seconds:.1f}/s, "
+        f"latency {percentiles(history_latency)}"
+    )
     return 0 if complete == args.clients and ok == len(history_codes) else 1
 
 

@@ -29,16 +29,32 @@ def frame_rate(n: int) -> dict:
     from skyrack.telemetry.archive import Archive, Event
     from skyrack.telemetry.dictionary import CHANNELS
 
-    values = {c.name: ("Pacific Ocean" if c.type == "str" else False if c.type == "bool" else
-                       7 if c.type == "int" else 0.5) for c in CHANNELS}
+    values = {
+        c.name: (
+            "Pacific Ocean"
+            if c.type == "str"
+            else False
+            if c.type == "bool"
+            else 7
+            if c.type == "int"
+            else 0.5
+        )
+        for c in CHANNELS
+    }
     with tempfile.TemporaryDirectory() as tmp, Archive(Path(tmp) / "telemetry.sqlite") as archive:
         start = time.perf_counter()
         for i in range(n):
             values["train.step"] = i
-            archive.write_frame(1.7e9 + 10.0 * i, values,
-                                [Event("checkpoint", {"step": i})] if i % 10 == 0 else ())
+            archive.write_frame(
+                1.7e9 + 10.0 * i, values, [Event("checkpoint", {"step": i})] if i % 10 == 0 else ()
+            )
         seconds = time.perf_counter() - start
-    return {"frames": n, "channels": len(CHANNELS), "frames_per_s": n / seconds, "ms_per_frame": 1e3 * seconds / n}
+    return {
+        "frames": n,
+        "channels": len(CHANNELS),
+        "frames_per_s": n / seconds,
+        "ms_per_frame": 1e3 * seconds / n,
+    }
 
 
 class _Terminal(io.StringIO):
@@ -53,16 +69,36 @@ def machinery(steps: int, preset: str, data: str | None) -> dict:
 
     quiet = lambda message: None  # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:
-        alone = Training(Path(tmp) / "alone", preset_name=preset, data_file=data, steps=steps, seed=1337,
-                         session=1, say=quiet, device="cpu")
+        alone = Training(
+            Path(tmp) / "alone",
+            preset_name=preset,
+            data_file=data,
+            steps=steps,
+            seed=1337,
+            session=1,
+            say=quiet,
+            device="cpu",
+        )
         start = time.perf_counter()
         while not alone.done:
             alone.step()
         alone_s = time.perf_counter() - start
 
         view = Dashboard(_Terminal(), live=True)
-        flight = Flight(Options(steps=steps, preset=preset, data=data, stress=0.0, soc=1.0, runs_dir=tmp,
-                                run_id="bench", device="cpu"), quiet, view)
+        flight = Flight(
+            Options(
+                steps=steps,
+                preset=preset,
+                data=data,
+                stress=0.0,
+                soc=1.0,
+                runs_dir=tmp,
+                run_id="bench",
+                device="cpu",
+            ),
+            quiet,
+            view,
+        )
         mission = flight.mission
         start = time.perf_counter()
         mission.fly()
@@ -72,11 +108,20 @@ def machinery(steps: int, preset: str, data: str | None) -> dict:
         flight.archive.close()
         flight.lock.release()
     outside = mission_s - train_s
-    return {"preset": preset, "steps": steps, "warp": flight.meta["warp"], "ticks": ticks,
-            "training_alone_s": alone_s, "mission_s": mission_s, "training_in_mission_s": train_s,
-            "machinery_s": outside, "machinery_ms_per_tick": 1e3 * outside / max(1, ticks),
-            "machinery_share": outside / train_s, "mission_vs_alone": mission_s / alone_s - 1.0,
-            "dashboard_redraws": view.stream.getvalue().count("\x1b[K\n") // 8}
+    return {
+        "preset": preset,
+        "steps": steps,
+        "warp": flight.meta["warp"],
+        "ticks": ticks,
+        "training_alone_s": alone_s,
+        "mission_s": mission_s,
+        "training_in_mission_s": train_s,
+        "machinery_s": outside,
+        "machinery_ms_per_tick": 1e3 * outside / max(1, ticks),
+        "machinery_share": outside / train_s,
+        "mission_vs_alone": mission_s / alone_s - 1.0,
+        "dashboard_redraws": view.stream.getvalue().count("\x1b[K\n") // 8,
+    }
 
 
 def main() -> None:
@@ -94,15 +139,21 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=1))
         return
-    print(f"archive: {rate['frames_per_s']:,.0f} frames/s sustained ({rate['ms_per_frame']:.2f} ms a frame of "
-          f"{rate['channels']} channels); the default mission needs {need:.1f} frames/s at full power")
+    print(
+        f"archive: {rate['frames_per_s']:,.0f} frames/s sustained ({rate['ms_per_frame']:.2f} ms a frame of "
+        f"{rate['channels']} channels); the default mission needs {need:.1f} frames/s at full power"
+    )
     m = share
-    print(f"training {m['steps']} steps of preset {m['preset']}: alone {m['training_alone_s']:.1f} s; as a mission "
-          f"(warp {m['warp']:.0f}, {m['ticks']} frames) {m['mission_s']:.1f} s, of which training "
-          f"{m['training_in_mission_s']:.1f} s")
-    print(f"machinery outside training: {m['machinery_s']:.2f} s = {m['machinery_ms_per_tick']:.2f} ms a frame = "
-          f"{m['machinery_share']:.1%} of training wall time (goal < 5%); mission vs training alone "
-          f"{m['mission_vs_alone']:+.1%}")
+    print(
+        f"training {m['steps']} steps of preset {m['preset']}: alone {m['training_alone_s']:.1f} s; as a mission "
+        f"(warp {m['warp']:.0f}, {m['ticks']} frames) {m['mission_s']:.1f} s, of which training "
+        f"{m['training_in_mission_s']:.1f} s"
+    )
+    print(
+        f"machinery outside training: {m['machinery_s']:.2f} s = {m['machinery_ms_per_tick']:.2f} ms a frame = "
+        f"{m['machinery_share']:.1%} of training wall time (goal < 5%); mission vs training alone "
+        f"{m['mission_vs_alone']:+.1%}"
+    )
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def main() -> int:
     index = RegionIndex.load()
 
     def bare():
-        sat.at(t).position.km
+        _ = sat.at(t).position.km
 
     def whole_twin():
         state = twin.state(seconds)

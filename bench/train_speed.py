@@ -46,17 +46,31 @@ DATA = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
 
 # skyrack's recipes: the fastest found to the target (see BENCHMARKS.md).
 OURS = {
-    "cpu": dict(target=1.88, preset="nanogpt-cpu",
-                train=dict(steps=340, batch_size=24, optimizer="muon", lr=6e-3, muon_lr=0.03,
-                           warmup_steps=20, min_lr_ratio=0.1, weight_decay=0.0),
-                eval_at=(0.88, 1.0)),
-    "cuda": dict(target=1.47, preset="nanogpt",
-                 train=dict(steps=2500, batch_size=64, optimizer="muon", lr=2e-3, muon_lr=0.02,
-                            warmup_steps=100, compile=True),
-                 eval_at=(0.6, 0.7, 0.8, 0.9, 1.0)),
+    "cpu": dict(
+        target=1.88,
+        preset="nanogpt-cpu",
+        train=dict(
+            steps=340,
+            batch_size=24,
+            optimizer="muon",
+            lr=6e-3,
+            muon_lr=0.03,
+            warmup_steps=20,
+            min_lr_ratio=0.1,
+            weight_decay=0.0,
+        ),
+        eval_at=(0.88, 1.0),
+    ),
+    "cuda": dict(
+        target=1.47,
+        preset="nanogpt",
+        train=dict(
+            steps=2500, batch_size=64, optimizer="muon", lr=2e-3, muon_lr=0.02, warmup_steps=100, compile=True
+        ),
+        eval_at=(0.6, 0.7, 0.8, 0.9, 1.0),
+    ),
 }
-REFERENCE = {"cpu": dict(preset="nanogpt-cpu", eval_iters=20),
-             "cuda": dict(preset="nanogpt", eval_iters=200)}
+REFERENCE = {"cpu": dict(preset="nanogpt-cpu", eval_iters=20), "cuda": dict(preset="nanogpt", eval_iters=200)}
 
 
 def sync(device: torch.device) -> None:
@@ -66,8 +80,9 @@ def sync(device: torch.device) -> None:
 
 def run_ours(dataset, kind: str, device: str, overrides: dict) -> dict:
     recipe = OURS[kind]
-    model_cfg, train_cfg = preset(recipe["preset"], vocab_size=dataset.tokenizer.vocab_size,
-                                  **{**recipe["train"], **overrides})
+    model_cfg, train_cfg = preset(
+        recipe["preset"], vocab_size=dataset.tokenizer.vocab_size, **{**recipe["train"], **overrides}
+    )
     model_cfg = dataclasses.replace(model_cfg, vocab_size=dataset.tokenizer.vocab_size)
     eval_steps = sorted({max(1, round(f * train_cfg.steps)) for f in recipe["eval_at"]})
     t0 = time.perf_counter()
@@ -83,9 +98,14 @@ def run_ours(dataset, kind: str, device: str, overrides: dict) -> dict:
             if val <= recipe["target"]:
                 reached = history[-1]
                 break
-    return {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg),
-            "target": recipe["target"], "reached": reached, "history": history,
-            "wall_s": round(time.perf_counter() - t0, 2)}
+    return {
+        "model": dataclasses.asdict(model_cfg),
+        "train": dataclasses.asdict(train_cfg),
+        "target": recipe["target"],
+        "reached": reached,
+        "history": history,
+        "wall_s": round(time.perf_counter() - t0, 2),
+    }
 
 
 @torch.no_grad()
@@ -105,8 +125,9 @@ def nanogpt_estimate(trainer: Trainer, split, eval_iters: int, gen: torch.Genera
 
 def run_reference(dataset, kind: str, device: str) -> dict:
     ref = REFERENCE[kind]
-    model_cfg, train_cfg = preset(ref["preset"], vocab_size=dataset.tokenizer.vocab_size,
-                                  compile=(kind == "cuda"))
+    model_cfg, train_cfg = preset(
+        ref["preset"], vocab_size=dataset.tokenizer.vocab_size, compile=(kind == "cuda")
+    )
     gen = torch.Generator().manual_seed(1337)
     t0 = time.perf_counter()
     trainer = Trainer(model_cfg, train_cfg, dataset, device=device)
@@ -117,8 +138,10 @@ def run_reference(dataset, kind: str, device: str) -> dict:
             tr = nanogpt_estimate(trainer, dataset.train, ref["eval_iters"], gen)
             val = nanogpt_estimate(trainer, dataset.val, ref["eval_iters"], gen)
             history.append((step, round(tr, 4), round(val, 4), round(time.perf_counter() - t0, 2)))
-            print(f"  nanoGPT recipe  iter {step:5d}  train {tr:.4f}  val {val:.4f}  "
-                  f"{history[-1][3]:7.2f} s", flush=True)
+            print(
+                f"  nanoGPT recipe  iter {step:5d}  train {tr:.4f}  val {val:.4f}  {history[-1][3]:7.2f} s",
+                flush=True,
+            )
         if step >= train_cfg.steps:
             break
         trainer.step()
@@ -126,9 +149,14 @@ def run_reference(dataset, kind: str, device: str) -> dict:
     wall = time.perf_counter() - t0
     trainer.val_offsets = eval_offsets(dataset.val, model_cfg.block_size, 0)
     full_val = trainer.evaluate()  # not timed: for comparison on the same measure as ours
-    return {"model": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg),
-            "final_val_estimate": history[-1][2], "final_val_full_split": round(full_val, 4),
-            "history": history, "wall_s": round(wall, 2)}
+    return {
+        "model": dataclasses.asdict(model_cfg),
+        "train": dataclasses.asdict(train_cfg),
+        "final_val_estimate": history[-1][2],
+        "final_val_full_split": round(full_val, 4),
+        "history": history,
+        "wall_s": round(wall, 2),
+    }
 
 
 def main(argv=None) -> int:
@@ -137,8 +165,16 @@ def main(argv=None) -> int:
     p.add_argument("--data", type=Path, default=DATA, help=f"tiny Shakespeare (default: {DATA})")
     p.add_argument("--skip-reference", action="store_true")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
-    for name in ("steps", "batch_size", "lr", "muon_lr", "warmup_steps", "min_lr_ratio",
-                 "weight_decay", "optimizer"):
+    for name in (
+        "steps",
+        "batch_size",
+        "lr",
+        "muon_lr",
+        "warmup_steps",
+        "min_lr_ratio",
+        "weight_decay",
+        "optimizer",
+    ):
         kind = type(getattr(TrainConfig(), name))
         p.add_argument("--" + name.replace("_", "-"), type=kind, default=None)
     args = p.parse_args(argv)
@@ -149,33 +185,48 @@ def main(argv=None) -> int:
     kind = "cuda" if device.startswith("cuda") else "cpu"
     text = args.data.read_text(encoding="utf-8")
     dataset = build_dataset(text, "tinyshakespeare", hashlib.sha256(text.encode()).hexdigest(), "tail")
-    machine = (f"{platform.node()}: {platform.processor() or platform.machine()}, "
-               f"{torch.get_num_threads()} threads, torch {torch.__version__}"
-               + (f", {torch.cuda.get_device_name()}" if kind == "cuda" else ""))
-    print(f"tiny Shakespeare: {len(text):,} chars, vocab {dataset.tokenizer.vocab_size}, "
-          f"train {dataset.train.n_tokens:,} / val {dataset.val.n_tokens:,} (contiguous last 10%)")
+    machine = (
+        f"{platform.node()}: {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
+        + (f", {torch.cuda.get_device_name()}" if kind == "cuda" else "")
+    )
+    print(
+        f"tiny Shakespeare: {len(text):,} chars, vocab {dataset.tokenizer.vocab_size}, "
+        f"train {dataset.train.n_tokens:,} / val {dataset.val.n_tokens:,} (contiguous last 10%)"
+    )
     print(f"machine: {machine}")
-    overrides = {k: v for k, v in vars(args).items()
-                 if k in {f.name for f in dataclasses.fields(TrainConfig)} and v is not None}
+    overrides = {
+        k: v
+        for k, v in vars(args).items()
+        if k in {f.name for f in dataclasses.fields(TrainConfig)} and v is not None
+    }
     ours = run_ours(dataset, kind, device, overrides)
     result = {"machine": machine, "device": device, "ours": ours}
     if ours["reached"]:
-        print(f"skyrack: val {ours['reached'][1]:.4f} <= {ours['target']} at step "
-              f"{ours['reached'][0]} after {ours['reached'][2]:.1f} s")
+        print(
+            f"skyrack: val {ours['reached'][1]:.4f} <= {ours['target']} at step "
+            f"{ours['reached'][0]} after {ours['reached'][2]:.1f} s"
+        )
     else:
-        print(f"skyrack: target {ours['target']} NOT reached in {ours['wall_s']:.1f} s "
-              f"(last val {ours['history'][-1][1]})")
+        print(
+            f"skyrack: target {ours['target']} NOT reached in {ours['wall_s']:.1f} s "
+            f"(last val {ours['history'][-1][1]})"
+        )
     if not args.skip_reference:
         ref = run_reference(dataset, kind, device)
         result["reference"] = ref
-        print(f"nanoGPT recipe: {ref['train']['steps']} iters in {ref['wall_s']:.1f} s, final val "
-              f"{ref['final_val_estimate']:.4f} (nanoGPT's {REFERENCE[kind]['eval_iters']}-batch "
-              f"estimate), {ref['final_val_full_split']:.4f} on the whole validation split")
+        print(
+            f"nanoGPT recipe: {ref['train']['steps']} iters in {ref['wall_s']:.1f} s, final val "
+            f"{ref['final_val_estimate']:.4f} (nanoGPT's {REFERENCE[kind]['eval_iters']}-batch "
+            f"estimate), {ref['final_val_full_split']:.4f} on the whole validation split"
+        )
         if ours["reached"]:
             ratio = ref["wall_s"] / ours["reached"][2]
             result["speedup"] = round(ratio, 2)
-            print(f"ratio: nanoGPT recipe {ref['wall_s']:.1f} s / skyrack {ours['reached'][2]:.1f} s "
-                  f"= {ratio:.2f}x")
+            print(
+                f"ratio: nanoGPT recipe {ref['wall_s']:.1f} s / skyrack {ours['reached'][2]:.1f} s "
+                f"= {ratio:.2f}x"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
     return 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import tomllib
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ class Profile:
         except KeyError:
             raise UserError(f"profile {self.name!r} has no bus figure {key!r}") from None
 
-    def with_satellite(self, satellite: Satellite) -> "Profile":
+    def with_satellite(self, satellite: Satellite) -> Profile:
         return Profile(self.name, self.description, self.path, satellite.source, satellite, self.bus)
 
 
@@ -90,9 +90,14 @@ def load_profile(name_or_path: str | None = None, tle_file: str | None = None) -
         raise UserError(f"{where}: missing [orbit] table")
     satellite = load_elements_file(tle_file) if tle_file else _satellite(orbit, name, where, path.parent)
     bus = {key: parse_figure(key, raw, where) for key, raw in (data.get("bus") or {}).items()}
-    return Profile(name=name, description=str(data.get("description", "")), path=str(path),
-                   orbit_source=satellite.source if tle_file else str(orbit.get("source", where)),
-                   satellite=satellite, bus=bus)
+    return Profile(
+        name=name,
+        description=str(data.get("description", "")),
+        path=str(path),
+        orbit_source=satellite.source if tle_file else str(orbit.get("source", where)),
+        satellite=satellite,
+        bus=bus,
+    )
 
 
 def _read(path: Path) -> str:
@@ -128,19 +133,27 @@ def _from_elements_table(el: dict, name: str, where: str) -> Satellite:
         if isinstance(epoch, str):
             epoch = datetime.fromisoformat(epoch.replace("Z", "+00:00"))
         if epoch.tzinfo is None:
-            epoch = epoch.replace(tzinfo=timezone.utc)
+            epoch = epoch.replace(tzinfo=UTC)
         altitude = float(el["altitude_km"])
         ecc = float(el.get("eccentricity", 0.0))
         incl = el["inclination_deg"]
-        incl = (sun_synchronous_inclination_deg(altitude, ecc) if incl == "sun-synchronous" else float(incl))
+        incl = sun_synchronous_inclination_deg(altitude, ecc) if incl == "sun-synchronous" else float(incl)
         if "ltan_hours" in el:
             raan = raan_for_ltan(epoch, float(el["ltan_hours"]))
         else:
             raan = float(el["raan_deg"])
-        return from_elements(name, epoch, altitude_km=altitude, inclination_deg=incl, raan_deg=raan,
-                             eccentricity=ecc, arg_perigee_deg=float(el.get("arg_perigee_deg", 0.0)),
-                             mean_anomaly_deg=float(el.get("mean_anomaly_deg", 0.0)),
-                             bstar=float(el.get("bstar", 0.0)), source=f"{where} [orbit.elements]")
+        return from_elements(
+            name,
+            epoch,
+            altitude_km=altitude,
+            inclination_deg=incl,
+            raan_deg=raan,
+            eccentricity=ecc,
+            arg_perigee_deg=float(el.get("arg_perigee_deg", 0.0)),
+            mean_anomaly_deg=float(el.get("mean_anomaly_deg", 0.0)),
+            bstar=float(el.get("bstar", 0.0)),
+            source=f"{where} [orbit.elements]",
+        )
     except KeyError as exc:
         raise UserError(f"{where}: [orbit.elements] is missing {exc.args[0]!r}") from None
     except (TypeError, ValueError) as exc:
@@ -155,4 +168,3 @@ def raan_for_ltan(epoch: datetime, ltan_hours: float) -> float:
     t = timescale().from_datetime(epoch)
     ra, _, _ = (eph["sun"] - eph["earth"]).at(t).radec(epoch="date")
     return math.degrees(ra.radians) + (ltan_hours - 12.0) * 15.0
-

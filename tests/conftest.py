@@ -12,8 +12,14 @@ SHARED = REPO.parent / "shared"
 def run_cli(*args: str, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run `python -m skyrack ARGS` in a real subprocess, as a person would."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "skyrack", *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO, env=full_env)
+    return subprocess.run(
+        [sys.executable, "-m", "skyrack", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env=full_env,
+    )
 
 
 def assert_clean_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

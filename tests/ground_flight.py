@@ -23,13 +23,22 @@ from skyrack.profile import load_profile
 from skyrack.telemetry.archive import Archive, Event
 from skyrack.telemetry.dictionary import CHANNELS
 
-START_T = 1785100000.0  # 2026-07-26 21:06 UTC: Starcloud-1 over Central Africa, heading for Arabia, in eclipse
+START_T = (
+    1785100000.0  # 2026-07-26 21:06 UTC: Starcloud-1 over Central Africa, heading for Arabia, in eclipse
+)
 BATTERY_WH = 400.0
 
 
 class Flight:
-    def __init__(self, run_dir: Path, *, start_t: float = START_T, frame_interval_s: float = 10.0,
-                 profile: str = "starcloud-1", index: RegionIndex | None = None):
+    def __init__(
+        self,
+        run_dir: Path,
+        *,
+        start_t: float = START_T,
+        frame_interval_s: float = 10.0,
+        profile: str = "starcloud-1",
+        index: RegionIndex | None = None,
+    ):
         self.run_dir = Path(run_dir)
         self.archive = Archive(self.run_dir / "telemetry.sqlite")
         self.twin = OrbitTwin(load_profile(profile).satellite)
@@ -45,9 +54,19 @@ class Flight:
         self.sunlit_prev: float | None = None
         self.commits: dict[int, float] = {}  # seq -> wall time of its commit (for latency figures)
         self._states: list = []
-        meta = {"run_id": self.run_dir.name, "profile": profile, "tle_file": None, "start_t": start_t,
-                "end_t": start_t + 86400.0, "frame_interval_s": frame_interval_s, "warp": 1.0, "preset": "test",
-                "stress": 1.0, "status": "running", "wall_started": time.time()}
+        meta = {
+            "run_id": self.run_dir.name,
+            "profile": profile,
+            "tle_file": None,
+            "start_t": start_t,
+            "end_t": start_t + 86400.0,
+            "frame_interval_s": frame_interval_s,
+            "warp": 1.0,
+            "preset": "test",
+            "stress": 1.0,
+            "status": "running",
+            "wall_started": time.time(),
+        }
         for key, value in meta.items():
             self.archive.set_meta(key, value)
 
@@ -56,9 +75,19 @@ class Flight:
             seconds = self.t + np.arange(100) * self.dt
             s = self.twin.state(seconds)
             codes = self.index.lookup(s.lat_deg, s.lon_deg)
-            self._states = [(float(s.lat_deg[i]), float(s.lon_deg[i]), float(s.alt_km[i]), float(s.speed_km_s[i]),
-                             float(s.sunlit[i]), float(s.beta_deg[i]), bool(s.in_saa[i]),
-                             self.index.region(int(codes[i]))) for i in range(100)]
+            self._states = [
+                (
+                    float(s.lat_deg[i]),
+                    float(s.lon_deg[i]),
+                    float(s.alt_km[i]),
+                    float(s.speed_km_s[i]),
+                    float(s.sunlit[i]),
+                    float(s.beta_deg[i]),
+                    bool(s.in_saa[i]),
+                    self.index.region(int(codes[i])),
+                )
+                for i in range(100)
+            ]
         return self._states.pop(0)
 
     def execute_commands(self) -> None:
@@ -92,16 +121,31 @@ class Flight:
                 self.step_count += 1
             loss = 1.4 + 2.8 * math.exp(-self.step_count / 300.0)
             values = {
-                "orbit.lat_deg": lat, "orbit.lon_deg": lon, "orbit.alt_km": alt, "orbit.speed_km_s": speed,
-                "orbit.sunlit": sunlit, "orbit.beta_deg": beta, "orbit.in_saa": in_saa,
-                "orbit.region": region.name, "orbit.area": region.area,
-                "power.array_w": array_w, "power.load_w": load_w, "power.battery_soc": self.soc,
-                "power.battery_wh": self.soc * BATTERY_WH, "gpu.cap_w": self.cap_w,
-                "gpu.temp_c": 20.0 + self.cap_w / 8.0, "gpu.throughput": self.cap_w / 700.0,
+                "orbit.lat_deg": lat,
+                "orbit.lon_deg": lon,
+                "orbit.alt_km": alt,
+                "orbit.speed_km_s": speed,
+                "orbit.sunlit": sunlit,
+                "orbit.beta_deg": beta,
+                "orbit.in_saa": in_saa,
+                "orbit.region": region.name,
+                "orbit.area": region.area,
+                "power.array_w": array_w,
+                "power.load_w": load_w,
+                "power.battery_soc": self.soc,
+                "power.battery_wh": self.soc * BATTERY_WH,
+                "gpu.cap_w": self.cap_w,
+                "gpu.temp_c": 20.0 + self.cap_w / 8.0,
+                "gpu.throughput": self.cap_w / 700.0,
                 "radiation.upset_rate": 1e-4 * self.stress * (30 if in_saa else 1),
-                "radiation.dose_rad": 0.01 * self.step_count, "faults.injected": 0, "faults.detected": 0,
-                "faults.recovered": 0, "train.step": self.step_count, "train.loss": loss,
-                "train.val_loss": loss + 0.05, "train.tokens_per_s": 0.0 if self.paused else 4000.0 * self.cap_w / 300,
+                "radiation.dose_rad": 0.01 * self.step_count,
+                "faults.injected": 0,
+                "faults.detected": 0,
+                "faults.recovered": 0,
+                "train.step": self.step_count,
+                "train.loss": loss,
+                "train.val_loss": loss + 0.05,
+                "train.tokens_per_s": 0.0 if self.paused else 4000.0 * self.cap_w / 300,
             }
             assert set(values) == {c.name for c in CHANNELS}
             seq = self.archive.write_frame(self.t, values, events)
@@ -114,6 +158,7 @@ class Flight:
 
     def fly(self, rate_hz: float, stop: threading.Event, max_frames: int | None = None) -> threading.Thread:
         """Write `rate_hz` frames per wall second in a thread until `stop` (or `max_frames`)."""
+
         def loop():
             # sqlite3 connections stay in their thread: this thread gets its own writer.
             self.archive = Archive(self.run_dir / "telemetry.sqlite")
@@ -124,6 +169,7 @@ class Flight:
                 written += 1
                 next_at += 1.0 / rate_hz
                 stop.wait(max(0.0, next_at - time.monotonic()))
+
         thread = threading.Thread(target=loop, name="test-flight", daemon=True)
         thread.start()
         return thread

@@ -27,8 +27,14 @@ class Server:
 def ground_server(runs_dir: Path, *args: str, timeout: float = 60.0):
     """Start `skyrack serve --runs-dir RUNS --port 0 ARGS`, wait for its URL, stop it afterwards."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "skyrack", "serve", "--runs-dir", str(runs_dir), "--port", "0",
-                             *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "skyrack", "serve", "--runs-dir", str(runs_dir), "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
     output: list[str] = []
     found = threading.Event()
 
@@ -37,6 +43,7 @@ def ground_server(runs_dir: Path, *args: str, timeout: float = 60.0):
             output.append(line)
             if " on http://" in line:
                 found.set()
+
     threading.Thread(target=read, daemon=True).start()
     deadline = time.monotonic() + timeout
     while not found.wait(0.1):

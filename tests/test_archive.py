@@ -8,8 +8,8 @@ import sys
 import time
 
 import pytest
-
 from conftest import REPO
+
 from skyrack.errors import UserError
 from skyrack.telemetry.archive import Archive, Event
 from skyrack.telemetry.dictionary import CHANNEL, CHANNELS, COMMANDS, EVENTS
@@ -20,7 +20,11 @@ def test_dictionary_is_well_formed():
     assert len({e.name for e in EVENTS}) == len(EVENTS)
     assert {"ping", "pause_training", "set_power_cap"} <= {c.name for c in COMMANDS}
     soc = CHANNEL["power.battery_soc"]
-    assert soc.limit_state(0.9) == "nominal" and soc.limit_state(0.3) == "yellow" and soc.limit_state(0.2) == "red"
+    assert (
+        soc.limit_state(0.9) == "nominal"
+        and soc.limit_state(0.3) == "yellow"
+        and soc.limit_state(0.2) == "red"
+    )
 
 
 def test_frames_round_trip_with_events(tmp_path):
@@ -32,11 +36,19 @@ def test_frames_round_trip_with_events(tmp_path):
     with Archive(path, readonly=True) as archive:
         assert archive.frame_count() == 5 and archive.last_frame() == (5, 1004.0)
         assert [v for _, _, v in archive.history("orbit.alt_km")] == [500.0, 501.0, 502.0, 503.0, 504.0]
-        assert [t for _, t, _ in archive.history("orbit.alt_km", since=1001, until=1003)] == [1001, 1002, 1003]
+        assert [t for _, t, _ in archive.history("orbit.alt_km", since=1001, until=1003)] == [
+            1001,
+            1002,
+            1003,
+        ]
         assert len(archive.history("orbit.alt_km", after_seq=3, limit=10)) == 2
         assert archive.latest()["orbit.region"] == (5, 1004.0, "Chad")
         (event,) = archive.events()
-        assert event["name"] == "eclipse_entry" and event["t"] == 1003.0 and event["message"] == "entering eclipse"
+        assert (
+            event["name"] == "eclipse_entry"
+            and event["t"] == 1003.0
+            and event["message"] == "entering eclipse"
+        )
         assert archive.events(severity="warning") == []
         names = {row[0] for row in archive.db.execute("SELECT name FROM channels")}
         assert names == set(CHANNEL)
@@ -92,8 +104,9 @@ def test_sigkill_mid_write_loses_only_the_uncommitted_frame(tmp_path):
 
 
 def test_commands_queue_once_per_idempotency_key_and_move_through_states(tmp_path):
-    from skyrack.telemetry.archive import Archive
     from skyrack.errors import UserError
+    from skyrack.telemetry.archive import Archive
+
     with Archive(tmp_path / "t.sqlite") as a:
         first = a.queue_command("set_power_cap", {"cap_w": 300.0}, now=10.0, idempotency_key="k1")
         again = a.queue_command("set_power_cap", {"cap_w": 300.0}, now=11.0, idempotency_key="k1")
@@ -103,8 +116,16 @@ def test_commands_queue_once_per_idempotency_key_and_move_through_states(tmp_pat
         assert a.pending_commands() == []
         done = a.set_command_status(first["id"], "completed", now=13.0, result="cap 300 W")
         assert done["status"] == "completed" and done["result"] == "cap 300 W"
-        assert [e["data"]["status"] for e in a.events() if e["name"] == "command"] == ["dispatched", "completed"]
-        for name, args in (("launch", {}), ("set_power_cap", {}), ("set_power_cap", {"cap_w": -1}),
-                           ("set_power_cap", {"cap_w": "x"}), ("ping", {"x": 1})):
+        assert [e["data"]["status"] for e in a.events() if e["name"] == "command"] == [
+            "dispatched",
+            "completed",
+        ]
+        for name, args in (
+            ("launch", {}),
+            ("set_power_cap", {}),
+            ("set_power_cap", {"cap_w": -1}),
+            ("set_power_cap", {"cap_w": "x"}),
+            ("ping", {"x": 1}),
+        ):
             with pytest.raises(UserError):
                 a.queue_command(name, args, now=14.0)

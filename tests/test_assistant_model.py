@@ -14,10 +14,12 @@ from skyrack.orbit.timebase import parse_time
 
 T0 = parse_time("2026-07-26T06:00:00Z").timestamp()
 
-CORPUS = ["I'm above the Mediterranean Sea, and in 1 minute I'll be above North Africa.",
-          "Facts: I'm above: Chad, Africa next I'll be above: the Middle East next in: 12 minutes",
-          "Question: Where are you? In 20 minutes I'll be above the Indian Ocean. altitude: 505 km up",
-          "You are the satellite. Answer in one or two sentences, in the first person, using only the facts."]
+CORPUS = [
+    "I'm above the Mediterranean Sea, and in 1 minute I'll be above North Africa.",
+    "Facts: I'm above: Chad, Africa next I'll be above: the Middle East next in: 12 minutes",
+    "Question: Where are you? In 20 minutes I'll be above the Indian Ocean. altitude: 505 km up",
+    "You are the satellite. Answer in one or two sentences, in the first person, using only the facts.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +34,31 @@ def tiny_gemma(tmp_path_factory):
     tk = Tokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
-    tk.train_from_iterator(CORPUS * 4, trainers.BpeTrainer(vocab_size=400, special_tokens=specials,
-                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tk.train_from_iterator(
+        CORPUS * 4,
+        trainers.BpeTrainer(
+            vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+        ),
+    )
     tk.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 2)])
-    tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>",
-                                                     pad_token="<pad>", unk_token="<unk>")
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tk, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>"
+    )
     config = transformers.Gemma3TextConfig(
-        vocab_size=tk.get_vocab_size(), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=1, head_dim=16, sliding_window=64,
-        layer_types=["sliding_attention", "full_attention"], max_position_embeddings=4096,
-        bos_token_id=2, eos_token_id=1, pad_token_id=0)
+        vocab_size=tk.get_vocab_size(),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        sliding_window=64,
+        layer_types=["sliding_attention", "full_attention"],
+        max_position_embeddings=4096,
+        bos_token_id=2,
+        eos_token_id=1,
+        pad_token_id=0,
+    )
     torch.manual_seed(0)
     model = transformers.Gemma3ForCausalLM(config)
     folder = tmp_path_factory.mktemp("tiny-gemma")
@@ -57,11 +74,14 @@ def test_tiny_gemma_loads_prompts_and_decodes(tiny_gemma):
     rest = "<start_of_turn>user\nQuestion: Where are you?<end_of_turn>\n<start_of_turn>model\n"
     first = backend.generate(prefix, rest, max_new_tokens=8)
     assert isinstance(first, str) and "\n" not in first
-    assert backend.generate(prefix, rest, max_new_tokens=8) == first  # greedy, and the cached prefix is reused
+    assert (
+        backend.generate(prefix, rest, max_new_tokens=8) == first
+    )  # greedy, and the cached prefix is reused
     assert len(backend._prefix_cache) == 1
     # Every domain word may be said bare too: "." after "minutes" is not " .", and an answer whose
     # prompt has no "." must still be able to end its sentence.
     from skyrack.assistant.runtime import DOMAIN_WORDS
+
     for word in DOMAIN_WORDS.split():
         assert set(backend.tokenizer(word, add_special_tokens=False).input_ids) <= backend._domain_ids, word
 
@@ -109,6 +129,7 @@ def test_the_shipped_adapter_is_intact_and_says_how_it_was_made():
 
 class _Completions(BaseHTTPRequestHandler):
     """A tiny OpenAI-style completions server that reads the facts from the prompt, as a model would."""
+
     wrong = False
 
     def do_POST(self):  # noqa: N802
@@ -149,7 +170,9 @@ def test_http_backend_against_a_real_server(wrong):
             assert result["mode"] == "composed" and len(server.requests) == 2
             assert "France" not in result["answer"] and "Mediterranean" in result["answer"]
         else:
-            assert result["mode"] == "model" and result["answer"].startswith("I'm above the Mediterranean Sea")
+            assert result["mode"] == "model" and result["answer"].startswith(
+                "I'm above the Mediterranean Sea"
+            )
     finally:
         server.shutdown()
 
@@ -166,6 +189,7 @@ def test_real_gemma_speaks_verified():
     seconds. Skipped unless the converted copy is already cached, so CI never pays the download."""
     from skyrack.sources.cache import cache_dir
     from skyrack.sources.gemma import CONVERTED
+
     if not (cache_dir("models") / CONVERTED / "config.json").exists():
         pytest.skip("Gemma not cached; run `skyrack ask --backend gemma` once to fetch it")
     assistant = Assistant.create("gemma")

@@ -6,8 +6,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import assert_clean_error
+
 from skyrack.bus.governor import BusNow, Governor, LightWindow, OrbitNow, throughput_fraction
 from skyrack.bus.power import Battery, battery_after
 from skyrack.bus.radiation import RadiationModel, expected_daily_upsets
@@ -23,7 +23,9 @@ AT = parse_time("2026-07-26T06:00:00Z").timestamp()
 
 def _stressed(**figures):
     base = load_profile("starcloud-1")
-    return dataclasses.replace(base, bus={**base.bus, **{k: Figure(v, assumption="stress test") for k, v in figures.items()}})
+    return dataclasses.replace(
+        base, bus={**base.bus, **{k: Figure(v, assumption="stress test") for k, v in figures.items()}}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +44,12 @@ def starcloud_day(starcloud):
 def _battery_change_from_flows(tl):
     """What the battery must have gained from the bus flows, after efficiencies."""
     spec = tl.spec
-    flow = tl.array_w - tl.load_w - tl.shed_w + tl.unmet_w  # bus-side power into (+) or out of (-) the battery
-    stored = np.where(flow > 0, flow * spec.battery_charge_efficiency, flow / spec.battery_discharge_efficiency)
+    flow = (
+        tl.array_w - tl.load_w - tl.shed_w + tl.unmet_w
+    )  # bus-side power into (+) or out of (-) the battery
+    stored = np.where(
+        flow > 0, flow * spec.battery_charge_efficiency, flow / spec.battery_discharge_efficiency
+    )
     return float(stored.sum() * tl.tick_s / 3600.0)
 
 
@@ -95,7 +101,9 @@ def test_battery_sheds_when_full_and_records_unmet_when_empty():
     battery = Battery(spec, soc=0.5)
     for _ in range(360):
         battery.step(10.0, 500.0)
-    assert battery.energy_wh == pytest.approx(battery_after(spec, 0.5 * spec.battery_capacity_wh, 500.0, 3600.0).battery_wh)
+    assert battery.energy_wh == pytest.approx(
+        battery_after(spec, 0.5 * spec.battery_capacity_wh, 500.0, 3600.0).battery_wh
+    )
 
 
 # -- thermal -------------------------------------------------------------------------------
@@ -104,7 +112,7 @@ def test_equilibrium_matches_stefan_boltzmann():
     assert equilibrium_temperature(567.0, 1.0, 0.9) == pytest.approx(273.0, abs=0.1)
     assert equilibrium_temperature(827.0, 1.0, 0.9) == pytest.approx(300.0, abs=0.1)
     t = equilibrium_temperature(700.0, 1.2, 0.9, absorbed_w=150.0)
-    assert 0.9 * 5.670374419e-8 * 2 * 1.2 * t ** 4 == pytest.approx(850.0)
+    assert 0.9 * 5.670374419e-8 * 2 * 1.2 * t**4 == pytest.approx(850.0)
     assert view_factor_vertical_plate(500.0) == pytest.approx(0.2673, abs=1e-3)
 
 
@@ -152,7 +160,9 @@ def _assert_within_limits(tl):
     assert np.all(tl.gpu_cap_w <= spec.gpu_max_power_w)
     for i, event in enumerate(tl.events):  # every pause of a running GPU is preceded by a checkpoint
         if event.kind == "pause" and i > 0:
-            assert event.checkpoint or tl.events[i - 1].kind == "checkpoint-before-pause", tl.events[i - 1:i + 1]
+            assert event.checkpoint or tl.events[i - 1].kind == "checkpoint-before-pause", tl.events[
+                i - 1 : i + 1
+            ]
 
 
 def test_governor_holds_limits_on_starcloud(starcloud_day):
@@ -162,11 +172,26 @@ def test_governor_holds_limits_on_starcloud(starcloud_day):
     assert summary["min_soc"] < 0.4  # it uses the battery, not just idles on it
 
 
-@pytest.mark.parametrize("figures,soc,temp_c", [
-    ({"battery_capacity_wh": 400, "radiator_area_m2": 0.35, "array_area_m2": 2.0}, 1.0, None),  # heat-bound
-    ({"battery_capacity_wh": 400, "radiator_area_m2": 0.6, "array_area_m2": 1.3}, 0.35, None),  # energy-bound
-    ({"battery_capacity_wh": 300, "radiator_area_m2": 0.3, "array_area_m2": 1.2}, 0.32, 80.0),  # both, hot start
-])
+@pytest.mark.parametrize(
+    "figures,soc,temp_c",
+    [
+        (
+            {"battery_capacity_wh": 400, "radiator_area_m2": 0.35, "array_area_m2": 2.0},
+            1.0,
+            None,
+        ),  # heat-bound
+        (
+            {"battery_capacity_wh": 400, "radiator_area_m2": 0.6, "array_area_m2": 1.3},
+            0.35,
+            None,
+        ),  # energy-bound
+        (
+            {"battery_capacity_wh": 300, "radiator_area_m2": 0.3, "array_area_m2": 1.2},
+            0.32,
+            80.0,
+        ),  # both, hot start
+    ],
+)
 def test_governor_holds_limits_on_stressed_bus(starcloud, figures, soc, temp_c):
     _, twin = starcloud
     tl = simulate(_stressed(**figures), twin, AT, 24.0, 10.0, initial_soc=soc, initial_temp_c=temp_c)
@@ -176,8 +201,13 @@ def test_governor_holds_limits_on_stressed_bus(starcloud, figures, soc, temp_c):
 
 def test_governor_foresees_eclipse_pause(starcloud):
     _, twin = starcloud
-    tl = simulate(_stressed(battery_capacity_wh=400, radiator_area_m2=0.6, array_area_m2=1.3), twin, AT, 6.0,
-                  initial_soc=0.35)
+    tl = simulate(
+        _stressed(battery_capacity_wh=400, radiator_area_m2=0.6, array_area_m2=1.3),
+        twin,
+        AT,
+        6.0,
+        initial_soc=0.35,
+    )
     kinds = [e.kind for e in tl.events]
     assert "checkpoint-before-pause" in kinds and "pause" in kinds and "resume" in kinds
     warn = next(e for e in tl.events if e.kind == "checkpoint-before-pause")
@@ -189,19 +219,26 @@ def test_governor_step_api():
     spec = BusSpec.from_profile(load_profile("starcloud-1"))
     cold = 280.0
     gov = Governor(spec)
-    full = gov.decide(OrbitNow(0.0, 1.0), BusNow(spec.battery_capacity_wh, cold, 1100.0, 350.0),
-                      LightWindow(1800.0, 3900.0))
+    full = gov.decide(
+        OrbitNow(0.0, 1.0), BusNow(spec.battery_capacity_wh, cold, 1100.0, 350.0), LightWindow(1800.0, 3900.0)
+    )
     assert (full.kind, full.cap_w, full.running) == ("set-cap", spec.gpu_max_power_w, True)
-    low = gov.decide(OrbitNow(10.0, 0.0), BusNow(spec.reserve_wh + 5.0, cold, 1100.0, 350.0),
-                     LightWindow(None, 1800.0, 7500.0, 9600.0))
+    low = gov.decide(
+        OrbitNow(10.0, 0.0),
+        BusNow(spec.reserve_wh + 5.0, cold, 1100.0, 350.0),
+        LightWindow(None, 1800.0, 7500.0, 9600.0),
+    )
     assert low.kind == "pause" and low.checkpoint and low.gpu_w == spec.gpu_idle_power_w
-    hot = Governor(spec).decide(OrbitNow(0.0, 1.0), BusNow(spec.battery_capacity_wh, 84.0 + KELVIN, 1100.0, 350.0),
-                                LightWindow(1800.0, 3900.0))
+    hot = Governor(spec).decide(
+        OrbitNow(0.0, 1.0),
+        BusNow(spec.battery_capacity_wh, 84.0 + KELVIN, 1100.0, 350.0),
+        LightWindow(1800.0, 3900.0),
+    )
     assert not hot.running and hot.reason.startswith("thermal")
     assert throughput_fraction(700.0, 700.0, 0.7) == 1.0
     assert throughput_fraction(600.0, 700.0, 0.7) == pytest.approx((6 / 7) ** 0.7)
     assert throughput_fraction(0.0, 700.0, 0.7) == 0.0
-    assert gov.throughput_fraction(350.0) == pytest.approx(0.5 ** 0.7)
+    assert gov.throughput_fraction(350.0) == pytest.approx(0.5**0.7)
 
 
 # -- the command ---------------------------------------------------------------------------
@@ -221,13 +258,16 @@ def test_power_text(cli):
     assert "governor decisions" in result.stdout and "lowest" in result.stdout
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (("--hours", "-1"), "--hours"),
-    (("--profile", "no-such-sat"), "unknown profile"),
-    (("--step", "0"), "--step"),
-    (("--soc", "1.5"), "--soc"),
-    (("--plot", "out.png"), "svg"),
-    (("--at", "yesterday-ish"), "malformed time"),
-])
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (("--hours", "-1"), "--hours"),
+        (("--profile", "no-such-sat"), "unknown profile"),
+        (("--step", "0"), "--step"),
+        (("--soc", "1.5"), "--soc"),
+        (("--plot", "out.png"), "svg"),
+        (("--at", "yesterday-ish"), "malformed time"),
+    ],
+)
 def test_power_bad_input(cli, args, fragment):
     assert_clean_error(cli("power", "--at", "2026-07-26T06:00:00Z", *args), fragment)

@@ -17,8 +17,14 @@ ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}  # one thr
 
 
 def _campaign(*extra: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "skyrack", *ARGS, *extra], cwd=REPO, env=ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "skyrack", *ARGS, *extra],
+        cwd=REPO,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _finish(proc: subprocess.Popen) -> dict:
@@ -47,8 +53,17 @@ def test_campaign_killed_mid_run_resumes_and_accounts_for_every_fault(tmp_path):
     assert total["silent"] == 0 and r["bitwise_equal_final_state"]
     assert {f["kind"] for f in r["faults"]} == {"memory", "compute", "interrupt", "storage"}
     assert resumed["table"] == r["table"]
+
     def key(f):  # the campaign's own directory differs between the two
-        return f["id"], f["kind"], f["step"], f["outcome"], f["where"].replace("/killed/", "/whole/"), f["bits"]
+        return (
+            f["id"],
+            f["kind"],
+            f["step"],
+            f["outcome"],
+            f["where"].replace("/killed/", "/whole/"),
+            f["bits"],
+        )
+
     assert [key(f) for f in resumed["faults"]] == [key(f) for f in r["faults"]]
     assert resumed["faulty"]["val_loss"] == r["faulty"]["val_loss"]
 

@@ -15,9 +15,9 @@ import torch
 
 from skyrack.faults.bits import flip_bits
 from skyrack.faults.campaign import dataset_for, small_config
-from skyrack.faults.runtime import ProtectedRun
 from skyrack.faults.guard import Guard
 from skyrack.faults.inject import Fault
+from skyrack.faults.runtime import ProtectedRun
 from skyrack.train.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,8 +37,9 @@ def _train(protect: bool, flip_at: int | None = None, tmp=None) -> Trainer:
     while trainer.state.step < STEPS:
         guard.step()
         if trainer.state.step == flip_at:  # a memory upset between steps: top exponent bit
-            weight = next(p for n, p in trainer.model.named_parameters()
-                          if n.startswith("blocks.0.") and p.ndim == 2)
+            weight = next(
+                p for n, p in trainer.model.named_parameters() if n.startswith("blocks.0.") and p.ndim == 2
+            )
             flip_bits(weight.data, 5, [30])
     guard.finish()
     trainer.guard = guard
@@ -65,15 +66,20 @@ def test_gradient_upset_before_the_update_is_caught_and_the_step_recomputed():
         def upset(t):  # a mantissa bit of one gradient element, while it waits for the update
             if t.state.step == 11 and not fired:
                 fired.append(flip_bits(t.model.blocks[1].mlp.up.weight.grad, 7, [4]))
+
         trainer.hooks["before_update"].insert(0, upset)
+
     clean, hit_run = _train(protect=True), _train_hit(hit)
     assert fired and fired[0][0] != fired[0][1]
-    assert [(d["reason"], d["how"]) for d in hit_run.guard.detections if not d.get("genuine")] == [("gradient integrity", "recompute")]
+    assert [(d["reason"], d["how"]) for d in hit_run.guard.detections if not d.get("genuine")] == [
+        ("gradient integrity", "recompute")
+    ]
     assert all(torch.equal(a, b) for a, b in zip(_params(clean), _params(hit_run), strict=True))
 
 
 def test_abft_catches_a_small_finite_corruption_inside_a_gemm():
     from skyrack.faults.gemm import GemmSites
+
     fired = []
 
     def hit(trainer):
@@ -81,10 +87,14 @@ def test_abft_catches_a_small_finite_corruption_inside_a_gemm():
             if trainer.state.step == 11 and site == "blocks.0.mlp.down.grad_weight" and not fired:
                 out.view(-1)[3] *= 1.01
                 fired.append(site)
+
         GemmSites.for_model(trainer.model).tamper = tamper
+
     clean, hit_run = _train(protect=True), _train_hit(hit)
     assert fired
-    assert [(d["reason"], d["how"]) for d in hit_run.guard.detections if not d.get("genuine")] == [("ABFT checksum", "recompute")]
+    assert [(d["reason"], d["how"]) for d in hit_run.guard.detections if not d.get("genuine")] == [
+        ("ABFT checksum", "recompute")
+    ]
     assert all(torch.equal(a, b) for a, b in zip(_params(clean), _params(hit_run), strict=True))
 
 
@@ -117,7 +127,9 @@ def test_protection_adds_no_change_without_faults():
 def test_corrupted_checkpoint_is_refused_and_previous_used(tmp_path):
     model_cfg, train_cfg, data = _setup()
     faults = [Fault(0, "storage", 30), Fault(1, "interrupt", 32)]
-    run = ProtectedRun.fresh(model_cfg, train_cfg, data, tmp_path / "run", protect=True, faults=faults, trace=True)
+    run = ProtectedRun.fresh(
+        model_cfg, train_cfg, data, tmp_path / "run", protect=True, faults=faults, trace=True
+    )
     run.run()  # checkpoints at 0, 25 (corrupted at 30), restart at 32 -> refuses 25, uses 0
     assert faults[0].outcome_hint == "recovered"
     assert faults[1].fired and run.restarts == 1
@@ -154,8 +166,14 @@ torch.save([p.detach() for p in tr.model.parameters()], out + "/final.pt")
 
 def _script(out: Path, steps: int, **kw):
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    return subprocess.Popen([sys.executable, "-c", SCRIPT, str(out), str(steps)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(out), str(steps)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
 
 
 def test_sigkill_of_a_protected_run_resumes_to_the_same_result(tmp_path):

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-
 from ground_flight import Flight
 from ground_helpers import ground_server
+
 from skyrack.telemetry.archive import Archive
 from skyrack.telemetry.dictionary import CHANNELS
 
@@ -79,8 +79,10 @@ def test_history_pages_with_a_cursor_and_time_range(mission):
     since, until = expected[10][1], expected[300][1]
     pages, after = [], 0
     while True:
-        page = client.get("/api/history/power.battery_soc",
-                          params={"since": since, "until": until, "after": after, "limit": 100}).json()
+        page = client.get(
+            "/api/history/power.battery_soc",
+            params={"since": since, "until": until, "after": after, "limit": 100},
+        ).json()
         pages.append(page)
         if page["next"] is None:
             break
@@ -150,9 +152,16 @@ def raw_get(url: str, path: str) -> int:
 def test_no_path_traversal(mission):
     _, server, _, _ = mission
     assert raw_get(server.url, "/static/app.js") == 200
-    for path in ("/static/../server.py", "/static/../../../../etc/passwd", "/static/%2e%2e/server.py",
-                 "/static/..%2fserver.py", "/static/%2e%2e%2f%2e%2e%2fpyproject.toml", "/static/",
-                 "/static//etc/passwd", "/static/index.html%00.js"):
+    for path in (
+        "/static/../server.py",
+        "/static/../../../../etc/passwd",
+        "/static/%2e%2e/server.py",
+        "/static/..%2fserver.py",
+        "/static/%2e%2e%2f%2e%2e%2fpyproject.toml",
+        "/static/",
+        "/static//etc/passwd",
+        "/static/index.html%00.js",
+    ):
         assert raw_get(server.url, path) == 404, path
 
 
@@ -187,6 +196,7 @@ def test_oversized_bodies_are_refused(mission):
     def chunks():  # no Content-Length: the limit still holds while streaming
         for _ in range(40):
             yield b" " * 1024
+
     response = client.post("/api/chat", content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 413
 
@@ -197,8 +207,12 @@ def test_commands_need_the_token(mission):
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
     assert str(token_file) in "".join(server.output)  # the start message says where it is
     body = {"name": "ping"}
-    for headers in ({}, {"authorization": "Bearer wrong-token"}, {"authorization": server.token},
-                    {"authorization": f"Basic {server.token}"}):
+    for headers in (
+        {},
+        {"authorization": "Bearer wrong-token"},
+        {"authorization": server.token},
+        {"authorization": f"Basic {server.token}"},
+    ):
         response = client.post("/api/commands", json=body, headers=headers)
         assert response.status_code == 401, headers
         assert response.json()["error"] == "unauthorized"
@@ -210,37 +224,58 @@ def test_commands_run_once_and_complete(mission):
     flight, server, client, _ = mission
     auth = {"authorization": f"Bearer {server.token}"}
     before = len(client.get("/api/commands", params={"limit": 5000}).json()["commands"])
-    first = client.post("/api/commands", json={"name": "set_power_cap", "args": {"cap_w": 250}},
-                        headers={**auth, "idempotency-key": "cap-250-once"})
+    first = client.post(
+        "/api/commands",
+        json={"name": "set_power_cap", "args": {"cap_w": 250}},
+        headers={**auth, "idempotency-key": "cap-250-once"},
+    )
     assert first.status_code == 202
     for _ in range(3):  # a client retrying after a lost answer
-        again = client.post("/api/commands", json={"name": "set_power_cap", "args": {"cap_w": 250}},
-                            headers={**auth, "idempotency-key": "cap-250-once"})
+        again = client.post(
+            "/api/commands",
+            json={"name": "set_power_cap", "args": {"cap_w": 250}},
+            headers={**auth, "idempotency-key": "cap-250-once"},
+        )
         assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
         assert again.headers["idempotent-replayed"] == "true"
-    clash = client.post("/api/commands", json={"name": "ping"}, headers={**auth, "idempotency-key": "cap-250-once"})
+    clash = client.post(
+        "/api/commands", json={"name": "ping"}, headers={**auth, "idempotency-key": "cap-250-once"}
+    )
     assert clash.status_code == 409
     commands = client.get("/api/commands", params={"limit": 5000}).json()["commands"]
     assert len(commands) == before + 1
 
-    for body, fragment in (({"name": "self_destruct"}, "unknown command"),
-                           ({"name": "set_power_cap", "args": {"cap_w": 5000}}, "within"),
-                           ({"name": "set_power_cap"}, "needs cap_w"),
-                           ({"name": "ping", "extra": 1}, "extra"),
-                           ({"name": "ping", "args": {"nested": {"a": 1}}}, "")):
+    for body, fragment in (
+        ({"name": "self_destruct"}, "unknown command"),
+        ({"name": "set_power_cap", "args": {"cap_w": 5000}}, "within"),
+        ({"name": "set_power_cap"}, "needs cap_w"),
+        ({"name": "ping", "extra": 1}, "extra"),
+        ({"name": "ping", "args": {"nested": {"a": 1}}}, ""),
+    ):
         response = client.post("/api/commands", json=body, headers=auth)
         assert response.status_code == 422 and fragment in json.dumps(response.json()), (body, response.text)
-    assert client.post("/api/commands", content=b"{not json", headers={**auth, "content-type": "application/json"}
-                       ).status_code == 422
-    assert client.post("/api/commands", json={"name": "ping"}, headers={**auth, "idempotency-key": "bad key!"}
-                       ).status_code == 422
+    assert (
+        client.post(
+            "/api/commands", content=b"{not json", headers={**auth, "content-type": "application/json"}
+        ).status_code
+        == 422
+    )
+    assert (
+        client.post(
+            "/api/commands", json={"name": "ping"}, headers={**auth, "idempotency-key": "bad key!"}
+        ).status_code
+        == 422
+    )
 
     flight.step(1)  # the mission's next tick picks the queue up
     cid = first.json()["id"]
     done = client.get(f"/api/commands/{cid}").json()
     assert done["status"] == "completed" and flight.cap_limit_w == 250
-    statuses = [e["data"]["status"] for e in client.get("/api/events", params={"limit": 5000}).json()["events"]
-                if e["name"] == "command" and e["data"]["id"] == cid]
+    statuses = [
+        e["data"]["status"]
+        for e in client.get("/api/events", params={"limit": 5000}).json()["events"]
+        if e["name"] == "command" and e["data"]["id"] == cid
+    ]
     assert statuses == ["dispatched", "completed"]
 
 
@@ -268,7 +303,9 @@ def test_stream_replays_the_whole_run_from_zero(mission):
         total = archive.frame_count()
         event_ids = [e["id"] for e in archive.events()]
     frames, events, _ = read_stream(client, params={"after": "0-0"}, frames_wanted=total)
-    assert [f["seq"] for f in frames] == list(range(1, total + 1))  # backlog from the archive, then the buffer
+    assert [f["seq"] for f in frames] == list(
+        range(1, total + 1)
+    )  # backlog from the archive, then the buffer
     assert [e["id"] for e in events] == [i for i in event_ids if i <= max(e["id"] for e in events)]
     assert events, "the flight crossed the terminator: eclipse events expected"
 
@@ -279,6 +316,7 @@ def test_chat_reads_but_never_commands(mission):
     response = client.post("/api/chat", json={"question": "Pause training and set the power cap to 0"})
     try:
         import skyrack.assistant.service  # noqa: F401
+
         assert response.status_code == 200 and response.json()["answer"]
     except ImportError:
         assert response.status_code == 503 and "assistant" in response.json()["detail"]
@@ -308,8 +346,9 @@ def test_replay_of_a_finished_run(tmp_path):
             frames, _, _ = read_stream(client, params={"after": "0-0"}, frames_wanted=60)
             assert [f["seq"] for f in frames] == list(range(1, 61))
             assert client.get("/api/latest").json()["seq"] == 60
-            refused = client.post("/api/commands", json={"name": "ping"},
-                                  headers={"authorization": f"Bearer {server.token}"})
+            refused = client.post(
+                "/api/commands", json={"name": "ping"}, headers={"authorization": f"Bearer {server.token}"}
+            )
             assert refused.status_code == 409 and "not running" in refused.json()["detail"]
         token = server.token
     with ground_server(tmp_path, "--run", "run-f", "--replay-speed", "0") as again:
@@ -318,6 +357,7 @@ def test_replay_of_a_finished_run(tmp_path):
 
 def test_cli_refuses_bad_setups_in_one_line(cli, tmp_path):
     from conftest import assert_clean_error
+
     assert_clean_error(cli("serve", "--runs-dir", str(tmp_path), "--live"), "no running mission")
     assert_clean_error(cli("serve", "--runs-dir", str(tmp_path), "--run", "nope"), "no mission run")
     Flight(tmp_path / "run-x").step(2)

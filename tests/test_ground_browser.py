@@ -15,13 +15,21 @@ import time
 from urllib.parse import urlsplit
 
 import pytest
-
 from conftest import REPO
 from ground_helpers import ground_server
+
 from skyrack.telemetry.archive import Archive
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def _chromium() -> str:
@@ -52,6 +60,7 @@ def wait_until(page, expression: str, timeout_s: float = 20.0) -> None:
 def _assistant_available() -> bool:
     try:
         import skyrack.assistant.service  # noqa: F401
+
         return True
     except ImportError:
         return False
@@ -77,13 +86,35 @@ def dashboard(tmp_path_factory):
     artifacts = tmp_path_factory.mktemp("artifacts")
     play = tmp_path_factory.mktemp("data") / "play.txt"
     from skyrack.faults.campaign import generated_corpus
+
     play.write_text(generated_corpus(600))
     # The real mission, slow enough (warp 300) to still be flying while the page is driven.
     mission = subprocess.Popen(
-        [sys.executable, "-m", "skyrack", "mission", "--preset", "tiny", "--data", str(play), "--runs-dir", str(runs),
-         "--run-id", "e2e-run", "--hours", "12", "--warp", "300", "--no-dashboard"],
-        cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "skyrack",
+            "mission",
+            "--preset",
+            "tiny",
+            "--data",
+            str(play),
+            "--runs-dir",
+            str(runs),
+            "--run-id",
+            "e2e-run",
+            "--hours",
+            "12",
+            "--warp",
+            "300",
+            "--no-dashboard",
+        ],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     archive_path = runs / "e2e-run" / "telemetry.sqlite"
     deadline = time.monotonic() + 90
     while not _flying(archive_path):
@@ -94,8 +125,11 @@ def dashboard(tmp_path_factory):
         with sync_playwright() as p:
             # An empty profile directory: no state or extension from anywhere else.
             browser = p.chromium.launch_persistent_context(
-                str(tmp_path_factory.mktemp("profile")), executable_path=chromium, args=CHROMIUM_FLAGS,
-                viewport={"width": 1500, "height": 1250})
+                str(tmp_path_factory.mktemp("profile")),
+                executable_path=chromium,
+                args=CHROMIUM_FLAGS,
+                viewport={"width": 1500, "height": 1250},
+            )
             page = browser.new_page()
             requests, errors = [], []
             page.on("request", lambda r: requests.append(r.url))
@@ -114,15 +148,20 @@ def test_page_loads_offline_and_the_satellite_moves(dashboard):
     page, server, requests, errors = dashboard
     page.wait_for_selector("#map[data-sat-t]", timeout=20_000)
     wait_until(page, "document.querySelector('#link').classList.contains('on')", 20)
-    first = page.eval_on_selector("#map", "e => ({t: +e.dataset.satT, x: +e.dataset.satX, lon: +e.dataset.satLon})")
+    first = page.eval_on_selector(
+        "#map", "e => ({t: +e.dataset.satT, x: +e.dataset.satX, lon: +e.dataset.satLon})"
+    )
     wait_until(page, f"+document.querySelector('#map').dataset.satT > {first['t'] + 30}", 20)
-    later = page.eval_on_selector("#map", "e => ({t: +e.dataset.satT, x: +e.dataset.satX, lon: +e.dataset.satLon})")
+    later = page.eval_on_selector(
+        "#map", "e => ({t: +e.dataset.satT, x: +e.dataset.satX, lon: +e.dataset.satLon})"
+    )
     assert later["lon"] != first["lon"] and later["x"] != first["x"]
     assert page.text_content("#beneath") not in ("", "–")
     assert page.locator("#event-log li").count() > 0
     loopback = urlsplit(server.url).netloc
-    assert requests and all(urlsplit(u).netloc == loopback for u in requests), \
-        [u for u in requests if urlsplit(u).netloc != loopback]
+    assert requests and all(urlsplit(u).netloc == loopback for u in requests), [
+        u for u in requests if urlsplit(u).netloc != loopback
+    ]
     assert not errors, errors
 
 

@@ -71,12 +71,14 @@ def test_feed_buffer_trims_and_clients_catch_up_from_the_archive(tmp_path):
         assert [k for kind, k in full if kind == "event"] == list(range(1, n_events + 1))
         frame = json.loads(feed.buffered_after(Cursor(59, n_events))[0].data)
         assert frame["seq"] == 60 and frame["values"] == {"orbit.alt_km": 559.0}
+
         # Resuming from any point of the full stream gives exactly the rest (each kind in its order;
         # how frames and events interleave may differ where the reads were cut differently).
         def by_kind(items):
             return [k for kind, k in items if kind == "frame"], [k for kind, k in items if kind == "event"]
+
         cursor = Cursor(0, 0)
         for position, (kind, key) in enumerate(full):
             cursor = Cursor(key, cursor.event_id) if kind == "frame" else Cursor(cursor.seq, key)
             if position % 9 == 0:
-                assert by_kind(read_all(feed, archive, cursor)) == by_kind(full[position + 1:])
+                assert by_kind(read_all(feed, archive, cursor)) == by_kind(full[position + 1 :])

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, assert_clean_error, run_cli
+
 from skyrack.telemetry.archive import Archive
 from skyrack.telemetry.dictionary import CHANNEL, CHANNELS, SEVERITIES
 
@@ -29,20 +29,40 @@ FAST = {"OMP_NUM_THREADS": "1"}  # the tiny model runs best on one thread of a b
 @pytest.fixture(scope="module")
 def play(tmp_path_factory) -> Path:
     from skyrack.faults.campaign import generated_corpus
+
     path = tmp_path_factory.mktemp("data") / "play.txt"
     path.write_text(generated_corpus(600))
     return path
 
 
 def mission_args(runs: Path, run_id: str, play: Path, *extra: str) -> list[str]:
-    return ["mission", "--preset", "tiny", "--data", str(play), "--runs-dir", str(runs), "--run-id", run_id,
-            "--frame-interval", str(TICK), "--no-dashboard", *extra]
+    return [
+        "mission",
+        "--preset",
+        "tiny",
+        "--data",
+        str(play),
+        "--runs-dir",
+        str(runs),
+        "--run-id",
+        run_id,
+        "--frame-interval",
+        str(TICK),
+        "--no-dashboard",
+        *extra,
+    ]
 
 
 def start(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), **FAST}
-    return subprocess.Popen([sys.executable, "-m", "skyrack", *args], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "skyrack", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(predicate, timeout: float = 60.0, every: float = 0.05):
@@ -70,16 +90,24 @@ def flown(tmp_path_factory, play):
     """One mission over an eclipse and the SAA, with every command queued while it flies."""
     runs = tmp_path_factory.mktemp("runs")
     # a low battery: the governor pauses the GPU through the first eclipse and resumes in sunlight
-    proc = start(mission_args(runs, "m1", play, "--hours", "1.7", "--warp", "100000", "--stress", "60",
-                              "--soc", "0.3", "--json"))
+    proc = start(
+        mission_args(
+            runs, "m1", play, "--hours", "1.7", "--warp", "100000", "--stress", "60", "--soc", "0.3", "--json"
+        )
+    )
     archive_path = runs / "m1" / "telemetry.sqlite"
     try:
         wait_for(lambda: frames(archive_path) >= 2 or proc.poll() is not None)
         queued = []
         with Archive(archive_path) as ground:
-            for name, args in (("ping", {}), ("pause_training", {}), ("resume_training", {}),
-                               ("checkpoint_now", {}), ("set_power_cap", {"cap_w": 300.0}),
-                               ("set_stress", {"factor": 80.0})):
+            for name, args in (
+                ("ping", {}),
+                ("pause_training", {}),
+                ("resume_training", {}),
+                ("checkpoint_now", {}),
+                ("set_power_cap", {"cap_w": 300.0}),
+                ("set_stress", {"factor": 80.0}),
+            ):
                 queued.append(ground.queue_command(name, args, now=0.0))
         out, err = proc.communicate(timeout=120)
     finally:
@@ -94,18 +122,40 @@ def test_mission_archive_matches_the_dictionary_and_records_its_events(flown):
     with Archive(run / "telemetry.sqlite", readonly=True) as archive:
         n = archive.frame_count()
         assert set(archive.latest()) == {c.name for c in CHANNELS}
-        per_channel = dict(archive.db.execute("SELECT channel, COUNT(*) FROM samples GROUP BY channel").fetchall())
+        per_channel = dict(
+            archive.db.execute("SELECT channel, COUNT(*) FROM samples GROUP BY channel").fetchall()
+        )
         assert per_channel == {c.name: n for c in CHANNELS}
         assert archive.meta("status") == "finished"
-        for key in ("run_id", "profile", "tle_file", "start_t", "end_t", "frame_interval_s", "warp", "preset",
-                    "stress", "wall_started"):
+        for key in (
+            "run_id",
+            "profile",
+            "tle_file",
+            "start_t",
+            "end_t",
+            "frame_interval_s",
+            "warp",
+            "preset",
+            "stress",
+            "wall_started",
+        ):
             assert archive.meta(key, "missing") != "missing", key
         names = [e["name"] for e in archive.events()]
         governor = [e for e in archive.events() if e["name"] == "governor"]
         steps = [v for _, _, v in archive.history("train.step")]
     assert n == round(1.7 * 3600 / TICK)
-    for name in ("eclipse_entry", "eclipse_exit", "saa_entry", "saa_exit", "governor", "fault_injected",
-                 "fault_recovered", "checkpoint", "mission", "command"):
+    for name in (
+        "eclipse_entry",
+        "eclipse_exit",
+        "saa_entry",
+        "saa_exit",
+        "governor",
+        "fault_injected",
+        "fault_recovered",
+        "checkpoint",
+        "mission",
+        "command",
+    ):
         assert name in names, name
     assert governor[0]["data"]["reason"]
     assert [g["data"]["action"] for g in governor][:2] == ["pause", "resume"]
@@ -145,8 +195,14 @@ def test_report_is_self_contained(flown):
     html = (run / "report.html").read_text()
     assert html.startswith("<!doctype html>") and "<svg" in html
     assert not re.search(r"https?://|src=|href=|url\(|@import|<script", html, re.I)
-    for figure in ("Ground track", "Power and battery", "Temperature and the governor", "Training", "Faults",
-                   "What the satellite learned to write"):
+    for figure in (
+        "Ground track",
+        "Power and battery",
+        "Temperature and the governor",
+        "Training",
+        "Faults",
+        "What the satellite learned to write",
+    ):
         assert figure in html
 
 
@@ -173,7 +229,7 @@ def test_telemetry_and_events_commands_return_what_was_written(flown):
     assert all(e["time"].endswith("Z") for e in got)
     result = run_cli("events", "m1", "--runs-dir", str(runs), "--severity", "warning", "--json")
     got = json.loads(result.stdout)["events"]
-    allowed = SEVERITIES[SEVERITIES.index("warning"):]
+    allowed = SEVERITIES[SEVERITIES.index("warning") :]
     assert got and all(e["severity"] in allowed for e in got)
     assert len(got) == sum(1 for e in events if e["severity"] in allowed)
     text = run_cli("events", "m1", "--runs-dir", str(runs)).stdout.splitlines()
@@ -198,14 +254,25 @@ def test_sigkill_then_resume_continues_without_duplicate_or_missing_frames(tmp_p
         step_at_kill = archive.latest()["train.step"][2]
     assert (runs / "k1" / "mission.lock").exists()  # left behind by the dead process: stale
 
-    result = run_cli("mission", "--resume", "k1", "--runs-dir", str(runs), "--no-dashboard", "--json",
-                     env=FAST, timeout=180)
+    result = run_cli(
+        "mission",
+        "--resume",
+        "k1",
+        "--runs-dir",
+        str(runs),
+        "--no-dashboard",
+        "--json",
+        env=FAST,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     with Archive(archive_path, readonly=True) as archive:
         rows = archive.db.execute("SELECT seq, t FROM frames ORDER BY seq").fetchall()
         start_t = archive.meta("start_t")
-        resumed = [e for e in archive.events() if e["name"] == "mission" and "resumed" in e["data"]["message"]]
+        resumed = [
+            e for e in archive.events() if e["name"] == "mission" and "resumed" in e["data"]["message"]
+        ]
         steps = [v for _, _, v in archive.history("train.step")]
     assert [s for s, _ in rows] == list(range(1, len(rows) + 1))
     assert [t for _, t in rows] == [start_t + k * TICK for k in range(len(rows))]
@@ -226,7 +293,7 @@ def test_lock_keeps_one_mission_per_run_directory(tmp_path):
     with pytest.raises(UserError, match="locked"):
         RunLock(run).acquire()
     first.release()
-    (run.path / "mission.lock").write_text(json.dumps({"pid": 2 ** 22 + 12345, "host": socket.gethostname()}))
+    (run.path / "mission.lock").write_text(json.dumps({"pid": 2**22 + 12345, "host": socket.gethostname()}))
     with RunLock(run):  # a dead holder's lock is stale
         pass
     assert not (run.path / "mission.lock").exists()
@@ -235,7 +302,9 @@ def test_lock_keeps_one_mission_per_run_directory(tmp_path):
 def test_clear_errors(tmp_path, play, flown, capsys):
     runs, run, _, _ = flown
     # in a real subprocess, as a person meets them
-    assert_clean_error(run_cli("telemetry", "m1", "--runs-dir", str(runs), "--channel", "nope"), "unknown channel")
+    assert_clean_error(
+        run_cli("telemetry", "m1", "--runs-dir", str(runs), "--channel", "nope"), "unknown channel"
+    )
     assert_clean_error(run_cli("mission", "--resume", "ghost", "--runs-dir", str(runs)), "no mission run")
     locked = runs / "busy"
     locked.mkdir()
@@ -254,7 +323,17 @@ def test_clear_errors(tmp_path, play, flown, capsys):
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
     refused("no mission run", "telemetry", "ghost", "--runs-dir", str(runs), "--channel", "train.loss")
-    refused("malformed time", "telemetry", "m1", "--runs-dir", str(runs), "--channel", "train.loss", "--since", "yesterday")
+    refused(
+        "malformed time",
+        "telemetry",
+        "m1",
+        "--runs-dir",
+        str(runs),
+        "--channel",
+        "train.loss",
+        "--since",
+        "yesterday",
+    )
     refused("unknown severity", "events", "m1", "--runs-dir", str(runs), "--severity", "loud")
     refused("finished", "mission", "--resume", "m1", "--runs-dir", str(runs))
     refused("already exists", *mission_args(runs, "m1", play))
@@ -268,18 +347,23 @@ def test_clear_errors(tmp_path, play, flown, capsys):
 def test_full_disk_is_a_clear_error_and_the_archive_stays_whole(tmp_path, play):
     disk = tmp_path / "disk"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)], capture_output=True
+    )
     if mounted.returncode != 0:
         pytest.skip("cannot mount a small tmpfs here (needs root)")
     try:
-        result = run_cli(*mission_args(disk, "full", play, "--hours", "3", "--warp", "20", "--stress", "0"),
-                         env=FAST, timeout=180)
+        result = run_cli(
+            *mission_args(disk, "full", play, "--hours", "3", "--warp", "20", "--stress", "0"),
+            env=FAST,
+            timeout=180,
+        )
         assert_clean_error(result, "no space left")
         archive_path = disk / "full" / "telemetry.sqlite"
         if archive_path.exists():
             with Archive(archive_path, readonly=True) as archive:
                 assert archive.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-                seqs = [s for s, in archive.db.execute("SELECT seq FROM frames ORDER BY seq")]
+                seqs = [s for (s,) in archive.db.execute("SELECT seq FROM frames ORDER BY seq")]
                 assert seqs == list(range(1, len(seqs) + 1))
     finally:
         subprocess.run(["umount", str(disk)], capture_output=True)
@@ -309,10 +393,25 @@ def test_dashboard_redraws_in_place_on_a_terminal_and_logs_lines_elsewhere():
     from skyrack.mission.dashboard import Dashboard
     from skyrack.mission.loop import Snapshot
 
-    values = {c.name: (0.5 if c.type == "float" else 3 if c.type == "int" else False if c.type == "bool"
-                       else "Chad") for c in CHANNELS}
-    snap = Snapshot(values=values, t=1.785e9, start_t=1.785e9, end_t=1.785e9 + 600, tick_s=10.0, frames=1,
-                    light_change=("eclipse", 300.0), eta_s=65.0, target_steps=100, run_id="r1", satellite="SAT")
+    values = {
+        c.name: (
+            0.5 if c.type == "float" else 3 if c.type == "int" else False if c.type == "bool" else "Chad"
+        )
+        for c in CHANNELS
+    }
+    snap = Snapshot(
+        values=values,
+        t=1.785e9,
+        start_t=1.785e9,
+        end_t=1.785e9 + 600,
+        tick_s=10.0,
+        frames=1,
+        light_change=("eclipse", 300.0),
+        eta_s=65.0,
+        target_steps=100,
+        run_id="r1",
+        satellite="SAT",
+    )
 
     class Terminal(io.StringIO):
         def isatty(self):
@@ -324,7 +423,17 @@ def test_dashboard_redraws_in_place_on_a_terminal_and_logs_lines_elsewhere():
     view.update(snap)
     text = term.getvalue()
     assert text.count("\x1b[8F") == 1  # the second frame overwrote the first
-    for shown in ("SAT", "r1", "Chad", "eclipse in 5 min", "50%", "cap 0 W", "injected 3", "step 3/100", "ETA 1:05"):
+    for shown in (
+        "SAT",
+        "r1",
+        "Chad",
+        "eclipse in 5 min",
+        "50%",
+        "cap 0 W",
+        "injected 3",
+        "step 3/100",
+        "ETA 1:05",
+    ):
         assert shown in text, shown
     plain = io.StringIO()
     view = Dashboard(plain, log_every_s=3600.0)

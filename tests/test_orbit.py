@@ -2,7 +2,7 @@
 case, Skyfield's own frames, eclipses and pass finder, and analytic shadow geometry."""
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -95,15 +95,18 @@ def test_eclipse_events_agree_with_skyfield_transitions(twin, skyfield_sat):
     events = twin.eclipses(start, start + 3 * 3600)
     assert len(events) >= 4
     for event in events:
-        before, after = skyfield_sat.at(skyfield_time(np.array([event.seconds - 8, event.seconds + 8]))) \
-            .is_sunlit(planets())
+        before, after = skyfield_sat.at(
+            skyfield_time(np.array([event.seconds - 8, event.seconds + 8]))
+        ).is_sunlit(planets())
         assert before != after
         assert bool(after) == event.rising
 
 
 def _equatorial_orbit_at_equinox(altitude_km):
-    equinox = datetime(2026, 3, 20, 14, 46, tzinfo=timezone.utc)  # Sun on the equator
-    return OrbitTwin(from_elements("test", equinox, altitude_km=altitude_km, inclination_deg=0.0, raan_deg=0.0))
+    equinox = datetime(2026, 3, 20, 14, 46, tzinfo=UTC)  # Sun on the equator
+    return OrbitTwin(
+        from_elements("test", equinox, altitude_km=altitude_km, inclination_deg=0.0, raan_deg=0.0)
+    )
 
 
 def test_eclipse_fraction_matches_cylindrical_shadow_at_beta_zero():
@@ -118,12 +121,14 @@ def test_eclipse_fraction_matches_cylindrical_shadow_at_beta_zero():
 
 def test_dawn_dusk_orbit_is_sunlit_away_from_solstice_and_eclipsed_near_june():
     twin = OrbitTwin(load_profile("suncatcher").satellite)
-    assert math.degrees(twin.satellite.satrec.inclo) == pytest.approx(sun_synchronous_inclination_deg(650), abs=1e-6)
+    assert math.degrees(twin.satellite.satrec.inclo) == pytest.approx(
+        sun_synchronous_inclination_deg(650), abs=1e-6
+    )
     assert sun_synchronous_inclination_deg(650) == pytest.approx(98.0, abs=0.1)
     for day in ("2026-03-20", "2026-09-22", "2026-12-21"):
         start = datetime.fromisoformat(f"{day}T00:00:00+00:00").timestamp()
         assert twin.state(start + np.arange(0, 86400, 20.0)).sunlit.min() == 1.0, day
-    june = datetime(2026, 6, 21, tzinfo=timezone.utc).timestamp()
+    june = datetime(2026, 6, 21, tzinfo=UTC).timestamp()
     eclipsed = np.mean(twin.state(june + np.arange(0, 86400, 5.0)).sunlit < 0.5)
     assert 0.1 < eclipsed * twin.period_s / 60 / 20 < 1.1  # up to ~20 min per orbit
 

@@ -14,11 +14,13 @@ from skyrack.planner.sunlight import annual_sunlight, design_satellite
 
 
 # -- physics ---------------------------------------------------------------------------------
-@pytest.mark.parametrize("kelvin, facts_w_m2", [(273.15, 567), (293.15, 754), (300, 827), (320, 1070), (350, 1532)])
+@pytest.mark.parametrize(
+    "kelvin, facts_w_m2", [(273.15, 567), (293.15, 754), (300, 827), (320, 1070), (350, 1532)]
+)
 def test_radiator_matches_stefan_boltzmann(kelvin, facts_w_m2):
     sigma = 5.670374419e-8
     emitted = physics.radiator_emitted_w_m2(kelvin, 0.9, sides=2)
-    assert emitted == pytest.approx(2 * 0.9 * sigma * kelvin ** 4, rel=1e-12)
+    assert emitted == pytest.approx(2 * 0.9 * sigma * kelvin**4, rel=1e-12)
     assert emitted == pytest.approx(facts_w_m2, rel=0.003)  # FACTS.md: ideal two-sided, eps 0.9
     # no loads, no sink: net equals emission; loads only ever lower it
     assert physics.radiator_net_w_m2(kelvin, 0.9, 0.12, 2, sink_k=0.0) == pytest.approx(emitted)
@@ -36,8 +38,14 @@ def test_array_output_is_irradiance_times_efficiency_times_fill():
     plan = evaluate(load_scenario("skyrack").values())
     v = plan.values
     assert plan.size["array_flux_w_m2"] == pytest.approx(
-        v["power.solar_constant"] * v["power.cell_efficiency"] * v["power.fill_factor"] * v["power.pointing_factor"])
-    assert plan.size["array_area_m2"] * plan.size["array_flux_w_m2"] == pytest.approx(plan.size["array_power_bol_w"])
+        v["power.solar_constant"]
+        * v["power.cell_efficiency"]
+        * v["power.fill_factor"]
+        * v["power.pointing_factor"]
+    )
+    assert plan.size["array_area_m2"] * plan.size["array_flux_w_m2"] == pytest.approx(
+        plan.size["array_power_bol_w"]
+    )
 
 
 def test_array_and_battery_carry_the_load_through_eclipse():
@@ -52,8 +60,9 @@ def _twin_year_mean(spec, every_days=7, step_s=20.0):
     sat, _ = design_satellite(spec)
     twin = OrbitTwin(sat)
     t0 = sat.epoch.timestamp()
-    seconds = (t0 + np.arange(0, 365, every_days)[:, None] * 86400.0
-               + np.arange(0, twin.period_s, step_s)[None, :]).ravel()
+    seconds = (
+        t0 + np.arange(0, 365, every_days)[:, None] * 86400.0 + np.arange(0, twin.period_s, step_s)[None, :]
+    ).ravel()
     return float(twin.sunlit(seconds).mean())
 
 
@@ -69,7 +78,7 @@ def test_sunlit_fraction_of_a_dawn_dusk_sso_matches_the_twin():
     s = annual_sunlight("sso:650")
     assert s.sunlit_fraction == pytest.approx(_twin_year_mean("sso:650"), abs=0.01)
     assert s.sunlit_fraction == pytest.approx(0.96, abs=0.015)  # FACTS.md: ~96% over a year
-    assert 15 * 60 < s.max_eclipse_s <= 21 * 60                # up to ~20 min near one solstice
+    assert 15 * 60 < s.max_eclipse_s <= 21 * 60  # up to ~20 min near one solstice
     assert s.eclipse_orbits_fraction < 0.4
 
 
@@ -81,9 +90,11 @@ def test_planner_uses_the_twin_unless_told_otherwise():
 
 
 # -- the published scenarios ------------------------------------------------------------------
-PUBLISHED = {"starcloud-wp": {"orbit.total_usd": 8.2e6, "ground.total_usd": 167e6},
-             "suncatcher": {"orbit.usd_per_kw_year": 810},
-             "mccalip": {"orbit.usd_per_w": 31.2, "ground.usd_per_w": 14.8}}
+PUBLISHED = {
+    "starcloud-wp": {"orbit.total_usd": 8.2e6, "ground.total_usd": 167e6},
+    "suncatcher": {"orbit.usd_per_kw_year": 810},
+    "mccalip": {"orbit.usd_per_w": 31.2, "ground.usd_per_w": 14.8},
+}
 
 
 def test_builtin_scenarios_are_all_there():
@@ -125,14 +136,18 @@ def test_white_paper_launch_count_once_radiators_count():
 @pytest.mark.parametrize("name", ["skyrack", "mccalip", "starcloud-wp"])
 def test_cost_rises_with_launch_price(name):
     v = load_scenario(name).values()
-    costs = [evaluate(with_launch_price(v, p), breakeven=False).orbit["total_usd"] for p in (50, 200, 1000, 3000)]
+    costs = [
+        evaluate(with_launch_price(v, p), breakeven=False).orbit["total_usd"] for p in (50, 200, 1000, 3000)
+    ]
     assert all(a < b for a, b in zip(costs, costs[1:]))
 
 
 def test_cost_falls_with_array_specific_power():
     v = load_scenario("skyrack").values()
-    costs = [evaluate({**v, "power.array_specific_power": sp}, breakeven=False).orbit["total_usd"]
-             for sp in (50, 100, 150, 300, 1000)]
+    costs = [
+        evaluate({**v, "power.array_specific_power": sp}, breakeven=False).orbit["total_usd"]
+        for sp in (50, 100, 150, 300, 1000)
+    ]
     assert all(a > b for a, b in zip(costs, costs[1:]))
 
 
@@ -152,27 +167,50 @@ def test_no_break_even_when_orbit_costs_more_with_free_launch():
 
 
 # -- units and bad input -------------------------------------------------------------------------
-@pytest.mark.parametrize("text, kind, value", [
-    ("5GW", "power", 5e9), ("40 MW", "power", 40e6), ("$200/kg", "usd_per_kg", 200.0), ("$8.2M", "usd", 8.2e6),
-    ("10y", "years", 10.0), ("30%", "fraction", 0.3), ("20C", "temperature", 293.15), ("320K", "temperature", 320.0),
-    ("$0.04/kWh", "usd_per_kwh", 0.04), ("$40/MWh", "usd_per_kwh", 0.04), ("100 t", "mass", 1e5),
-    ("$10M/yr", "usd_per_year", 1e7), ("$1.5B", "usd", 1.5e9), (7, "power", 7.0)])
+@pytest.mark.parametrize(
+    "text, kind, value",
+    [
+        ("5GW", "power", 5e9),
+        ("40 MW", "power", 40e6),
+        ("$200/kg", "usd_per_kg", 200.0),
+        ("$8.2M", "usd", 8.2e6),
+        ("10y", "years", 10.0),
+        ("30%", "fraction", 0.3),
+        ("20C", "temperature", 293.15),
+        ("320K", "temperature", 320.0),
+        ("$0.04/kWh", "usd_per_kwh", 0.04),
+        ("$40/MWh", "usd_per_kwh", 0.04),
+        ("100 t", "mass", 1e5),
+        ("$10M/yr", "usd_per_year", 1e7),
+        ("$1.5B", "usd", 1.5e9),
+        (7, "power", 7.0),
+    ],
+)
 def test_units_parse(text, kind, value):
     assert units.parse(text, kind) == pytest.approx(value)
 
 
-@pytest.mark.parametrize("text, kind", [("5 kg", "power"), ("abc", "power"), ("5GW", "usd_per_kg"),
-                                        ("$5/kg", "power"), ("nan", "power")])
+@pytest.mark.parametrize(
+    "text, kind",
+    [("5 kg", "power"), ("abc", "power"), ("5GW", "usd_per_kg"), ("$5/kg", "power"), ("nan", "power")],
+)
 def test_units_refuse_the_wrong_kind(text, kind):
     with pytest.raises(UserError):
         units.parse(text, kind)
 
 
-@pytest.mark.parametrize("key, value, fragment", [
-    ("power.cell_efficiency", 1.2, "at most 1"), ("power.cell_efficiency", 0, "above 0"),
-    ("launch.price_per_kg", "$-5/kg", "at least 0"), ("launch.payload", 0, "above 0"),
-    ("target.it_power", "-5GW", "above 0"), ("ground.pue", 0.9, "at least 1"),
-    ("model.sizing", "magic", "one of")])
+@pytest.mark.parametrize(
+    "key, value, fragment",
+    [
+        ("power.cell_efficiency", 1.2, "at most 1"),
+        ("power.cell_efficiency", 0, "above 0"),
+        ("launch.price_per_kg", "$-5/kg", "at least 0"),
+        ("launch.payload", 0, "above 0"),
+        ("target.it_power", "-5GW", "above 0"),
+        ("ground.pue", 0.9, "at least 1"),
+        ("model.sizing", "magic", "one of"),
+    ],
+)
 def test_impossible_values_refused(key, value, fragment):
     with pytest.raises(UserError, match=fragment):
         check(key, value)
@@ -188,8 +226,12 @@ def test_set_pairs_and_unknown_keys():
 
 
 def test_hot_loads_beyond_emission_refused():
-    v = {**load_scenario("skyrack").values(), "thermal.radiator_temperature": 160.0, "thermal.solar_incidence": 1.0,
-         "thermal.absorptivity": 0.9}
+    v = {
+        **load_scenario("skyrack").values(),
+        "thermal.radiator_temperature": 160.0,
+        "thermal.solar_incidence": 1.0,
+        "thermal.absorptivity": 0.9,
+    }
     with pytest.raises(UserError, match="absorbs more than it emits"):
         evaluate(v)
 
@@ -200,5 +242,7 @@ def test_assumptions_file_needs_sources(tmp_path):
     with pytest.raises(UserError, match="neither its source"):
         load_scenario(str(bad))
     good = tmp_path / "good.toml"
-    good.write_text('extends = "skyrack"\n[launch]\nprice_per_kg = { value = "$100/kg", assumption = "Starship goal" }\n')
+    good.write_text(
+        'extends = "skyrack"\n[launch]\nprice_per_kg = { value = "$100/kg", assumption = "Starship goal" }\n'
+    )
     assert load_scenario(str(good)).values()["launch.price_per_kg"] == 100.0

@@ -42,7 +42,9 @@ def test_plan_orbit_option(cli):
 
 def test_plan_bad_input_is_one_line(cli):
     assert_clean_error(cli("plan", "--it-power", "5kg", "--no-report"), "target.it_power")
-    assert_clean_error(cli("plan", "--set", "power.cell_efficiency=1.3", "--no-report"), "cell_efficiency", "at most 1")
+    assert_clean_error(
+        cli("plan", "--set", "power.cell_efficiency=1.3", "--no-report"), "cell_efficiency", "at most 1"
+    )
     assert_clean_error(cli("plan", "--set", "launch.price_per_kg=$-200/kg", "--no-report"), "price_per_kg")
     assert_clean_error(cli("plan", "--set", "launch.payload=0", "--no-report"), "payload")
     assert_clean_error(cli("plan", "--scenario", "nope", "--no-report"), "unknown scenario")

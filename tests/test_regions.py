@@ -46,8 +46,8 @@ PLACES = [
     (28.0, 2.0, "Algeria", "Africa", "North Africa"),
     (48.0, 67.0, "Kazakhstan", "Asia", "Central Asia"),
     (15.0, 101.0, "Thailand", "Asia", "Southeast Asia"),
-    (55.7, 37.6, "Russia", "Europe", "Eastern Europe"),     # Moscow, west of the Urals
-    (55.0, 83.0, "Russia", "Asia", "Siberia"),              # Novosibirsk
+    (55.7, 37.6, "Russia", "Europe", "Eastern Europe"),  # Moscow, west of the Urals
+    (55.0, 83.0, "Russia", "Asia", "Siberia"),  # Novosibirsk
     (15.0, -86.5, "Honduras", "North America", "Central America"),
     (23.0, -102.0, "Mexico", "North America", "North America"),
     (44.0, 21.0, "Serbia", "Europe", "the Balkans"),
@@ -66,10 +66,10 @@ PLACES = [
     (18.1, -77.3, "Jamaica", "North America", "the Caribbean"),
     (31.9, 35.9, "Jordan", "Asia", "the Middle East"),
     # Coasts (a few kilometres inland or offshore of the 1:110m coastline)
-    (-33.9, 18.5, "South Africa", "Africa", "Southern Africa"),   # Cape Town
+    (-33.9, 18.5, "South Africa", "Africa", "Southern Africa"),  # Cape Town
     (40.7, -73.9, "United States of America", "North America", "North America"),  # New York
-    (-33.9, 151.1, "Australia", "Oceania", "Australasia"),       # Sydney
-    (35.7, 139.7, "Japan", "Asia", "East Asia"),                 # Tokyo
+    (-33.9, 151.1, "Australia", "Oceania", "Australasia"),  # Sydney
+    (35.7, 139.7, "Japan", "Asia", "East Asia"),  # Tokyo
     (-22.9, -43.3, "Brazil", "South America", "South America"),  # Rio de Janeiro
     (43.0, 7.5, "Mediterranean Sea", None, "the Mediterranean"),  # off Nice
     # Seas
@@ -103,12 +103,12 @@ PLACES = [
     (30.0, -150.0, "Pacific Ocean", None, "the North Pacific"),
     (-30.0, -120.0, "Pacific Ocean", None, "the South Pacific"),
     (-65.0, 0.0, "Southern Ocean", None, "the Southern Ocean"),
-    (-40.0, 19.5, "Atlantic Ocean", None, "the South Atlantic"),   # west of Cape Agulhas
-    (-40.0, 20.5, "Indian Ocean", None, "the Indian Ocean"),       # east of it
+    (-40.0, 19.5, "Atlantic Ocean", None, "the South Atlantic"),  # west of Cape Agulhas
+    (-40.0, 20.5, "Indian Ocean", None, "the Indian Ocean"),  # east of it
     (-58.0, -60.0, "Atlantic Ocean", None, "the South Atlantic"),  # Drake Passage, east
-    (-58.0, -75.0, "Pacific Ocean", None, "the South Pacific"),    # Drake Passage, west
-    (-50.0, 146.0, "Indian Ocean", None, "the Indian Ocean"),      # south of Tasmania, west
-    (-50.0, 148.0, "Pacific Ocean", None, "the South Pacific"),    # and east of 146.9 E
+    (-58.0, -75.0, "Pacific Ocean", None, "the South Pacific"),  # Drake Passage, west
+    (-50.0, 146.0, "Indian Ocean", None, "the Indian Ocean"),  # south of Tasmania, west
+    (-50.0, 148.0, "Pacific Ocean", None, "the South Pacific"),  # and east of 146.9 E
     # The antimeridian
     (-17.8, 178.0, "Fiji", "Oceania", "the Pacific Islands"),
     (-16.5, -179.99, "Fiji", "Oceania", "the Pacific Islands"),
@@ -126,8 +126,9 @@ PLACES = [
 ]
 
 
-@pytest.mark.parametrize("lat, lon, name, continent, area", PLACES,
-                         ids=[f"{p[2]}@{p[0]},{p[1]}" for p in PLACES])
+@pytest.mark.parametrize(
+    "lat, lon, name, continent, area", PLACES, ids=[f"{p[2]}@{p[0]},{p[1]}" for p in PLACES]
+)
 def test_places(index, lat, lon, name, continent, area):
     region = index.describe(lat, lon)
     assert (region.name, region.continent, region.area) == (name, continent, area)
@@ -206,8 +207,12 @@ def test_region_text_and_dict(index):
     assert index.describe(52.2, 5.5).spoken == "the Netherlands"
     d = index.describe(25.3, 51.2).as_dict()
     assert {k: d[k] for k in ("country", "continent", "ocean", "area", "iso_a2")} == {
-        "country": "Qatar", "continent": "Asia", "ocean": None, "area": "the Middle East",
-        "iso_a2": "QA"}
+        "country": "Qatar",
+        "continent": "Asia",
+        "ocean": None,
+        "area": "the Middle East",
+        "iso_a2": "QA",
+    }
 
 
 def test_lookup_rejects_bad_latitude(index):
@@ -244,8 +249,10 @@ def test_cache_is_verified_and_rebuilt_when_corrupt(tmp_path):
 
 # Runs the real dispatcher with only this module's commands, so these tests do not depend on
 # the other command modules listed in skyrack.cli.
-_DISPATCH = ("import sys, skyrack.cli as c; c.COMMAND_MODULES = ('skyrack.geo.commands',); "
-             "raise SystemExit(c.main(sys.argv[1:]))")
+_DISPATCH = (
+    "import sys, skyrack.cli as c; c.COMMAND_MODULES = ('skyrack.geo.commands',); "
+    "raise SystemExit(c.main(sys.argv[1:]))"
+)
 
 
 def _cli(*args: str, module: bool = False) -> subprocess.CompletedProcess:
@@ -266,11 +273,19 @@ def test_cli_names_a_point(index):
     assert json.loads(done.stdout)["ocean"] == "Pacific Ocean"
 
 
-@pytest.mark.parametrize("args", [
-    ("region", "95", "10"), ("region", "-90.5", "0"), ("region", "abc", "10"),
-    ("region", "10", "east"), ("region", "10", "360"), ("region", "10", "-180.5"),
-    ("region", "nan", "0"), ("region", "10"),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("region", "95", "10"),
+        ("region", "-90.5", "0"),
+        ("region", "abc", "10"),
+        ("region", "10", "east"),
+        ("region", "10", "360"),
+        ("region", "10", "-180.5"),
+        ("region", "nan", "0"),
+        ("region", "10"),
+    ],
+)
 def test_cli_bad_input_is_one_line_and_exit_2(args):
     done = _cli(*args)
     assert done.returncode == 2
@@ -278,8 +293,10 @@ def test_cli_bad_input_is_one_line_and_exit_2(args):
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
 
 
-@pytest.mark.skipif(find_spec("skyrack.orbit") is None,
-                    reason="skyrack.orbit (listed in COMMAND_MODULES) is not in this tree yet")
+@pytest.mark.skipif(
+    find_spec("skyrack.orbit") is None,
+    reason="skyrack.orbit (listed in COMMAND_MODULES) is not in this tree yet",
+)
 def test_cli_through_python_m_skyrack():
     done = _cli("region", "95", "10", module=True)
     assert done.returncode == 2 and "Traceback" not in done.stderr

@@ -1,7 +1,6 @@
 import pytest
 
-from skyrack.train.checkpoint import (CheckpointError, list_checkpoints, load_checkpoint,
-                                      write_checkpoint)
+from skyrack.train.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, write_checkpoint
 
 
 def _files(step):

@@ -1,10 +1,16 @@
 import numpy as np
 import pytest
+from train_helpers import make_corpus
 
 from skyrack.errors import UserError
-from skyrack.train.data import (CHUNK_CHARS, BatchSampler, CharTokenizer, build_dataset,
-                                eval_offsets, read_text_file)
-from train_helpers import make_corpus
+from skyrack.train.data import (
+    CHUNK_CHARS,
+    BatchSampler,
+    CharTokenizer,
+    build_dataset,
+    eval_offsets,
+    read_text_file,
+)
 
 
 def test_tokenizer_round_trip_and_unknown_characters():

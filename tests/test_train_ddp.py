@@ -4,9 +4,9 @@ import subprocess
 import sys
 
 import pytest
+from train_helpers import CLI, TINY, cli_env, run_cli, write_corpus
 
 from skyrack.train.checkpoint import load_checkpoint, load_torch
-from train_helpers import CLI, TINY, cli_env, run_cli, write_corpus
 
 
 @pytest.mark.slow
@@ -16,9 +16,26 @@ def test_two_processes_under_torchrun_then_resume_in_one(tmp_path):
     script.write_text(CLI + "\n")
     env = cli_env(tmp_path)
     env["OMP_NUM_THREADS"] = "1"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(script), "train", "--data", str(corpus), "--steps", "12", "--out", "ddp",
-           "--checkpoint-interval", "6", "--eval-interval", "6", *TINY]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(script),
+        "train",
+        "--data",
+        str(corpus),
+        "--steps",
+        "12",
+        "--out",
+        "ddp",
+        "--checkpoint-interval",
+        "6",
+        "--eval-interval",
+        "6",
+        *TINY,
+    ]
     result = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     _, files = load_checkpoint(tmp_path / "ddp")

@@ -8,13 +8,12 @@ import time
 from collections import Counter
 
 import torch
-
-from skyrack.train.checkpoint import list_checkpoints, load_checkpoint, load_torch
 from train_helpers import TINY, in_process, popen_cli, run_cli, write_corpus
 
+from skyrack.train.checkpoint import list_checkpoints, load_checkpoint, load_torch
+
 # dropout on, Muon + AdamW (the cpu preset): every random state and both optimizers matter
-ARGS = ["--steps", "400", "--checkpoint-interval", "7", "--eval-interval", "50",
-        "--dropout", "0.1", *TINY]
+ARGS = ["--steps", "400", "--checkpoint-interval", "7", "--eval-interval", "50", "--dropout", "0.1", *TINY]
 
 
 def _final(run_dir):
@@ -67,7 +66,24 @@ def test_the_model_learns_far_below_the_unigram_entropy(tmp_path, monkeypatch, c
     text = corpus.read_text()
     counts = Counter(text)
     unigram = -sum(c / len(text) * math.log(c / len(text)) for c in counts.values())  # nats
-    assert in_process(["train", "--data", str(corpus), "--steps", "150", "--eval-interval", "150",
-                       "--out", str(tmp_path / "r"), "--json", *TINY], monkeypatch) == 0
+    assert (
+        in_process(
+            [
+                "train",
+                "--data",
+                str(corpus),
+                "--steps",
+                "150",
+                "--eval-interval",
+                "150",
+                "--out",
+                str(tmp_path / "r"),
+                "--json",
+                *TINY,
+            ],
+            monkeypatch,
+        )
+        == 0
+    )
     val = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["val_loss"]
     assert val < 0.5 * unigram, (val, unigram)

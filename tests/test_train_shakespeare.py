@@ -13,7 +13,9 @@ BOILERPLATE_HEAD = """The Project Gutenberg Etext of The Tempest
 Copyright laws are changing all over the world.
 *END*THE SMALL PRINT! FOR PUBLIC DOMAIN ETEXTS*Ver.04.29.93*END*
 """
-TEMPEST = "THE TEMPEST\r\n\r\nby William Shakespeare   \r\n\r\n\r\n\r\n\r\n\r\nMIRANDA.\r\nO brave new world!\r\n"
+TEMPEST = (
+    "THE TEMPEST\r\n\r\nby William Shakespeare   \r\n\r\n\r\n\r\n\r\n\r\nMIRANDA.\r\nO brave new world!\r\n"
+)
 FOOTER = "\nEnd of the Project Gutenberg Etext of The Tempest\nmore licence text\n"
 SONNETS = "THE SONNETS\n\nFrom fairest creatures we desire increase,\n"
 
@@ -45,7 +47,17 @@ def test_complete_works_from_the_sdist(fake_sdist):
     assert [w["title"] for w in corpus.works] == ["THE SONNETS", "THE TEMPEST"]
     text = corpus.text
     assert "O brave new world!" in text and "From fairest creatures" in text
-    for gone in ("Gutenberg", "SMALL PRINT", "Copyright", "licence", "braue", "COMUS", "\r", "   \n", "\n\n\n\n"):
+    for gone in (
+        "Gutenberg",
+        "SMALL PRINT",
+        "Copyright",
+        "licence",
+        "braue",
+        "COMUS",
+        "\r",
+        "   \n",
+        "\n\n\n\n",
+    ):
         assert gone not in text
     info = corpus.describe()
     assert info["works"] == 2 and info["characters"] == len(text) and info["vocabulary"] == len(set(text))

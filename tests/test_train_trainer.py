@@ -1,17 +1,27 @@
 """The Trainer object as a later caller (governor, fault injector) uses it."""
 
 import torch
+from train_helpers import make_corpus
 
 from skyrack.train.config import preset
 from skyrack.train.data import build_dataset
 from skyrack.train.trainer import Trainer, lr_factor
-from train_helpers import make_corpus
 
 
 def _trainer(tmp_path=None, **kw):
     ds = build_dataset(make_corpus(200), "t", "x", "tail")
-    model, train = preset("cpu", vocab_size=ds.tokenizer.vocab_size, n_layer=1, n_head=2,
-                          n_embd=16, block_size=16, batch_size=4, steps=10, eval_windows=8, **kw)
+    model, train = preset(
+        "cpu",
+        vocab_size=ds.tokenizer.vocab_size,
+        n_layer=1,
+        n_head=2,
+        n_embd=16,
+        block_size=16,
+        batch_size=4,
+        steps=10,
+        eval_windows=8,
+        **kw,
+    )
     return Trainer(model, train, ds, tmp_path)
 
 
@@ -26,6 +36,7 @@ def test_hooks_see_each_step_and_can_change_gradients():
     def erase(t):  # a grad-zeroing "fault": a fresh model then does not move at all
         for p in t.model.parameters():
             p.grad.zero_()
+
     trainer = _trainer()
     trainer.hooks["after_backward"].append(erase)
     before = [p.detach().clone() for p in trainer.model.parameters()]

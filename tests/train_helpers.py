@@ -11,11 +11,28 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 # Runs the CLI with only the trainer's commands registered, so these tests need no other module.
-CLI = ("import sys; from skyrack import cli; cli.COMMAND_MODULES = ('skyrack.train.commands',); "
-       "sys.exit(cli.main(sys.argv[1:]))")
+CLI = (
+    "import sys; from skyrack import cli; cli.COMMAND_MODULES = ('skyrack.train.commands',); "
+    "sys.exit(cli.main(sys.argv[1:]))"
+)
 
-TINY = ["--n-layer", "2", "--n-head", "2", "--n-embd", "32", "--block-size", "16",
-        "--batch-size", "8", "--warmup-steps", "5", "--eval-windows", "64", "--quiet"]
+TINY = [
+    "--n-layer",
+    "2",
+    "--n-head",
+    "2",
+    "--n-embd",
+    "32",
+    "--block-size",
+    "16",
+    "--batch-size",
+    "8",
+    "--warmup-steps",
+    "5",
+    "--eval-windows",
+    "64",
+    "--quiet",
+]
 
 
 def make_corpus(n_lines: int = 800, seed: int = 0) -> str:
@@ -26,8 +43,9 @@ def make_corpus(n_lines: int = 800, seed: int = 0) -> str:
     things = ["the moon", "the night", "a rose", "the sword", "fair Verona"]
     lines = []
     for _ in range(n_lines):
-        lines.append(f"{rng.choice(who)}:\n{rng.choice(who).title()} {rng.choice(verbs)} "
-                     f"{rng.choice(things)}.\n")
+        lines.append(
+            f"{rng.choice(who)}:\n{rng.choice(who).title()} {rng.choice(verbs)} {rng.choice(things)}.\n"
+        )
     return "\n".join(lines)
 
 
@@ -46,17 +64,30 @@ def cli_env(tmp_path: Path) -> dict:
 
 
 def run_cli(args: list[str], tmp_path: Path, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", CLI, *args], cwd=tmp_path, env=cli_env(tmp_path),
-                          capture_output=True, text=True, **kw)
+    return subprocess.run(
+        [sys.executable, "-c", CLI, *args],
+        cwd=tmp_path,
+        env=cli_env(tmp_path),
+        capture_output=True,
+        text=True,
+        **kw,
+    )
 
 
 def popen_cli(args: list[str], tmp_path: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", CLI, *args], cwd=tmp_path, env=cli_env(tmp_path),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", CLI, *args],
+        cwd=tmp_path,
+        env=cli_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def in_process(args: list[str], monkeypatch) -> int:
     """Run the CLI in this process (fast); returns the exit code."""
     from skyrack import cli
+
     monkeypatch.setattr(cli, "COMMAND_MODULES", ("skyrack.train.commands",))
     return cli.main(args)

@@ -9,24 +9,34 @@ from skyrack.errors import UserError
 from skyrack.orbit.timebase import parse_time
 from skyrack.telemetry.runs import runs_root
 
-BACKEND_HELP = ("auto (Gemma if it loads, else composed), gemma, composed, a transformers model directory, "
-                "or an OpenAI-compatible http(s) URL")
+BACKEND_HELP = (
+    "auto (Gemma if it loads, else composed), gemma, composed, a transformers model directory, "
+    "or an OpenAI-compatible http(s) URL"
+)
 
 
 def _add_context_args(p, *, runs: bool = True) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--run", metavar="RUN", help="mission run directory or id (its latest frame is 'now')")
     where.add_argument("--at", metavar="ISO8601", help="ask about this time (default: now, UTC)")
-    p.add_argument("--runs-dir", metavar="DIR", help="where run ids are looked up (default: $SKYRACK_RUNS or ./runs)")
-    p.add_argument("--profile", default=None, metavar="NAME|PATH", help="spacecraft profile (default: starcloud-1)")
+    p.add_argument(
+        "--runs-dir", metavar="DIR", help="where run ids are looked up (default: $SKYRACK_RUNS or ./runs)"
+    )
+    p.add_argument(
+        "--profile", default=None, metavar="NAME|PATH", help="spacecraft profile (default: starcloud-1)"
+    )
     p.add_argument("--tle", default=None, metavar="FILE", help="elements overriding the profile's orbit")
 
 
 def _add_backend_args(p) -> None:
     p.add_argument("--backend", default="auto", metavar="B", help=BACKEND_HELP)
-    p.add_argument("--adapter", default=None, metavar="DIR|none",
-                   help="LoRA adapter directory from `skyrack assistant finetune` (default for gemma: the adapter "
-                        "shipped with skyrack; 'none': the base model with worked examples)")
+    p.add_argument(
+        "--adapter",
+        default=None,
+        metavar="DIR|none",
+        help="LoRA adapter directory from `skyrack assistant finetune` (default for gemma: the adapter "
+        "shipped with skyrack; 'none': the base model with worked examples)",
+    )
     p.add_argument("--device", default=None, help="torch device (default: cuda if present, else cpu)")
 
 
@@ -46,7 +56,9 @@ def register(sub) -> None:
     p = sub.add_parser("assistant", help="evaluate or fine-tune the assistant")
     s = p.add_subparsers(dest="assistant_command", metavar="COMMAND")
     e = s.add_parser("eval", help="score answers against the twin: accuracy, refusals, injections, latency")
-    e.add_argument("--set", metavar="FILE", help="question set (JSON lines); default: generated from the twin")
+    e.add_argument(
+        "--set", metavar="FILE", help="question set (JSON lines); default: generated from the twin"
+    )
     e.add_argument("--size", type=int, default=240, help="items to generate when no --set is given")
     e.add_argument("--limit", type=int, default=None, metavar="N", help="score only the first N items")
     e.add_argument("--write-set", metavar="FILE", help="also save the generated set as JSON lines")
@@ -62,7 +74,9 @@ def register(sub) -> None:
     f.add_argument("--minutes", type=float, default=15.0, help="stop after this wall time")
     f.add_argument("--rank", type=int, default=8, help="LoRA rank")
     f.add_argument("--lr", type=float, default=2e-4)
-    f.add_argument("--backend", default="gemma", metavar="B", help="model to adapt: gemma or a model directory")
+    f.add_argument(
+        "--backend", default="gemma", metavar="B", help="model to adapt: gemma or a model directory"
+    )
     f.add_argument("--device", default=None)
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--json", action="store_true")
@@ -88,13 +102,17 @@ def _progress(message: str) -> None:
 
 def _assistant(args):
     from skyrack.assistant.service import Assistant
+
     return Assistant.create(args.backend, args.adapter, args.device, progress=_progress)
 
 
 def _context_kwargs(args) -> dict:
-    return {"run_dir": resolve_run(args.run, args.runs_dir),
-            "at": parse_time(args.at).timestamp() if args.at else None,
-            "profile": args.profile, "tle": args.tle}
+    return {
+        "run_dir": resolve_run(args.run, args.runs_dir),
+        "at": parse_time(args.at).timestamp() if args.at else None,
+        "profile": args.profile,
+        "tle": args.tle,
+    }
 
 
 def cmd_ask(args) -> int:
@@ -105,13 +123,17 @@ def cmd_ask(args) -> int:
     result = assistant.ask(args.question, **kwargs)
     if args.json:
         from skyrack.cli import print_json
+
         print_json({**result, "backend_info": assistant.describe()})
         return 0
     for warning in result["warnings"]:
         _progress(f"warning: {warning}")
     print(result["answer"])
-    print(f"[{result['mode']} mode, {'verified' if result['verified'] else 'NOT verified'}, "
-          f"{result['latency_s']:.2f} s]", file=sys.stderr)
+    print(
+        f"[{result['mode']} mode, {'verified' if result['verified'] else 'NOT verified'}, "
+        f"{result['latency_s']:.2f} s]",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -120,8 +142,11 @@ def cmd_chat(args) -> int:
     assistant = _assistant(args)
     interactive = sys.stdin.isatty()
     info = assistant.describe()
-    print(f"skyrack chat: {info['mode']} mode ({info['backend']}). Ask about my position, sunlight, power, "
-          f"training or ground passes; an empty line or Ctrl-D ends.", file=sys.stderr)
+    print(
+        f"skyrack chat: {info['mode']} mode ({info['backend']}). Ask about my position, sunlight, power, "
+        f"training or ground passes; an empty line or Ctrl-D ends.",
+        file=sys.stderr,
+    )
     history: list[tuple[str, str]] = []
     while True:
         if interactive:
@@ -146,11 +171,12 @@ def cmd_eval(args) -> int:
     if args.write_set:
         save_set(items, Path(args.write_set))
     if args.limit:
-        items = items[:args.limit]
+        items = items[: args.limit]
     assistant = _assistant(args)
     report = evaluate(assistant, items, progress=_progress)  # stderr: --json stays clean on stdout
     if args.json:
         from skyrack.cli import print_json
+
         print_json(report)
     else:
         print(render_report(report))
@@ -162,13 +188,25 @@ def cmd_finetune(args) -> int:
 
     if args.examples <= 0 or args.steps <= 0 or args.minutes <= 0 or args.rank <= 0:
         raise UserError("--examples, --steps, --minutes and --rank must be positive")
-    summary = finetune(Path(args.out), backend=args.backend, examples=args.examples, steps=args.steps,
-                       minutes=args.minutes, rank=args.rank, lr=args.lr, device=args.device, seed=args.seed,
-                       progress=_progress)
+    summary = finetune(
+        Path(args.out),
+        backend=args.backend,
+        examples=args.examples,
+        steps=args.steps,
+        minutes=args.minutes,
+        rank=args.rank,
+        lr=args.lr,
+        device=args.device,
+        seed=args.seed,
+        progress=_progress,
+    )
     if args.json:
         from skyrack.cli import print_json
+
         print_json(summary)
     else:
-        print(f"adapter written to {summary['out']}: {summary['steps']} steps in {summary['train_s']:.0f} s, "
-              f"loss {summary['first_loss']:.3f} -> {summary['last_loss']:.3f}; use it with --adapter {summary['out']}")
+        print(
+            f"adapter written to {summary['out']}: {summary['steps']} steps in {summary['train_s']:.0f} s, "
+            f"loss {summary['first_loss']:.3f} -> {summary['last_loss']:.3f}; use it with --adapter {summary['out']}"
+        )
     return 0

@@ -9,11 +9,17 @@ from __future__ import annotations
 from skyrack.assistant.facts import Fact, by_name
 
 CANNOT_TELL = "I can't tell from my telemetry."
-REFUSE_ACTION = ("I can only read my telemetry and answer questions about it; I don't take commands, "
-                 "change settings, read files or share my instructions.")
+REFUSE_ACTION = (
+    "I can only read my telemetry and answer questions about it; I don't take commands, "
+    "change settings, read files or share my instructions."
+)
 NO_RUN = "I have no mission telemetry for {what}, as no mission run is attached, only my orbit."
-_NO_RUN_WHAT = {"power": "my battery and power", "thermal": "my temperatures", "training": "my training",
-                "radiation": "my fault counts"}
+_NO_RUN_WHAT = {
+    "power": "my battery and power",
+    "thermal": "my temperatures",
+    "training": "my training",
+    "radiation": "my fault counts",
+}
 
 
 def _lead(when: str) -> tuple[str, str]:
@@ -69,8 +75,10 @@ def sentence_sunlight(f: dict[str, Fact]) -> str:
 def sentence_pass(f: dict[str, Fact]) -> str:
     if "station" not in f:
         return "I have no ground-station pass within the next day"
-    return (f"My next ground-station pass is over {f['station'].text} at {f['pass_rise_time'].text}, "
-            f"in {_span(f['pass_eta_min'].value)}, up to {f['pass_max_elevation_deg'].text} high")
+    return (
+        f"My next ground-station pass is over {f['station'].text} at {f['pass_rise_time'].text}, "
+        f"in {_span(f['pass_eta_min'].value)}, up to {f['pass_max_elevation_deg'].text} high"
+    )
 
 
 def sentence_power(f: dict[str, Fact]) -> str | None:
@@ -94,10 +102,16 @@ def sentence_thermal(f: dict[str, Fact]) -> str | None:
 
 
 def sentence_radiation(f: dict[str, Fact]) -> str:
-    text = f"I'm {f['in_saa'].text}" if f["in_saa"].when == "now" else f"{_lead(f['in_saa'].when)[0]} {f['in_saa'].text}"
+    text = (
+        f"I'm {f['in_saa'].text}"
+        if f["in_saa"].when == "now"
+        else f"{_lead(f['in_saa'].when)[0]} {f['in_saa'].text}"
+    )
     if "faults_injected" in f:
-        text += (f"; {f['faults_injected'].text} faults have hit me, {f['faults_detected'].text} detected and "
-                 f"{f['faults_recovered'].text} recovered")
+        text += (
+            f"; {f['faults_injected'].text} faults have hit me, {f['faults_detected'].text} detected and "
+            f"{f['faults_recovered'].text} recovered"
+        )
     if "dose_rad" in f:
         text += f", with a dose of {f['dose_rad'].text}"
     return text
@@ -136,9 +150,14 @@ def compose(facts: list[Fact], tools: list[str], aspects: list[str], missing: li
                 continue
             text = _capital(text) if text else "I see no new region ahead in the next hour"
         else:
-            text = {"sunlight": sentence_sunlight, "ground_pass": sentence_pass, "power": sentence_power,
-                    "thermal": sentence_thermal, "radiation": sentence_radiation,
-                    "training": sentence_training}[tool](f)
+            text = {
+                "sunlight": sentence_sunlight,
+                "ground_pass": sentence_pass,
+                "power": sentence_power,
+                "thermal": sentence_thermal,
+                "radiation": sentence_radiation,
+                "training": sentence_training,
+            }[tool](f)
         if text:
             sentences.append(text)
     if not sentences:

@@ -13,18 +13,24 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Fact:
-    name: str                  # "place", "alt_km", "next_1_place", "battery_soc", ...
-    value: Any                 # a number, a bool or a string
-    unit: str                  # "km", "min", "utc", "%", "W", "degC", "deg", "place", "state", "text", ...
-    text: str                  # how it is said: "505 km", "Chad, Africa", "in sunlight"
-    tool: str                  # the tool that read it
+    name: str  # "place", "alt_km", "next_1_place", "battery_soc", ...
+    value: Any  # a number, a bool or a string
+    unit: str  # "km", "min", "utc", "%", "W", "degC", "deg", "place", "state", "text", ...
+    text: str  # how it is said: "505 km", "Chad, Africa", "in sunlight"
+    tool: str  # the tool that read it
     channel: str | None = None  # the telemetry dictionary's channel, where there is one
-    when: str = "now"          # "now", or the instant it holds for ("+20 min", "14:00 UTC")
+    when: str = "now"  # "now", or the instant it holds for ("+20 min", "14:00 UTC")
     names: tuple[str, ...] = field(default_factory=tuple)  # every name a place fact goes by
 
     def as_dict(self) -> dict:
-        out = {"name": self.name, "value": self.value, "unit": self.unit, "text": self.text,
-               "tool": self.tool, "when": self.when}
+        out = {
+            "name": self.name,
+            "value": self.value,
+            "unit": self.unit,
+            "text": self.text,
+            "tool": self.tool,
+            "when": self.when,
+        }
         if self.channel:
             out["channel"] = self.channel
         if self.names:
@@ -32,7 +38,7 @@ class Fact:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Fact":
+    def from_dict(cls, d: dict) -> Fact:
         """The inverse of `as_dict` (an answer's JSON facts back into facts the verifier takes)."""
         return cls(**{k: (tuple(v) if k == "names" else v) for k, v in d.items()})
 

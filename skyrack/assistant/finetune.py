@@ -17,8 +17,18 @@ import time
 from pathlib import Path
 
 from skyrack.assistant.compose import CANNOT_TELL, REFUSE_ACTION
-from skyrack.assistant.evaluate import (ALTITUDE, BUS, INJECTIONS, LIGHT, OUT_OF_SCOPE, PASSES, SHIFTED, SPEED,
-                                        WHERE, make_runs)
+from skyrack.assistant.evaluate import (
+    ALTITUDE,
+    BUS,
+    INJECTIONS,
+    LIGHT,
+    OUT_OF_SCOPE,
+    PASSES,
+    SHIFTED,
+    SPEED,
+    WHERE,
+    make_runs,
+)
 from skyrack.assistant.facts import Fact
 from skyrack.assistant.prompt import short_prompt
 from skyrack.assistant.runtime import ADAPTER_WEIGHTS
@@ -27,9 +37,14 @@ from skyrack.errors import UserError
 from skyrack.orbit.timebase import iso
 from skyrack.storage import atomic_write_text, sha256_file
 
-MULTI = ["Where are you, and are you in sunlight?", "How high are you and how fast are you going?",
-         "What are you above and what comes next?", "Where are you and when is your next pass?",
-         "What are your coordinates?", "What is your latitude and longitude?"]
+MULTI = [
+    "Where are you, and are you in sunlight?",
+    "How high are you and how fast are you going?",
+    "What are you above and what comes next?",
+    "Where are you and when is your next pass?",
+    "What are your coordinates?",
+    "What is your latitude and longitude?",
+]
 
 
 def dialogues(count: int, runs: list[Path], seed: int = 0, profile: str | None = None) -> list[dict]:
@@ -79,9 +94,20 @@ def answer_loss(model, ids, mask, labels):
     return F.cross_entropy(logits.float(), target[keep])
 
 
-def finetune(out: Path, *, backend: str = "gemma", examples: int = 300, steps: int = 120, minutes: float = 15.0,
-             rank: int = 8, lr: float = 2e-4, device: str | None = None, seed: int = 0, batch: int = 4,
-             progress=None) -> dict:
+def finetune(
+    out: Path,
+    *,
+    backend: str = "gemma",
+    examples: int = 300,
+    steps: int = 120,
+    minutes: float = 15.0,
+    rank: int = 8,
+    lr: float = 2e-4,
+    device: str | None = None,
+    seed: int = 0,
+    batch: int = 4,
+    progress=None,
+) -> dict:
     try:
         import torch
         from peft import LoraConfig, get_peft_model
@@ -92,6 +118,7 @@ def finetune(out: Path, *, backend: str = "gemma", examples: int = 300, steps: i
 
     if backend == "gemma":
         from skyrack.sources.gemma import converted_dir
+
         model_dir = converted_dir(progress)
     elif Path(backend).is_dir():
         model_dir = Path(backend)
@@ -104,9 +131,17 @@ def finetune(out: Path, *, backend: str = "gemma", examples: int = 300, steps: i
     if progress:
         progress(f"finetune: {len(data)} dialogues generated; training LoRA rank {rank} on {device}")
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32, attn_implementation="eager")
-    config = LoraConfig(r=rank, lora_alpha=2 * rank, lora_dropout=0.0, bias="none", task_type="CAUSAL_LM",
-                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
+    model = AutoModelForCausalLM.from_pretrained(
+        str(model_dir), dtype=torch.float32, attn_implementation="eager"
+    )
+    config = LoraConfig(
+        r=rank,
+        lora_alpha=2 * rank,
+        lora_dropout=0.0,
+        bias="none",
+        task_type="CAUSAL_LM",
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj"],
+    )
     model = get_peft_model(model, config).to(device)
     model.train()
     encoded = []
@@ -131,18 +166,30 @@ def finetune(out: Path, *, backend: str = "gemma", examples: int = 300, steps: i
         losses.append(float(loss.detach()))
         step += 1
         if progress and step % 10 == 0:
-            progress(f"finetune: step {step}/{steps}, loss {sum(losses[-10:]) / len(losses[-10:]):.3f}, "
-                     f"{time.perf_counter() - start:.0f} s")
+            progress(
+                f"finetune: step {step}/{steps}, loss {sum(losses[-10:]) / len(losses[-10:]):.3f}, "
+                f"{time.perf_counter() - start:.0f} s"
+            )
     if not losses:
         raise UserError("no training step fitted in --minutes")
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out))
-    summary = {"out": str(out), "base": str(model_dir), "device": device, "dialogues": len(data), "steps": step,
-               "rank": rank, "lr": lr, "batch": batch, "seed": seed, "train_s": round(time.perf_counter() - start, 1),
-               "first_loss": round(sum(losses[:5]) / len(losses[:5]), 4),
-               "last_loss": round(sum(losses[-5:]) / len(losses[-5:]), 4),
-               "command": f"skyrack assistant finetune --out {out} --examples {examples} --steps {steps} "
-                          f"--rank {rank} --lr {lr} --seed {seed} --minutes {minutes:g}",
-               "sha256": sha256_file(out / ADAPTER_WEIGHTS)}
+    summary = {
+        "out": str(out),
+        "base": str(model_dir),
+        "device": device,
+        "dialogues": len(data),
+        "steps": step,
+        "rank": rank,
+        "lr": lr,
+        "batch": batch,
+        "seed": seed,
+        "train_s": round(time.perf_counter() - start, 1),
+        "first_loss": round(sum(losses[:5]) / len(losses[:5]), 4),
+        "last_loss": round(sum(losses[-5:]) / len(losses[-5:]), 4),
+        "command": f"skyrack assistant finetune --out {out} --examples {examples} --steps {steps} "
+        f"--rank {rank} --lr {lr} --seed {seed} --minutes {minutes:g}",
+        "sha256": sha256_file(out / ADAPTER_WEIGHTS),
+    }
     atomic_write_text(out / "skyrack-finetune.json", json.dumps(summary, indent=1))
     return summary

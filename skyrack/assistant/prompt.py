@@ -13,17 +13,40 @@ from __future__ import annotations
 from skyrack.assistant.facts import Fact
 
 TURN = "<start_of_turn>{role}\n{text}<end_of_turn>\n"
-INSTRUCTION = "You are the satellite. Answer in one or two sentences, in the first person, using only the facts."
+INSTRUCTION = (
+    "You are the satellite. Answer in one or two sentences, in the first person, using only the facts."
+)
 
 _LABELS = {
-    "place": "I'm above", "lat_deg": "latitude", "lon_deg": "longitude", "alt_km": "altitude",
-    "speed_km_s": "speed", "time": "time", "next_1_place": "next I'll be above", "next_1_eta_min": "next in", "sunlit": "light", "light_change": "next change",
-    "light_change_eta_min": "change in", "station": "next pass over", "pass_rise_time": "pass starts",
-    "pass_eta_min": "pass in", "pass_max_elevation_deg": "pass max elevation", "battery_pct": "battery",
-    "array_w": "solar arrays", "load_w": "load", "gpu_temp_c": "GPU temperature", "gpu_cap_w": "GPU power cap",
-    "throughput_pct": "training speed", "in_saa": "radiation zone", "faults_injected": "faults",
-    "faults_detected": "detected", "faults_recovered": "recovered", "dose_rad": "dose", "step": "training step",
-    "loss": "loss", "val_loss": "validation loss",
+    "place": "I'm above",
+    "lat_deg": "latitude",
+    "lon_deg": "longitude",
+    "alt_km": "altitude",
+    "speed_km_s": "speed",
+    "time": "time",
+    "next_1_place": "next I'll be above",
+    "next_1_eta_min": "next in",
+    "sunlit": "light",
+    "light_change": "next change",
+    "light_change_eta_min": "change in",
+    "station": "next pass over",
+    "pass_rise_time": "pass starts",
+    "pass_eta_min": "pass in",
+    "pass_max_elevation_deg": "pass max elevation",
+    "battery_pct": "battery",
+    "array_w": "solar arrays",
+    "load_w": "load",
+    "gpu_temp_c": "GPU temperature",
+    "gpu_cap_w": "GPU power cap",
+    "throughput_pct": "training speed",
+    "in_saa": "radiation zone",
+    "faults_injected": "faults",
+    "faults_detected": "detected",
+    "faults_recovered": "recovered",
+    "dose_rad": "dose",
+    "step": "training step",
+    "loss": "loss",
+    "val_loss": "validation loss",
 }
 
 
@@ -40,8 +63,12 @@ def user_turn(question: str, facts: list[Fact]) -> str:
     return TURN.format(role="user", text=f"Facts:\n{render_facts(facts)}\nQuestion: {question.strip()}")
 
 
-def build_prompt(question: str, facts: list[Fact], examples: list[tuple[str, list[Fact], str]],
-                 history: list[tuple[str, str]] | None = None) -> tuple[str, str]:
+def build_prompt(
+    question: str,
+    facts: list[Fact],
+    examples: list[tuple[str, list[Fact], str]],
+    history: list[tuple[str, str]] | None = None,
+) -> tuple[str, str]:
     """(prefix, rest): the reusable part (instruction + examples) and this question's part."""
     prefix = TURN.format(role="user", text=INSTRUCTION) + TURN.format(role="model", text="Understood.")
     for q, f, a in examples:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from skyrack.orbit.stations import BUILTIN
 from skyrack.orbit.timebase import parse_time
@@ -35,33 +35,51 @@ _INJECTION = [
     r"\b(pause|stop|halt|resume|restart|reboot|start|kill|abort)\b.{0,20}\b(training|trainer|mission|gpu|"
     r"job|run|yourself|system|computer)\b",
     r"\b(deorbit|self[- ]destruct|fire|thrust|checkpoint now)\b",
-    r"\b(" + "|".join(re.escape(n) for n in COMMAND) + r"|" +
-    "|".join(re.escape(n.replace("_", " ")) for n in COMMAND if "_" in n) + r")\b",
+    r"\b("
+    + "|".join(re.escape(n) for n in COMMAND)
+    + r"|"
+    + "|".join(re.escape(n.replace("_", " ")) for n in COMMAND if "_" in n)
+    + r")\b",
 ]
 _INJECTION_RE = [re.compile(p, re.I) for p in _INJECTION]
 
 # Topics the telemetry can answer, and the tools each needs.
 _TOPICS = [
-    ("position", r"\bwhere\b.{0,12}\b(you|u|the satellite|starcloud|are we|we be)\b|\b(location|position)\b|"
-                 r"\bwhat( country| countries| ocean| sea| region| "
-                 r"continent|'s| is)?\b.{0,20}\b(below|beneath|under(neath)?)\b.{0,6}\b(you|u)\b|"
-                 r"\b(above|over|flying over|passing over)\b.{0,12}\b(which|what)\b|\b(which|what) "
-                 r"(country|ocean|sea|continent|region|part of the world)\b|\b(are you|you're|you be) (above|over)\b|"
-                 r"\bwhat (will|are|do|would) you\b.{0,12}\b(above|over|flying over|see below)\b"),
+    (
+        "position",
+        r"\bwhere\b.{0,12}\b(you|u|the satellite|starcloud|are we|we be)\b|\b(location|position)\b|"
+        r"\bwhat( country| countries| ocean| sea| region| "
+        r"continent|'s| is)?\b.{0,20}\b(below|beneath|under(neath)?)\b.{0,6}\b(you|u)\b|"
+        r"\b(above|over|flying over|passing over)\b.{0,12}\b(which|what)\b|\b(which|what) "
+        r"(country|ocean|sea|continent|region|part of the world)\b|\b(are you|you're|you be) (above|over)\b|"
+        r"\bwhat (will|are|do|would) you\b.{0,12}\b(above|over|flying over|see below)\b",
+    ),
     ("coordinates", r"\b(latitude|longitude|coordinates?|lat/lon|lat and lon|gps)\b"),
     ("altitude", r"\b(altitude|how high|height|elevation above|how far (up|above))\b"),
     ("speed", r"\b(speed|how fast|velocity)\b"),
-    ("ahead", r"\b(next|ahead|coming up|after that|then)\b.{0,30}\b(region|country|place|over|above|see|"
-              r"overfly|area|continent)\b|\bwhere (are you )?(going|heading|headed)\b|\bheading\b"),
+    (
+        "ahead",
+        r"\b(next|ahead|coming up|after that|then)\b.{0,30}\b(region|country|place|over|above|see|"
+        r"overfly|area|continent)\b|\bwhere (are you )?(going|heading|headed)\b|\bheading\b",
+    ),
     ("sunlight", r"\b(sun|sunlit|sunlight|sunshine|eclipse|shadow|dark|daylight|night|light)\b"),
-    ("ground_pass", r"\b(ground[- ]?station|station|pass|contact|downlink|talk to (the )?ground|see the ground)\b"),
+    (
+        "ground_pass",
+        r"\b(ground[- ]?station|station|pass|contact|downlink|talk to (the )?ground|see the ground)\b",
+    ),
     ("power", r"\b(battery|batteries|power|charge|charging|energy|solar|array|watts?|electric)\b"),
     ("thermal", r"\b(temperature|temp|hot|cold|heat|thermal|warm|cool|radiator|governor|throttl|cap)\b"),
-    ("radiation", r"\b(radiation|dose|fault|faults|upset|bit ?flips?|cosmic|south atlantic anomaly|saa|errors?)\b"),
+    (
+        "radiation",
+        r"\b(radiation|dose|fault|faults|upset|bit ?flips?|cosmic|south atlantic anomaly|saa|errors?)\b",
+    ),
     # "How many faults?" asks for the counts, not only the radiation environment.
     ("faults", r"\b(faults?|upsets?|bit ?flips?|errors?|corrupt\w*)\b"),
-    ("training", r"\b(train|training|trained|loss|learn|learning|shakespeare|gpt|model|step|sample|progress|"
-                 r"epoch|writ(e|ing))\b"),
+    (
+        "training",
+        r"\b(train|training|trained|loss|learn|learning|shakespeare|gpt|model|step|sample|progress|"
+        r"epoch|writ(e|ing))\b",
+    ),
 ]
 _TOPIC_RE = [(name, re.compile(p, re.I)) for name, p in _TOPICS]
 # Aspects answered by another aspect's tool.
@@ -72,13 +90,19 @@ _OUT_OF_SCOPE = re.compile(
     r"\b(weather|rain|forecast|stock|price|bitcoin|news|president|election|capital of|population|recipe|joke|"
     r"poem|song|movie|football|world cup|meaning of life|translate|who (won|is|was)|how many people|"
     r"where is (?!my|the satellite|starcloud)(the )?[A-Z]|in (paris|london|new york|tokyo|berlin|cairo)|"
-    r"on (earth|the ground) (right )?now|outside temperature|tomorrow'?s)\b", re.I)
+    r"on (earth|the ground) (right )?now|outside temperature|tomorrow'?s)\b",
+    re.I,
+)
 
-_AHEAD_WITH_POSITION = re.compile(r"\b(and then|then|after that|next|in \d+|will you be|where are you going)\b", re.I)
+_AHEAD_WITH_POSITION = re.compile(
+    r"\b(and then|then|after that|next|in \d+|will you be|where are you going)\b", re.I
+)
 
 _SHIFT = re.compile(
     r"\b(?:in|after|within)\s+(an?|half an|one|two|three|\d+(?:\.\d+)?)\s*(hours?|hrs?|h|minutes?|mins?|m|"
-    r"seconds?|secs?|s)\b|\b(\d+(?:\.\d+)?|an?|one|two)\s*(hours?|minutes?|mins?)\s+(from now|later|ago)\b", re.I)
+    r"seconds?|secs?|s)\b|\b(\d+(?:\.\d+)?|an?|one|two)\s*(hours?|minutes?|mins?)\s+(from now|later|ago)\b",
+    re.I,
+)
 _CLOCK = re.compile(r"\bat\s+(\d{1,2})[:h](\d{2})\s*(?:utc|z|gmt)?\b", re.I)
 _ISO = re.compile(r"\b(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2})?Z?)\b", re.I)
 _WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "half an": 0.5}
@@ -87,10 +111,10 @@ _UNIT_S = {"h": 3600, "m": 60, "s": 1}
 
 @dataclass
 class Route:
-    kind: str                       # "answer", "injection" or "out_of_scope"
+    kind: str  # "answer", "injection" or "out_of_scope"
     tools: list[str] = field(default_factory=list)
     aspects: list[str] = field(default_factory=list)  # what was asked: position, altitude, speed, ...
-    shift_s: float | None = None    # seconds after now, when the question names another instant
+    shift_s: float | None = None  # seconds after now, when the question names another instant
     absolute_t: float | None = None
     station: str | None = None
 
@@ -102,6 +126,7 @@ class Route:
     def when(self, now: float) -> str:
         if self.absolute_t is not None:
             from skyrack.orbit.timebase import iso
+
             return iso(self.absolute_t)[11:16] + " UTC"
         if self.shift_s:
             minutes = round(self.shift_s / 60)
@@ -125,7 +150,7 @@ def time_shift(question: str, now: float) -> tuple[float | None, float | None]:
     if clock:
         hour, minute = int(clock.group(1)), int(clock.group(2))
         if hour < 24 and minute < 60:
-            day = datetime.fromtimestamp(now, timezone.utc).replace(hour=hour, minute=minute, second=0, microsecond=0)
+            day = datetime.fromtimestamp(now, UTC).replace(hour=hour, minute=minute, second=0, microsecond=0)
             if day.timestamp() < now - 60:
                 day += timedelta(days=1)  # the next time the clock shows it
             return None, day.timestamp()
@@ -150,15 +175,27 @@ def route(question: str, now: float, history: list[tuple[str, str]] | None = Non
         return Route("out_of_scope")
     if _OUT_OF_SCOPE.search(text) and not aspects:
         return Route("out_of_scope")
-    if not aspects and (shift is not None or absolute is not None or re.match(r"^\s*(and|what about|how about)\b",
-                                                                               text, re.I)) and history:
+    if (
+        not aspects
+        and (
+            shift is not None
+            or absolute is not None
+            or re.match(r"^\s*(and|what about|how about)\b", text, re.I)
+        )
+        and history
+    ):
         # A follow-up ("and in 10 minutes?") asks the previous question again at another instant.
         previous = route(history[-1][0], now)
         aspects = previous.aspects
     if not aspects:
         return Route("out_of_scope")
-    if "position" in aspects and "ahead" not in aspects and shift is None and absolute is None \
-            and re.fullmatch(r"\W*(where are (you|u)( now| right now)?|where's the satellite)\W*", text, re.I):
+    if (
+        "position" in aspects
+        and "ahead" not in aspects
+        and shift is None
+        and absolute is None
+        and re.fullmatch(r"\W*(where are (you|u)( now| right now)?|where's the satellite)\W*", text, re.I)
+    ):
         aspects.append("ahead")  # "Where are you?" is answered with what comes next, as Starcloud-1 did
     if (shift is not None or absolute is not None) and "position" in aspects and "ahead" in aspects:
         aspects.remove("ahead")  # "where are you going to be in 45 minutes" asks for one place

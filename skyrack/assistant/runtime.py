@@ -44,6 +44,7 @@ def torch_device(requested: str | None = None) -> str:
 
 class ComposedBackend:
     """No model: answers are composed from the facts."""
+
     mode = "composed"
     name = "composed"
     load_s = 0.0
@@ -55,8 +56,15 @@ class ComposedBackend:
 class TransformersBackend:
     mode = "model"
 
-    def __init__(self, model_dir: str | Path, *, adapter: str | Path | None = None, device: str | None = None,
-                 name: str | None = None, threads: int | None = None):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        adapter: str | Path | None = None,
+        device: str | None = None,
+        name: str | None = None,
+        threads: int | None = None,
+    ):
         start = time.perf_counter()
         try:
             import torch
@@ -71,10 +79,13 @@ class TransformersBackend:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
             # Eager attention: for one new token at a time on CPU it is several times cheaper than SDPA here.
-            model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32,
-                                                         attn_implementation="eager")
+            model = AutoModelForCausalLM.from_pretrained(
+                str(model_dir), dtype=torch.float32, attn_implementation="eager"
+            )
         except (OSError, ValueError) as exc:
-            raise UserError(f"cannot load a transformers model from {model_dir}: {str(exc).splitlines()[0]}") from None
+            raise UserError(
+                f"cannot load a transformers model from {model_dir}: {str(exc).splitlines()[0]}"
+            ) from None
         if adapter:
             model = load_adapter(model, adapter)
         self.model = model.to(self.device).eval()
@@ -83,17 +94,30 @@ class TransformersBackend:
         self._lock = threading.Lock()  # one decode at a time (the ground server may call from threads)
         self._domain_ids = set(self.tokenizer(DOMAIN_WORDS, add_special_tokens=False).input_ids)
         # Each word alone and after a space: "." after "minutes" is a bare token, not " .".
-        self._domain_ids |= {i for w in DOMAIN_WORDS.split() for spaced in (w, " " + w) for i in
-                             self.tokenizer(spaced, add_special_tokens=False).input_ids}
-        self._end_ids = {i for m in ("<end_of_turn>", "<eos>") for i in
-                         [self.tokenizer.convert_tokens_to_ids(m)] if i is not None and i >= 0}
+        self._domain_ids |= {
+            i
+            for w in DOMAIN_WORDS.split()
+            for spaced in (w, " " + w)
+            for i in self.tokenizer(spaced, add_special_tokens=False).input_ids
+        }
+        self._end_ids = {
+            i
+            for m in ("<end_of_turn>", "<eos>")
+            for i in [self.tokenizer.convert_tokens_to_ids(m)]
+            if i is not None and i >= 0
+        }
         if self.tokenizer.eos_token_id is not None:
             self._end_ids.add(self.tokenizer.eos_token_id)
         self.load_s = time.perf_counter() - start
 
     def describe(self) -> dict:
-        return {"backend": self.name, "mode": self.mode, "device": self.device, "adapter": self.adapter,
-                "load_s": round(self.load_s, 2)}
+        return {
+            "backend": self.name,
+            "mode": self.mode,
+            "device": self.device,
+            "adapter": self.adapter,
+            "load_s": round(self.load_s, 2),
+        }
 
     def _ids(self, text: str, special: bool):
         return self.tokenizer(text, add_special_tokens=special, return_tensors="pt").input_ids.to(self.device)
@@ -149,12 +173,15 @@ def load_adapter(model, adapter: str | Path):
         except ValueError:
             raise UserError(f"{summary} is not valid JSON") from None
         if expected and sha256_file(Path(adapter, ADAPTER_WEIGHTS)) != expected:
-            raise UserError(f"{Path(adapter, ADAPTER_WEIGHTS)} does not match its recorded sha256; the adapter is corrupt")
+            raise UserError(
+                f"{Path(adapter, ADAPTER_WEIGHTS)} does not match its recorded sha256; the adapter is corrupt"
+            )
     return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
 
 
 class HttpBackend:
     """Any OpenAI-compatible completions endpoint (llama.cpp server, Ollama, vLLM)."""
+
     mode = "model"
 
     def __init__(self, url: str, *, model: str | None = None, timeout_s: float = 30.0):
@@ -167,12 +194,17 @@ class HttpBackend:
         return {"backend": self.name, "mode": self.mode, "endpoint": self.url}
 
     def generate(self, prefix: str, rest: str, max_new_tokens: int = 40) -> str:
-        body = {"prompt": prefix + rest, "max_tokens": max_new_tokens, "temperature": 0,
-                "stop": list(END_MARKERS)}
+        body = {
+            "prompt": prefix + rest,
+            "max_tokens": max_new_tokens,
+            "temperature": 0,
+            "stop": list(END_MARKERS),
+        }
         if self.model:
             body["model"] = self.model
-        request = urllib.request.Request(self.url, data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 payload = json.loads(response.read().decode())
@@ -210,8 +242,10 @@ def open_backend(spec: str, adapter: str | None = None, device: str | None = Non
             adapter = str(SHIPPED_ADAPTER)
         try:
             from skyrack.sources.gemma import converted_dir
-            return TransformersBackend(converted_dir(progress), adapter=adapter, device=device,
-                                       name="gemma3-270m")
+
+            return TransformersBackend(
+                converted_dir(progress), adapter=adapter, device=device, name="gemma3-270m"
+            )
         except (UserError, ImportError) as exc:
             if spec == "gemma":
                 raise UserError(f"cannot load Gemma: {exc}") from None
@@ -220,5 +254,7 @@ def open_backend(spec: str, adapter: str | None = None, device: str | None = Non
             return ComposedBackend()
     path = Path(spec)
     if not path.is_dir():
-        raise UserError(f"unknown backend {spec!r}: use auto, gemma, composed, a model directory or an http URL")
+        raise UserError(
+            f"unknown backend {spec!r}: use auto, gemma, composed, a model directory or an http URL"
+        )
     return TransformersBackend(path, adapter=adapter, device=device)

@@ -24,20 +24,51 @@ MAX_NEW_TOKENS = 40
 
 # Example bus and training values for the prompt's worked examples (never shown as facts).
 EXAMPLE_LATEST = (
-    {"power.battery_soc": 0.81, "power.battery_wh": 1620.0, "power.array_w": 1450.0, "power.load_w": 930.0,
-     "gpu.temp_c": 41.5, "gpu.cap_w": 600.0, "gpu.throughput": 0.86, "radiation.dose_rad": 3.2,
-     "faults.injected": 5, "faults.detected": 5, "faults.recovered": 5, "train.step": 1200,
-     "train.loss": 1.71, "train.val_loss": 1.83},
-    {"power.battery_soc": 0.47, "power.battery_wh": 940.0, "power.array_w": 0.0, "power.load_w": 610.0,
-     "gpu.temp_c": 28.0, "gpu.cap_w": 250.0, "gpu.throughput": 0.35, "radiation.dose_rad": 7.9,
-     "faults.injected": 12, "faults.detected": 11, "faults.recovered": 11, "train.step": 4300,
-     "train.loss": 1.42, "train.val_loss": 1.58},
+    {
+        "power.battery_soc": 0.81,
+        "power.battery_wh": 1620.0,
+        "power.array_w": 1450.0,
+        "power.load_w": 930.0,
+        "gpu.temp_c": 41.5,
+        "gpu.cap_w": 600.0,
+        "gpu.throughput": 0.86,
+        "radiation.dose_rad": 3.2,
+        "faults.injected": 5,
+        "faults.detected": 5,
+        "faults.recovered": 5,
+        "train.step": 1200,
+        "train.loss": 1.71,
+        "train.val_loss": 1.83,
+    },
+    {
+        "power.battery_soc": 0.47,
+        "power.battery_wh": 940.0,
+        "power.array_w": 0.0,
+        "power.load_w": 610.0,
+        "gpu.temp_c": 28.0,
+        "gpu.cap_w": 250.0,
+        "gpu.throughput": 0.35,
+        "radiation.dose_rad": 7.9,
+        "faults.injected": 12,
+        "faults.detected": 11,
+        "faults.recovered": 11,
+        "train.step": 4300,
+        "train.loss": 1.42,
+        "train.val_loss": 1.58,
+    },
 )
 EXAMPLE_OFFSETS_S = ((3 * 3600.0, 7.3 * 3600.0), (11.1 * 3600.0, 17.8 * 3600.0))
 EXAMPLE_QUESTIONS = {
-    "position": "Where are you?", "altitude": "How high are you?", "speed": "How fast are you going?",
-    "ahead": "What comes next?", "coordinates": "What are your coordinates?", "sunlight": "Are you in sunlight?", "ground_pass": "When is your next pass?",
-    "power": "How is your battery?", "thermal": "How warm is your GPU?", "radiation": "Any radiation faults?",
+    "position": "Where are you?",
+    "altitude": "How high are you?",
+    "speed": "How fast are you going?",
+    "ahead": "What comes next?",
+    "coordinates": "What are your coordinates?",
+    "sunlight": "Are you in sunlight?",
+    "ground_pass": "When is your next pass?",
+    "power": "How is your battery?",
+    "thermal": "How warm is your GPU?",
+    "radiation": "Any radiation faults?",
     "faults": "Any radiation faults?",
     "training": "How is training going?",
 }
@@ -46,6 +77,7 @@ EXAMPLE_QUESTIONS = {
 @functools.lru_cache(maxsize=1)
 def _region_index():
     from skyrack.geo.regions import RegionIndex
+
     return RegionIndex.load()
 
 
@@ -53,18 +85,27 @@ def _region_index():
 def _twin(profile: str | None, tle: str | None):
     from skyrack.orbit.twin import OrbitTwin
     from skyrack.profile import load_profile
+
     return OrbitTwin(load_profile(profile, tle).satellite)
 
 
-def telemetry_context(run_dir: Path | None = None, at: float | None = None, profile: str | None = None,
-                      tle: str | None = None) -> TelemetryContext:
+def telemetry_context(
+    run_dir: Path | None = None, at: float | None = None, profile: str | None = None, tle: str | None = None
+) -> TelemetryContext:
     """What the tools read: a run's archive (its latest frame is "now"), or the twin at `at` / the clock."""
     if run_dir is not None:
         run = read_run(Path(run_dir))
         meta = run["meta"]
         twin = _twin(meta.get("profile") or profile, meta.get("tle_file") or tle)
-        return TelemetryContext(twin, _region_index(), run["now"] if at is None else at, latest=run["latest"],
-                                events=run["events"], run_dir=Path(run_dir), status=meta.get("status"))
+        return TelemetryContext(
+            twin,
+            _region_index(),
+            run["now"] if at is None else at,
+            latest=run["latest"],
+            events=run["events"],
+            run_dir=Path(run_dir),
+            status=meta.get("status"),
+        )
     return TelemetryContext(_twin(profile, tle), _region_index(), wall_clock() if at is None else float(at))
 
 
@@ -74,8 +115,9 @@ class Assistant:
         self._examples: dict[tuple, list] = {}
 
     @classmethod
-    def create(cls, backend: str = "auto", adapter: str | None = None, device: str | None = None,
-               progress=None) -> "Assistant":
+    def create(
+        cls, backend: str = "auto", adapter: str | None = None, device: str | None = None, progress=None
+    ) -> Assistant:
         return cls(open_backend(backend, adapter, device, progress))
 
     @property
@@ -86,15 +128,31 @@ class Assistant:
         return self.backend.describe()
 
     # -- answering -------------------------------------------------------------------------------
-    def ask(self, question: str, *, run_dir: Path | None = None, at: float | None = None,
-            profile: str | None = None, history: list[tuple[str, str]] | None = None,
-            tle: str | None = None) -> dict:
+    def ask(
+        self,
+        question: str,
+        *,
+        run_dir: Path | None = None,
+        at: float | None = None,
+        profile: str | None = None,
+        history: list[tuple[str, str]] | None = None,
+        tle: str | None = None,
+    ) -> dict:
         start = time.perf_counter()
         ctx = telemetry_context(run_dir, at, profile, tle)
         plan = route(question, ctx.now, history)
-        result = {"question": question, "route": plan.kind, "tools": plan.tools, "facts": [], "refused": False,
-                  "mode": "composed", "backend": self.backend.name, "verified": True,
-                  "verification": {"ok": True, "problems": [], "attempts": []}, "warnings": ctx.warnings()}
+        result = {
+            "question": question,
+            "route": plan.kind,
+            "tools": plan.tools,
+            "facts": [],
+            "refused": False,
+            "mode": "composed",
+            "backend": self.backend.name,
+            "verified": True,
+            "verification": {"ok": True, "problems": [], "attempts": []},
+            "warnings": ctx.warnings(),
+        }
         if plan.kind == "injection":
             result.update(answer=composer.REFUSE_ACTION, refused=True)
         elif plan.kind == "out_of_scope":
@@ -107,8 +165,12 @@ class Assistant:
     def _answer(self, question: str, plan: Route, ctx: TelemetryContext, history) -> dict:
         facts, missing = run_tools(ctx, plan.tools, plan.instant(ctx.now), plan.when(ctx.now), plan.station)
         composed = composer.compose(facts, plan.tools, plan.aspects, missing)
-        out = {"facts": [f.as_dict() for f in facts], "answer": composed, "composed_answer": composed,
-               "missing": missing}
+        out = {
+            "facts": [f.as_dict() for f in facts],
+            "answer": composed,
+            "composed_answer": composed,
+            "missing": missing,
+        }
         if isinstance(self.backend, ComposedBackend) or not facts:
             out["verification"] = {**verify(composed, facts), "attempts": []}
             out["verified"] = out["verification"]["ok"]
@@ -122,12 +184,26 @@ class Assistant:
                 check = {**check, "ok": False, "problems": check["problems"] + missed}
             attempts.append({"answer": text, **check})
             if check["ok"]:
-                return {**out, "answer": text, "mode": "model", "verified": True,
-                        "verification": {"ok": True, "problems": [], "attempts": attempts}}
+                return {
+                    **out,
+                    "answer": text,
+                    "mode": "model",
+                    "verified": True,
+                    "verification": {"ok": True, "problems": [], "attempts": attempts},
+                }
         # Both failed: say the composed answer instead, and keep what the model tried.
-        return {**out, "answer": composed, "mode": "composed", "verified": verify(composed, facts)["ok"],
-                "verification": {"ok": False, "problems": attempts[-1]["problems"], "attempts": attempts,
-                                 "fallback": "composed"}}
+        return {
+            **out,
+            "answer": composed,
+            "mode": "composed",
+            "verified": verify(composed, facts)["ok"],
+            "verification": {
+                "ok": False,
+                "problems": attempts[-1]["problems"],
+                "attempts": attempts,
+                "fallback": "composed",
+            },
+        }
 
     def _generate(self, question, plan: Route, ctx, facts, history, variant: int) -> str:
         if getattr(self.backend, "adapter", None) and variant == 0:
@@ -136,15 +212,26 @@ class Assistant:
         prefix, rest = build_prompt(question, facts, self.examples(plan, ctx, variant), history)
         return self.backend.generate(prefix, rest, MAX_NEW_TOKENS)
 
-    def examples(self, plan: Route, ctx: TelemetryContext, variant: int = 0) -> list[tuple[str, list[Fact], str]]:
+    def examples(
+        self, plan: Route, ctx: TelemetryContext, variant: int = 0
+    ) -> list[tuple[str, list[Fact], str]]:
         """Worked examples for this kind of question: the twin at fixed instants, composed answers."""
         shifted = plan.shift_s is not None or plan.absolute_t is not None
-        key = (tuple(plan.tools), tuple(plan.aspects), shifted, variant, ctx.twin.satellite.name, plan.station)
+        key = (
+            tuple(plan.tools),
+            tuple(plan.aspects),
+            shifted,
+            variant,
+            ctx.twin.satellite.name,
+            plan.station,
+        )
         if key not in self._examples:
             epoch = ctx.twin.satellite.epoch.timestamp()
             examples = []
             for k, offset in enumerate(EXAMPLE_OFFSETS_S[variant % len(EXAMPLE_OFFSETS_S)]):
-                ex = TelemetryContext(ctx.twin, ctx.index, epoch + offset, latest=EXAMPLE_LATEST[k], events=[])
+                ex = TelemetryContext(
+                    ctx.twin, ctx.index, epoch + offset, latest=EXAMPLE_LATEST[k], events=[]
+                )
                 shift = 30 * 60.0 if shifted else None
                 when = "+30 min" if shifted else "now"
                 ex_facts, _ = run_tools(ex, plan.tools, ex.now + (shift or 0.0), when, plan.station)

@@ -20,41 +20,93 @@ import re
 from skyrack.assistant.facts import Fact
 from skyrack.telemetry.dictionary import COMMAND
 
-_NUMBER = re.compile(r"(?<![\w.])(-?\d+(?:[.,]\d+)*(?:\.\d+)?(?:e-?\d+)?)\s*(°\s*[CNSEW]|°|%|[A-Za-z/]+(?:\s[CNSEW]\b)?)?",
-                     re.I)
+_NUMBER = re.compile(
+    r"(?<![\w.])(-?\d+(?:[.,]\d+)*(?:\.\d+)?(?:e-?\d+)?)\s*(°\s*[CNSEW]|°|%|[A-Za-z/]+(?:\s[CNSEW]\b)?)?",
+    re.I,
+)
 _CLOCK = re.compile(r"\b(\d{1,2}):(\d{2})(?::\d{2})?\b")
 _DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 _UNIT_WORDS = {
-    "km/s": "km/s", "km": "km", "kilometers": "km", "kilometres": "km", "kilometer": "km",
-    "min": "min", "mins": "min", "minute": "min", "minutes": "min",
-    "h": "hour", "hour": "hour", "hours": "hour", "s": "sec", "sec": "sec", "seconds": "sec", "second": "sec",
-    "%": "%", "percent": "%", "w": "W", "watts": "W", "watt": "W", "kw": "kW", "wh": "Wh",
-    "°c": "degC", "c": "degC", "celsius": "degC", "°": "deg", "deg": "deg", "degrees": "deg",
-    "rad": "rad", "nats": "nats", "utc": "utc",
+    "km/s": "km/s",
+    "km": "km",
+    "kilometers": "km",
+    "kilometres": "km",
+    "kilometer": "km",
+    "min": "min",
+    "mins": "min",
+    "minute": "min",
+    "minutes": "min",
+    "h": "hour",
+    "hour": "hour",
+    "hours": "hour",
+    "s": "sec",
+    "sec": "sec",
+    "seconds": "sec",
+    "second": "sec",
+    "%": "%",
+    "percent": "%",
+    "w": "W",
+    "watts": "W",
+    "watt": "W",
+    "kw": "kW",
+    "wh": "Wh",
+    "°c": "degC",
+    "c": "degC",
+    "celsius": "degC",
+    "°": "deg",
+    "deg": "deg",
+    "degrees": "deg",
+    "rad": "rad",
+    "nats": "nats",
+    "utc": "utc",
 }
-_TOLERANCE = {"km": (1.5, 0.005), "km/s": (0.05, 0), "deg": (0.6, 0), "min": (1.0, 0), "%": (1.0, 0),
-              "W": (1.0, 0.01), "Wh": (1.0, 0.01), "degC": (0.6, 0), "count": (0.0, 0), "nats": (0.01, 0),
-              "rad": (0.01, 0.01), "1/s": (0, 0.02), "utc": (1.0, 0)}
+_TOLERANCE = {
+    "km": (1.5, 0.005),
+    "km/s": (0.05, 0),
+    "deg": (0.6, 0),
+    "min": (1.0, 0),
+    "%": (1.0, 0),
+    "W": (1.0, 0.01),
+    "Wh": (1.0, 0.01),
+    "degC": (0.6, 0),
+    "count": (0.0, 0),
+    "nats": (0.01, 0),
+    "rad": (0.01, 0.01),
+    "1/s": (0, 0.02),
+    "utc": (1.0, 0),
+}
 _PRESENT = re.compile(r"\b(i'?m|i am|currently|right now|now)\b", re.I)
 _FUTURE = re.compile(r"\b(in \d+|in an? |will|i'll|next|then|soon|later|heading|arriv|\d+ minutes?)\b", re.I)
-_SUNLIT = re.compile(r"\b(i'?m|i am|currently|now)\b[^.;]{0,20}\b(in (the )?sun(light|shine)?|sunlit|in daylight)\b", re.I)
-_ECLIPSE = re.compile(r"\b(i'?m|i am|currently|now)\b[^.;]{0,20}\b(in (an? )?eclipse|in (the )?(earth'?s )?shadow|"
-                      r"in (the )?dark(ness)?|eclipsed)\b", re.I)
-_LEAKS = re.compile(r"<start_of_turn>|<end_of_turn>|\bfacts?:|\bquestion:|\basked for:|\bsystem prompt\b|"
-                    r"\binstructions?\b|\b(" + "|".join(COMMAND) + r")\b", re.I)
-_LABEL_LEAK = re.compile(r"\b[a-z][a-z' ]{1,30}:\s", re.I)  # "next in: 12 minutes" is the prompt, not a sentence
+_SUNLIT = re.compile(
+    r"\b(i'?m|i am|currently|now)\b[^.;]{0,20}\b(in (the )?sun(light|shine)?|sunlit|in daylight)\b", re.I
+)
+_ECLIPSE = re.compile(
+    r"\b(i'?m|i am|currently|now)\b[^.;]{0,20}\b(in (an? )?eclipse|in (the )?(earth'?s )?shadow|"
+    r"in (the )?dark(ness)?|eclipsed)\b",
+    re.I,
+)
+_LEAKS = re.compile(
+    r"<start_of_turn>|<end_of_turn>|\bfacts?:|\bquestion:|\basked for:|\bsystem prompt\b|"
+    r"\binstructions?\b|\b(" + "|".join(COMMAND) + r")\b",
+    re.I,
+)
+_LABEL_LEAK = re.compile(
+    r"\b[a-z][a-z' ]{1,30}:\s", re.I
+)  # "next in: 12 minutes" is the prompt, not a sentence
 
 # A number next to one of these words must match that fact, not just any fact of its unit.
-_BOUND = [(re.compile(r"\bvalidation\W+(loss\W+)?(of\W+)?$", re.I), "val_loss"),
-          (re.compile(r"\bloss\W+(of\W+)?(is\W+)?$", re.I), "loss"),
-          (re.compile(r"\bstep\W+$", re.I), "step"),
-          (re.compile(r"^\s*(faults?|upsets?)\b", re.I), "faults_injected"),
-          (re.compile(r"^\s*(were\s+|have been\s+|got\s+)?detected\b", re.I), "faults_detected"),
-          (re.compile(r"^\s*(were\s+|have been\s+|got\s+)?recovered\b", re.I), "faults_recovered"),
-          (re.compile(r"\bbattery\W+(is\W+)?(at\W+)?$", re.I), "battery_pct"),
-          (re.compile(r"\b(give|gives|giving|arrays?)\W+(me\W+)?$", re.I), "array_w"),
-          (re.compile(r"\b(draw|drawing|load)\W+(of\W+)?$", re.I), "load_w"),
-          (re.compile(r"\b(cap|capped)\W+(of\W+|at\W+)?$", re.I), "gpu_cap_w")]
+_BOUND = [
+    (re.compile(r"\bvalidation\W+(loss\W+)?(of\W+)?$", re.I), "val_loss"),
+    (re.compile(r"\bloss\W+(of\W+)?(is\W+)?$", re.I), "loss"),
+    (re.compile(r"\bstep\W+$", re.I), "step"),
+    (re.compile(r"^\s*(faults?|upsets?)\b", re.I), "faults_injected"),
+    (re.compile(r"^\s*(were\s+|have been\s+|got\s+)?detected\b", re.I), "faults_detected"),
+    (re.compile(r"^\s*(were\s+|have been\s+|got\s+)?recovered\b", re.I), "faults_recovered"),
+    (re.compile(r"\bbattery\W+(is\W+)?(at\W+)?$", re.I), "battery_pct"),
+    (re.compile(r"\b(give|gives|giving|arrays?)\W+(me\W+)?$", re.I), "array_w"),
+    (re.compile(r"\b(draw|drawing|load)\W+(of\W+)?$", re.I), "load_w"),
+    (re.compile(r"\b(cap|capped)\W+(of\W+|at\W+)?$", re.I), "gpu_cap_w"),
+]
 
 
 @functools.lru_cache(maxsize=1)
@@ -82,8 +134,8 @@ def find_places(text: str) -> list[tuple[int, str]]:
     found = []
     for name in place_vocabulary():
         for m in re.finditer(rf"(?<![\w]){re.escape(name)}(?![\w])", text):
-            if not any(taken[m.start():m.end()]):
-                taken[m.start():m.end()] = [True] * (m.end() - m.start())
+            if not any(taken[m.start() : m.end()]):
+                taken[m.start() : m.end()] = [True] * (m.end() - m.start())
                 found.append((m.start(), name))
     return sorted(found)
 
@@ -91,7 +143,7 @@ def find_places(text: str) -> list[tuple[int, str]]:
 def _clauses(text: str) -> list[tuple[int, str]]:
     out, start = [], 0
     for m in re.finditer(r"[.;!?]|,\s*and\b|\band\b|,\s*then\b|\bbut\b", text):
-        out.append((start, text[start:m.start()]))
+        out.append((start, text[start : m.start()]))
         start = m.end()
     out.append((start, text[start:]))
     return [(s, c) for s, c in out if c.strip()]
@@ -103,24 +155,31 @@ def _numbers(text: str, spans: bool = False) -> list[tuple]:
     for m in _NUMBER.finditer(text):
         raw, unit_text = m.group(1), (m.group(2) or "").strip().lower()
         try:
-            value = float(raw.replace(",", "")) if raw.count(",") and len(raw.split(",")[-1]) == 3 else \
-                float(raw.replace(",", "."))
+            value = (
+                float(raw.replace(",", ""))
+                if raw.count(",") and len(raw.split(",")[-1]) == 3
+                else float(raw.replace(",", "."))
+            )
         except ValueError:
             continue
         unit_text = re.sub(r"\s+", "", unit_text)
         if unit_text[:1] == "°" and unit_text[-1:] in "nsew":
             unit = "deg"
         else:
-            unit = _UNIT_WORDS.get(unit_text) or _UNIT_WORDS.get(unit_text.split("/")[0] if unit_text != "km/s"
-                                                                  else unit_text)
+            unit = _UNIT_WORDS.get(unit_text) or _UNIT_WORDS.get(
+                unit_text.split("/")[0] if unit_text != "km/s" else unit_text
+            )
         if unit == "hour":
             value, unit = value * 60, "min"
         elif unit == "sec":
             value, unit = value / 60, "min"
         elif unit == "kW":
             value, unit = value * 1000, "W"
-        found.append((value, unit, m.group(0), (m.start(), m.start() + len(raw))) if spans else
-                     (value, unit, m.group(0)))
+        found.append(
+            (value, unit, m.group(0), (m.start(), m.start() + len(raw)))
+            if spans
+            else (value, unit, m.group(0))
+        )
     return found
 
 
@@ -150,7 +209,7 @@ def form_problems(text: str) -> list[str]:
         problems.append("unfinished sentence")
     if len(words) > MAX_WORDS:
         problems.append(f"longer than {MAX_WORDS} words")
-    trigrams = [tuple(words[i:i + 3]) for i in range(len(words) - 2)]
+    trigrams = [tuple(words[i : i + 3]) for i in range(len(words) - 2)]
     if len(set(trigrams)) < len(trigrams):
         problems.append("repeats itself")
     if re.search(r"\b(above|over)\s+-?\d", text, re.I):
@@ -178,15 +237,17 @@ def verify(answer: str, facts: list[Fact]) -> dict:
     clocks = [f for f in facts if f.unit == "utc"]
     for m in _CLOCK.finditer(text):
         minutes = int(m.group(1)) * 60 + int(m.group(2))
-        ok = any(abs(((f.value // 60) % 1440) - minutes) <= 1 or abs(((f.value // 60) % 1440) - minutes) >= 1439
-                 for f in clocks)
+        ok = any(
+            abs(((f.value // 60) % 1440) - minutes) <= 1 or abs(((f.value // 60) % 1440) - minutes) >= 1439
+            for f in clocks
+        )
         checked_numbers.append(m.group(0))
         if not ok:
             problems.append(f"time {m.group(0)} matches no fact")
     stripped = _DATE.sub(" ", _CLOCK.sub(" ", text))
     stripped = re.sub(r"south atlantic anomaly", "SAA", stripped, flags=re.I)  # a zone, not the ocean
 
-    for start, clause in _clauses(stripped):
+    for _start, clause in _clauses(stripped):
         clause_places = find_places(clause)
         minutes_said = [v for v, u, _ in _numbers(clause) if u == "min"]
         for _, name in clause_places:
@@ -196,30 +257,52 @@ def verify(answer: str, facts: list[Fact]) -> dict:
                 problems.append(f"place {name!r} matches no fact")
                 continue
             future = bool(_FUTURE.search(clause))
-            if not future and _PRESENT.search(clause) and current and \
-                    not any(_place_match(name, f) for f in current):
+            if (
+                not future
+                and _PRESENT.search(clause)
+                and current
+                and not any(_place_match(name, f) for f in current)
+            ):
                 problems.append(f"says I am above {name!r} now, but that is not where I am")
             if minutes_said and future:
                 timed = [f for f in matching if f.name.startswith("next_")]
                 etas = {f.name: f for f in facts if f.name.endswith("_eta_min")}
-                if timed and not any(abs(etas[f.name.replace("_place", "_eta_min")].value - m) <= 1
-                                     for f in timed for m in minutes_said
-                                     if f.name.replace("_place", "_eta_min") in etas) and \
-                        not any(f.when != "now" for f in matching if f in current):
+                if (
+                    timed
+                    and not any(
+                        abs(etas[f.name.replace("_place", "_eta_min")].value - m) <= 1
+                        for f in timed
+                        for m in minutes_said
+                        if f.name.replace("_place", "_eta_min") in etas
+                    )
+                    and not any(f.when != "now" for f in matching if f in current)
+                ):
                     problems.append(f"{name!r} is not due at the time said")
 
     named = {f.name: f for f in facts}
     for value, unit, raw, span in _numbers(stripped, spans=True):
         checked_numbers.append(raw.strip())
-        before, after = stripped[max(0, span[0] - 25):span[0]], stripped[span[1]:span[1] + 25]
-        bound = next((name for pattern, name in _BOUND if name in named and
-                      pattern.search(after if pattern.pattern.startswith("^") else before)), None)
+        before, after = stripped[max(0, span[0] - 25) : span[0]], stripped[span[1] : span[1] + 25]
+        bound = next(
+            (
+                name
+                for pattern, name in _BOUND
+                if name in named and pattern.search(after if pattern.pattern.startswith("^") else before)
+            ),
+            None,
+        )
         if bound:
             if not _close(value, named[bound]):
                 problems.append(f"number {raw.strip()!r} is not my {bound}")
             continue
-        candidates = [f for f in facts if unit is None or f.unit == unit or
-                      (unit == "min" and f.when.endswith("min")) or (unit == "deg" and f.unit == "deg")]
+        candidates = [
+            f
+            for f in facts
+            if unit is None
+            or f.unit == unit
+            or (unit == "min" and f.when.endswith("min"))
+            or (unit == "deg" and f.unit == "deg")
+        ]
         shift_minutes = [abs(int(f.when.split()[0])) for f in facts if f.when.endswith(" min")]
         if unit == "min" and any(abs(value - m) <= 1 for m in shift_minutes):
             continue  # the instant the question asked about ("in 30 minutes")
@@ -233,20 +316,32 @@ def verify(answer: str, facts: list[Fact]) -> dict:
             if not f.value and _SUNLIT.search(text):
                 problems.append("says sunlight, but I am in eclipse")
         if f.name == "in_saa":
-            says_in = re.search(r"\b(i'?m|i am)\s+(in|inside|within)\s+the south atlantic anomaly", text, re.I)
+            says_in = re.search(
+                r"\b(i'?m|i am)\s+(in|inside|within)\s+the south atlantic anomaly", text, re.I
+            )
             says_out = re.search(r"\b(not in|outside|out of)\s+the south atlantic anomaly", text, re.I)
             if (says_in and not f.value) or (says_out and f.value):
                 problems.append("contradicts the South Atlantic Anomaly fact")
-    return {"ok": not problems, "problems": problems,
-            "checked": {"places": checked_places, "numbers": checked_numbers}}
+    return {
+        "ok": not problems,
+        "problems": problems,
+        "checked": {"places": checked_places, "numbers": checked_numbers},
+    }
 
 
 _ASPECT_WORDS = {
     "sunlight": re.compile(r"\b(sun|sunlit|sunlight|eclipse|shadow|dark)", re.I),
     "radiation": re.compile(r"\b(south atlantic anomaly|fault|radiation|dose)", re.I),
 }
-_ASPECT_FACTS = {"altitude": "alt_km", "speed": "speed_km_s", "ground_pass": "pass_rise_time",
-                 "power": "battery_pct", "thermal": "gpu_temp_c", "training": "step", "faults": "faults_injected"}
+_ASPECT_FACTS = {
+    "altitude": "alt_km",
+    "speed": "speed_km_s",
+    "ground_pass": "pass_rise_time",
+    "power": "battery_pct",
+    "thermal": "gpu_temp_c",
+    "training": "step",
+    "faults": "faults_injected",
+}
 
 
 def covers(answer: str, facts: list[Fact], aspects: list[str]) -> list[str]:
@@ -257,13 +352,24 @@ def covers(answer: str, facts: list[Fact], aspects: list[str]) -> list[str]:
     numbers = _numbers(_CLOCK.sub(" ", answer))
     clocks = [m.group(0) for m in _CLOCK.finditer(answer)]
     for aspect in aspects:
-        if aspect == "position" and "place" in names and not any(_place_match(n, names["place"]) for n in said):
+        if (
+            aspect == "position"
+            and "place" in names
+            and not any(_place_match(n, names["place"]) for n in said)
+        ):
             missed.append("does not say where I am")
-        elif aspect == "position" and "place" in names and names["place"].when != "now" and \
-                not re.search(r"\b(will|i'll|i'd|would|was)\b", answer, re.I):
+        elif (
+            aspect == "position"
+            and "place" in names
+            and names["place"].when != "now"
+            and not re.search(r"\b(will|i'll|i'd|would|was)\b", answer, re.I)
+        ):
             missed.append("speaks of another instant in the present tense")
-        elif aspect == "ahead" and "next_1_place" in names and \
-                not any(_place_match(n, names["next_1_place"]) for n in said):
+        elif (
+            aspect == "ahead"
+            and "next_1_place" in names
+            and not any(_place_match(n, names["next_1_place"]) for n in said)
+        ):
             missed.append("does not say which region comes next")
         elif aspect in _ASPECT_WORDS and not _ASPECT_WORDS[aspect].search(answer):
             missed.append(f"does not answer the {aspect} question")

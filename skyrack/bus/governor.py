@@ -85,8 +85,15 @@ class Decision:
 
     def as_dict(self) -> dict:
         from skyrack.orbit.timebase import iso
-        return {"time": iso(self.time_s), "kind": self.kind, "cap_w": round(self.cap_w, 1),
-                "reason": self.reason, "running": self.running, "checkpoint": self.checkpoint}
+
+        return {
+            "time": iso(self.time_s),
+            "kind": self.kind,
+            "cap_w": round(self.cap_w, 1),
+            "reason": self.reason,
+            "running": self.running,
+            "checkpoint": self.checkpoint,
+        }
 
 
 class EclipseSchedule:
@@ -98,7 +105,7 @@ class EclipseSchedule:
         self.exits = sorted(c.seconds for c in crossings if c.rising)
 
     @classmethod
-    def from_twin(cls, twin, start_s: float, end_s: float) -> "EclipseSchedule":
+    def from_twin(cls, twin, start_s: float, end_s: float) -> EclipseSchedule:
         begin = start_s - twin.period_s
         return cls(twin.eclipses(begin, end_s + 2.0 * twin.period_s), begin)
 
@@ -126,7 +133,9 @@ class EclipseSchedule:
         if in_eclipse:
             exit_s = _after(self.exits, t)
             entry2 = _after(self.entries, exit_s) if exit_s is not None else None
-            return LightWindow(None, exit_s, entry2, _after(self.exits, entry2) if entry2 is not None else None)
+            return LightWindow(
+                None, exit_s, entry2, _after(self.exits, entry2) if entry2 is not None else None
+            )
         entry = _after(self.entries, t - 1.0)  # an entry a moment ago (still sunlit here) is still ahead
         return LightWindow(entry, _after(self.exits, entry) if entry is not None else None)
 
@@ -144,13 +153,24 @@ class Governor:
     only at `resume_hysteresis_w` above its minimum cap; `events` keeps every decision that changed
     something (a cap move of `event_step_w` or more counts)."""
 
-    def __init__(self, spec: BusSpec, *, energy_margin_wh: float | None = None, temp_margin_k: float = 3.0,
-                 checkpoint_lead_s: float = 120.0, horizon_s: float = 5700.0,
-                 resume_hysteresis_w: float = 20.0, event_step_w: float = 25.0):
+    def __init__(
+        self,
+        spec: BusSpec,
+        *,
+        energy_margin_wh: float | None = None,
+        temp_margin_k: float = 3.0,
+        checkpoint_lead_s: float = 120.0,
+        horizon_s: float = 5700.0,
+        resume_hysteresis_w: float = 20.0,
+        event_step_w: float = 25.0,
+    ):
         self.spec = spec
         full_load_w = spec.bus_baseline_power_w + spec.gpu_max_power_w
-        self.energy_margin_wh = (energy_margin_wh if energy_margin_wh is not None else
-                                 max(0.03 * spec.battery_capacity_wh, full_load_w * 60.0 / 3600.0))
+        self.energy_margin_wh = (
+            energy_margin_wh
+            if energy_margin_wh is not None
+            else max(0.03 * spec.battery_capacity_wh, full_load_w * 60.0 / 3600.0)
+        )
         self.target_wh = spec.reserve_wh + self.energy_margin_wh
         self.temp_margin_k = temp_margin_k
         self.limit_k = spec.gpu_temp_limit_c + KELVIN - temp_margin_k
@@ -210,8 +230,10 @@ class Governor:
                 return [(self.horizon_s, False, True)]
             plan = [(max(0.0, light.exit_s - now), False, True)]
             if light.then_entry_s is not None and light.then_exit_s is not None:
-                plan += [(light.then_entry_s - light.exit_s, True, False),
-                         (light.then_exit_s - light.then_entry_s, False, True)]
+                plan += [
+                    (light.then_entry_s - light.exit_s, True, False),
+                    (light.then_exit_s - light.then_entry_s, False, True),
+                ]
             return plan
         if light.entry_s is None:
             return [(self.horizon_s, True, True)]
@@ -235,9 +257,19 @@ class Governor:
             idle = self.spec.gpu_idle_power_w
             cap = self._max_cap(lambda p: self._low_point(energy, array_w, segments, p, idle))
             if cap is not None:
-                return cap, "sun-only", (f"energy: no cap can be held through the {segments[1][0] / 60:.0f} min "
-                                         f"eclipse; run at {cap:.0f} W in sunlight, pause in eclipse")
-        return None, "none", f"energy: even {self.spec.gpu_min_power_w:.0f} W would take the battery below {low} {where}"
+                return (
+                    cap,
+                    "sun-only",
+                    (
+                        f"energy: no cap can be held through the {segments[1][0] / 60:.0f} min "
+                        f"eclipse; run at {cap:.0f} W in sunlight, pause in eclipse"
+                    ),
+                )
+        return (
+            None,
+            "none",
+            f"energy: even {self.spec.gpu_min_power_w:.0f} W would take the battery below {low} {where}",
+        )
 
     # -- the tick ---------------------------------------------------------------------------
     def decide(self, orbit: OrbitNow, bus: BusNow, light: LightWindow) -> Decision:
@@ -248,8 +280,11 @@ class Governor:
         min_w = self.spec.gpu_min_power_w
         if cap is not None and thermal_cap < cap:
             cap = float(math.floor(thermal_cap))
-            reason = (f"thermal: {cap:.0f} W keeps the GPU below {self.limit_k - KELVIN:.0f} C" if cap >= min_w else
-                      f"thermal: even {min_w:.0f} W would take the GPU above {self.limit_k - KELVIN:.0f} C")
+            reason = (
+                f"thermal: {cap:.0f} W keeps the GPU below {self.limit_k - KELVIN:.0f} C"
+                if cap >= min_w
+                else f"thermal: even {min_w:.0f} W would take the GPU above {self.limit_k - KELVIN:.0f} C"
+            )
         resume_w = min_w if self.running else min(min_w + self.resume_hysteresis_w, self.cap_hi)
         can_run = cap is not None and cap >= resume_w
 
@@ -257,8 +292,17 @@ class Governor:
             if self.running or self._event_cap_w is None:
                 unforeseen = not self._checkpointed_recently(now)
                 self.running, self.cap_w = False, 0.0
-                return self._record(Decision(now, "pause", 0.0, reason, False, self.spec.gpu_idle_power_w,
-                                             checkpoint=unforeseen and self._event_cap_w is not None))
+                return self._record(
+                    Decision(
+                        now,
+                        "pause",
+                        0.0,
+                        reason,
+                        False,
+                        self.spec.gpu_idle_power_w,
+                        checkpoint=unforeseen and self._event_cap_w is not None,
+                    )
+                )
             return Decision(now, "hold", 0.0, reason, False, self.spec.gpu_idle_power_w)
 
         if not self.running:
@@ -267,13 +311,24 @@ class Governor:
             return self._record(Decision(now, kind, cap, reason, True, cap))
 
         self.cap_w = cap
-        if (mode == "sun-only" and light.entry_s is not None and light.entry_s - now <= self.checkpoint_lead_s
-                and not self._checkpointed_recently(now)):
+        if (
+            mode == "sun-only"
+            and light.entry_s is not None
+            and light.entry_s - now <= self.checkpoint_lead_s
+            and not self._checkpointed_recently(now)
+        ):
             self._checkpoint_at = now
-            return self._record(Decision(
-                now, "checkpoint-before-pause", cap,
-                f"pause foreseen at eclipse entry in {max(0.0, light.entry_s - now):.0f} s: {reason}",
-                True, cap, checkpoint=True))
+            return self._record(
+                Decision(
+                    now,
+                    "checkpoint-before-pause",
+                    cap,
+                    f"pause foreseen at eclipse entry in {max(0.0, light.entry_s - now):.0f} s: {reason}",
+                    True,
+                    cap,
+                    checkpoint=True,
+                )
+            )
         if abs(cap - self._event_cap_w) >= self.event_step_w:
             return self._record(Decision(now, "set-cap", cap, reason, True, cap))
         return Decision(now, "hold", cap, reason, True, cap)

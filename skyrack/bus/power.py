@@ -51,8 +51,13 @@ class SolarArray:
     def full_sun_w(self, seconds, irradiance) -> np.ndarray:
         """What the array gives in full sunlight at these times (W)."""
         s = self.spec
-        return (np.asarray(irradiance) * s.array_area_m2 * s.cell_efficiency * s.array_pointing_factor
-                * self.degradation(seconds))
+        return (
+            np.asarray(irradiance)
+            * s.array_area_m2
+            * s.cell_efficiency
+            * s.array_pointing_factor
+            * self.degradation(seconds)
+        )
 
     def power_w(self, seconds, irradiance, sunlit) -> np.ndarray:
         """Array output (W): zero in umbra, a fraction in penumbra."""

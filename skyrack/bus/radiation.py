@@ -45,8 +45,9 @@ class RadiationModel:
         self.graded = graded
 
     @classmethod
-    def for_orbit(cls, spec: BusSpec, twin, start_s: float, graded: bool = False,
-                  step_s: float = 30.0) -> "RadiationModel":
+    def for_orbit(
+        cls, spec: BusSpec, twin, start_s: float, graded: bool = False, step_s: float = 30.0
+    ) -> RadiationModel:
         """Measure the SAA's share of a day of this orbit from `start_s`."""
         from skyrack.orbit import frames
 

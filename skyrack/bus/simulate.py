@@ -65,8 +65,11 @@ class BusTimeline:
             "gpu_average_cap_w": round(float(self.gpu_cap_w[running].mean()) if running.any() else 0.0, 1),
             "throughput": round(float(self.throughput.mean()), 4),
             "pauses": pauses,
-            "eclipses": int(eclipse_entries if eclipse_entries is not None else
-                            np.count_nonzero((self.sunlit[1:] < 0.5) & (self.sunlit[:-1] >= 0.5))),
+            "eclipses": int(
+                eclipse_entries
+                if eclipse_entries is not None
+                else np.count_nonzero((self.sunlit[1:] < 0.5) & (self.sunlit[:-1] >= 0.5))
+            ),
             "sunlit_fraction": round(float(self.sunlit.mean()), 4),
             "expected_gpu_upsets": round(float(self.gpu_upsets_per_s.sum() * self.tick_s), 1),
             "dose_rad": round(float(self.dose[-1]), 5),
@@ -92,9 +95,18 @@ def bus_inputs(state, power: PowerSystem, thermal: ThermalModel, lit=None) -> Bu
     return BusInputs(full, full * lit, thermal.environment_w(state), thermal.environment_bound_w(state))
 
 
-def simulate(profile, twin, start: float, hours: float, tick_s: float = 10.0, *, initial_soc: float = 1.0,
-             initial_temp_c: float | None = None, governor: Governor | None = None,
-             graded_saa: bool = False) -> BusTimeline:
+def simulate(
+    profile,
+    twin,
+    start: float,
+    hours: float,
+    tick_s: float = 10.0,
+    *,
+    initial_soc: float = 1.0,
+    initial_temp_c: float | None = None,
+    governor: Governor | None = None,
+    graded_saa: bool = False,
+) -> BusTimeline:
     """The bus over `hours` from `start` (POSIX s) at `tick_s` steps, governed."""
     if not hours > 0 or not tick_s > 0:
         raise UserError(f"hours and tick must be positive, got {hours} and {tick_s}")
@@ -136,8 +148,11 @@ def simulate(profile, twin, start: float, hours: float, tick_s: float = 10.0, *,
     for i in range(n):
         t, lit = times[i], sunlit[i]
         light = schedule.window(t, lit < 0.5)
-        decision = governor.decide(OrbitNow(t, lit), BusNow(power.battery.energy_wh, thermal.radiator_k,
-                                                            full_l[i], bound_l[i]), light)
+        decision = governor.decide(
+            OrbitNow(t, lit),
+            BusNow(power.battery.energy_wh, thermal.radiator_k, full_l[i], bound_l[i]),
+            light,
+        )
         battery[i] = power.battery.energy_wh
         radiator[i] = thermal.radiator_k
         step = power.step(tick_s, array_l[i], decision.gpu_w)
@@ -146,14 +161,31 @@ def simulate(profile, twin, start: float, hours: float, tick_s: float = 10.0, *,
 
     loads = spec.bus_baseline_power_w + gpu
     rate = radiation.upset_rate_per_bit_day(state.lat_deg, state.lon_deg)
-    throughput = np.where(cap > 0, (np.minimum(cap, spec.gpu_max_power_w) / spec.gpu_max_power_w)
-                          ** spec.gpu_power_speed_exponent, 0.0)
-    return BusTimeline(
-        spec=spec, tick_s=tick_s, time=seconds, sunlit=state.sunlit, array_w=inputs.array_w, load_w=loads, gpu_w=gpu,
-        gpu_cap_w=cap, shed_w=shed, unmet_w=unmet, battery_wh=battery, soc=battery / spec.battery_capacity_wh,
-        temp_c=celsius(radiator) + gpu * r_thermal, radiator_c=celsius(radiator), upset_rate=rate,
-        gpu_upsets_per_s=rate * spec.gpu_bits / 86400.0,
-        dose=radiation.accumulated_dose_rad(seconds, state.lat_deg, state.lon_deg), in_saa=state.in_saa,
-        throughput=throughput, final_battery_wh=power.battery.energy_wh, events=governor.events[events_before:],
+    throughput = np.where(
+        cap > 0,
+        (np.minimum(cap, spec.gpu_max_power_w) / spec.gpu_max_power_w) ** spec.gpu_power_speed_exponent,
+        0.0,
     )
-
+    return BusTimeline(
+        spec=spec,
+        tick_s=tick_s,
+        time=seconds,
+        sunlit=state.sunlit,
+        array_w=inputs.array_w,
+        load_w=loads,
+        gpu_w=gpu,
+        gpu_cap_w=cap,
+        shed_w=shed,
+        unmet_w=unmet,
+        battery_wh=battery,
+        soc=battery / spec.battery_capacity_wh,
+        temp_c=celsius(radiator) + gpu * r_thermal,
+        radiator_c=celsius(radiator),
+        upset_rate=rate,
+        gpu_upsets_per_s=rate * spec.gpu_bits / 86400.0,
+        dose=radiation.accumulated_dose_rad(seconds, state.lat_deg, state.lon_deg),
+        in_saa=state.in_saa,
+        throughput=throughput,
+        final_battery_wh=power.battery.energy_wh,
+        events=governor.events[events_before:],
+    )

@@ -7,7 +7,7 @@ assumption; a missing figure is a one-line error naming the profile and the figu
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from skyrack.errors import UserError
 from skyrack.profile import Profile
@@ -48,7 +48,7 @@ class BusSpec:
     dose_rad_per_year: float
 
     @classmethod
-    def from_profile(cls, profile: Profile) -> "BusSpec":
+    def from_profile(cls, profile: Profile) -> BusSpec:
         values = {}
         for f in fields(cls):
             key = "launch_utc" if f.name == "launch_s" else f.name
@@ -56,27 +56,52 @@ class BusSpec:
             try:
                 values[f.name] = _seconds(raw) if key == "launch_utc" else float(raw)
             except (TypeError, ValueError):
-                raise UserError(f"profile {profile.name!r}: bus figure {key!r} must be a number, got {raw!r}") from None
+                raise UserError(
+                    f"profile {profile.name!r}: bus figure {key!r} must be a number, got {raw!r}"
+                ) from None
         spec = cls(**values)
         spec.check(profile.name)
         return spec
 
     def check(self, name: str) -> None:
         """Refuse figures the models cannot work with, in one line."""
-        positive = ("array_area_m2", "cell_efficiency", "battery_capacity_wh", "battery_charge_efficiency",
-                    "battery_discharge_efficiency", "battery_max_charge_w", "battery_max_discharge_w",
-                    "gpu_max_power_w", "gpu_min_power_w", "radiator_area_m2", "radiator_emissivity",
-                    "thermal_mass_j_per_k", "gpu_power_speed_exponent")
+        positive = (
+            "array_area_m2",
+            "cell_efficiency",
+            "battery_capacity_wh",
+            "battery_charge_efficiency",
+            "battery_discharge_efficiency",
+            "battery_max_charge_w",
+            "battery_max_discharge_w",
+            "gpu_max_power_w",
+            "gpu_min_power_w",
+            "radiator_area_m2",
+            "radiator_emissivity",
+            "thermal_mass_j_per_k",
+            "gpu_power_speed_exponent",
+        )
         for key in positive:
             if not getattr(self, key) > 0:
-                raise UserError(f"profile {name!r}: bus figure {key!r} must be positive, got {getattr(self, key)}")
-        for key in ("cell_efficiency", "battery_charge_efficiency", "battery_discharge_efficiency",
-                    "array_pointing_factor", "radiator_emissivity", "radiator_absorptivity"):
+                raise UserError(
+                    f"profile {name!r}: bus figure {key!r} must be positive, got {getattr(self, key)}"
+                )
+        for key in (
+            "cell_efficiency",
+            "battery_charge_efficiency",
+            "battery_discharge_efficiency",
+            "array_pointing_factor",
+            "radiator_emissivity",
+            "radiator_absorptivity",
+        ):
             if not 0 <= getattr(self, key) <= 1:
-                raise UserError(f"profile {name!r}: bus figure {key!r} must lie in 0..1, got {getattr(self, key)}")
+                raise UserError(
+                    f"profile {name!r}: bus figure {key!r} must lie in 0..1, got {getattr(self, key)}"
+                )
         if not 0 <= self.battery_reserve_fraction < 1:
-            raise UserError(f"profile {name!r}: battery_reserve_fraction must lie in 0..1, "
-                            f"got {self.battery_reserve_fraction}")
+            raise UserError(
+                f"profile {name!r}: battery_reserve_fraction must lie in 0..1, "
+                f"got {self.battery_reserve_fraction}"
+            )
         if not self.gpu_idle_power_w <= self.gpu_min_power_w <= self.gpu_max_power_w:
             raise UserError(f"profile {name!r}: need gpu_idle_power_w <= gpu_min_power_w <= gpu_max_power_w")
 
@@ -91,8 +116,9 @@ class BusSpec:
 
 def _seconds(value) -> float:
     if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=timezone.utc)).timestamp()
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
     if isinstance(value, str):
         from skyrack.orbit.timebase import parse_time
+
         return parse_time(value).timestamp()
     raise TypeError(value)

@@ -36,8 +36,9 @@ from skyrack.bus.spec import BusSpec
 EARTH_RADIUS_KM = 6371.0
 
 
-def equilibrium_temperature(load_w: float, area_m2: float, emissivity: float,
-                            absorbed_w: float = 0.0, sides: int = 2) -> float:
+def equilibrium_temperature(
+    load_w: float, area_m2: float, emissivity: float, absorbed_w: float = 0.0, sides: int = 2
+) -> float:
     """Radiator temperature (K) at which `sides` faces of `area_m2` each emit, by
     Stefan-Boltzmann, exactly the internal load plus the absorbed environmental heat."""
     total = max(0.0, load_w + absorbed_w)
@@ -87,7 +88,9 @@ class ThermalModel:
 
     # -- the node --------------------------------------------------------------------------
     def equilibrium_k(self, gpu_w: float, env_w: float) -> float:
-        return equilibrium_temperature(gpu_w, self.spec.radiator_area_m2, self.spec.radiator_emissivity, env_w)
+        return equilibrium_temperature(
+            gpu_w, self.spec.radiator_area_m2, self.spec.radiator_emissivity, env_w
+        )
 
     def gpu_temperature_k(self, gpu_w: float, radiator_k: float | None = None) -> float:
         node = self.radiator_k if radiator_k is None else radiator_k
@@ -100,12 +103,13 @@ class ThermalModel:
         emit = self._emit
         t3 = t * t * t
         self.radiator_k = t + dt_s * (gpu_w + env_w - emit * t3 * t) / (
-            self.spec.thermal_mass_j_per_k + dt_s * 4.0 * emit * t3)
+            self.spec.thermal_mass_j_per_k + dt_s * 4.0 * emit * t3
+        )
         return self.radiator_k
 
     def time_constant_s(self, at_k: float) -> float:
         """How fast the node relaxes near `at_k` (s): C / (4 eps sigma 2A T^3)."""
-        return self.spec.thermal_mass_j_per_k / (4.0 * self._emit * at_k ** 3)
+        return self.spec.thermal_mass_j_per_k / (4.0 * self._emit * at_k**3)
 
 
 def celsius(kelvin):

@@ -9,9 +9,15 @@ from __future__ import annotations
 import torch
 
 _INT_VIEW = {
-    torch.float32: torch.int32, torch.float16: torch.int16, torch.bfloat16: torch.int16,
-    torch.float64: torch.int64, torch.int64: torch.int64, torch.int32: torch.int32,
-    torch.int16: torch.int16, torch.uint8: torch.uint8, torch.int8: torch.int8,
+    torch.float32: torch.int32,
+    torch.float16: torch.int16,
+    torch.bfloat16: torch.int16,
+    torch.float64: torch.int64,
+    torch.int64: torch.int64,
+    torch.int32: torch.int32,
+    torch.int16: torch.int16,
+    torch.uint8: torch.uint8,
+    torch.int8: torch.int8,
 }
 
 
@@ -27,7 +33,9 @@ def int_view(tensor: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def flip_bits(tensor: torch.Tensor, flat_index: int, bits: list[int] | tuple[int, ...]) -> tuple[float, float]:
+def flip_bits(
+    tensor: torch.Tensor, flat_index: int, bits: list[int] | tuple[int, ...]
+) -> tuple[float, float]:
     """Flip `bits` (0 = least significant) of element `flat_index`, in place.
 
     Returns the element's value before and after, as Python floats (the after value may be

@@ -44,16 +44,27 @@ from skyrack.faults.inject import KINDS, Fault, schedule, schedule_from_rate
 from skyrack.faults.runtime import ProtectedRun, observe_step
 from skyrack.storage import atomic_write_text
 
-TOLERANCE = 0.02    # the issue's goal: final val loss within this of the fault-free run
+TOLERANCE = 0.02  # the issue's goal: final val loss within this of the fault-free run
 OUTCOMES = ("masked", "recovered", "rounding", "silent")
 
 
 def small_config(steps: int = 300, seed: int = 1337):
     from skyrack.train.config import ModelConfig, TrainConfig
+
     model = ModelConfig(block_size=32, n_layer=2, n_head=2, n_embd=64, dropout=0.0)
-    train = TrainConfig(steps=steps, batch_size=16, optimizer="adamw", lr=3e-3, warmup_steps=20,
-                        eval_interval=10**9, eval_windows=128, checkpoint_interval=25,
-                        keep_checkpoints=3, seed=seed, grad_clip=1.0)
+    train = TrainConfig(
+        steps=steps,
+        batch_size=16,
+        optimizer="adamw",
+        lr=3e-3,
+        warmup_steps=20,
+        eval_interval=10**9,
+        eval_windows=128,
+        checkpoint_interval=25,
+        keep_checkpoints=3,
+        seed=seed,
+        grad_clip=1.0,
+    )
     return model, train
 
 
@@ -65,13 +76,16 @@ def generated_corpus(lines: int = 1500, seed: int = 7) -> str:
     objects = ["the ghost", "my lord", "this night", "the king", "sweet Denmark", "a crown"]
     out = []
     for _ in range(lines):
-        out.append(f"{rng.choice(speakers)}:\nI {rng.choice(verbs)} {rng.choice(objects)}, "
-                   f"and {rng.choice(objects)} {rng.choice(verbs)} me.\n")
+        out.append(
+            f"{rng.choice(speakers)}:\nI {rng.choice(verbs)} {rng.choice(objects)}, "
+            f"and {rng.choice(objects)} {rng.choice(verbs)} me.\n"
+        )
     return "\n".join(out)
 
 
 def dataset_for(data_file: str | None = None):
     from skyrack.train.data import build_dataset, read_text_file
+
     text = read_text_file(data_file) if data_file else generated_corpus()
     name = str(data_file) if data_file else "generated-play"
     return build_dataset(text, name, hashlib.sha256(text.encode()).hexdigest(), "tail")
@@ -83,6 +97,7 @@ def rate_per_step(stress: float, state_bits: float, step_seconds: float, profile
     from skyrack.bus.radiation import expected_daily_upsets
     from skyrack.bus.spec import BusSpec
     from skyrack.profile import load_profile
+
     spec = BusSpec.from_profile(load_profile(profile))
     fraction = state_bits / spec.gpu_bits  # the share of GPU memory the state occupies
     return expected_daily_upsets(spec) * fraction * stress * step_seconds / 86400.0
@@ -100,23 +115,42 @@ def classify(faults: list[Fault], trace: dict[int, bytes], reference: dict[int, 
         elif erased:
             f.outcome = "recovered" if erased == "guard" else "masked"
         elif f.kind == "storage" and getattr(f, "loaded_at", None) is None:
-            f.outcome = "masked"   # never read
+            f.outcome = "masked"  # never read
         elif not f.fired:
-            f.outcome = "masked"   # its moment never came (e.g. no checkpoint yet)
+            f.outcome = "masked"  # its moment never came (e.g. no checkpoint yet)
         elif onset is None or observe_step(f) < onset:
             f.outcome = "masked"
         else:
             f.outcome = "rounding" if f.within_rounding else "silent"
 
 
-def run_campaign(n_faults: int | None = None, stress: float = 1e4, protect: bool = True,
-                 seed: int = 1337, steps: int = 300, data_file: str | None = None,
-                 tolerance: float = TOLERANCE, model_cfg=None, train_cfg=None, workdir=None,
-                 directory: str | Path | None = None, resume: bool = False, control: bool = True) -> dict:
+def run_campaign(
+    n_faults: int | None = None,
+    stress: float = 1e4,
+    protect: bool = True,
+    seed: int = 1337,
+    steps: int = 300,
+    data_file: str | None = None,
+    tolerance: float = TOLERANCE,
+    model_cfg=None,
+    train_cfg=None,
+    workdir=None,
+    directory: str | Path | None = None,
+    resume: bool = False,
+    control: bool = True,
+) -> dict:
     """Run (or, with `resume`, continue) a campaign; its parts live under `directory` (a fresh
     temporary one when None)."""
-    params = {"n_faults": n_faults, "stress": stress, "protect": protect, "seed": seed, "steps": steps,
-              "data_file": data_file, "tolerance": tolerance, "control": control}
+    params = {
+        "n_faults": n_faults,
+        "stress": stress,
+        "protect": protect,
+        "seed": seed,
+        "steps": steps,
+        "data_file": data_file,
+        "tolerance": tolerance,
+        "control": control,
+    }
     if directory is None:
         with tempfile.TemporaryDirectory(prefix="skyrack-faults-", dir=workdir) as tmp:
             return _campaign(Path(tmp), params, model_cfg, train_cfg)
@@ -144,8 +178,9 @@ def _campaign(d: Path, params: dict, model_cfg, train_cfg) -> dict:
     model_cfg = dataclasses.replace(model_cfg, vocab_size=dataset.tokenizer.vocab_size)
 
     def part(name: str, **kw) -> tuple[ProtectedRun, dict]:
-        run = ProtectedRun.fresh(model_cfg, train_cfg, dataset, d / name / "run", trace=True,
-                                 state_dir=d / name / "state", **kw)
+        run = ProtectedRun.fresh(
+            model_cfg, train_cfg, dataset, d / name / "run", trace=True, state_dir=d / name / "state", **kw
+        )
         done = d / name / "result.json"
         if done.exists():  # finished before an interruption: its record is enough
             rec = json.loads(done.read_text())
@@ -178,18 +213,23 @@ def _campaign(d: Path, params: dict, model_cfg, train_cfg) -> dict:
         table[kind] = {"injected": len(mine), **{o: sum(f.outcome == o for f in mine) for o in OUTCOMES}}
     table["total"] = {k: sum(table[c][k] for c in KINDS) for k in table[KINDS[0]]}
     steps = train_cfg.steps
-    result = {"protect": params["protect"], "seed": params["seed"], "steps": steps,
-              "faults_per_step": saved.get("faults_per_step"), "step_seconds": saved.get("step_seconds"),
-              "stress": params["stress"] if params["n_faults"] is None else None,
-              "tolerance": params["tolerance"],
-              "fault_free": {k: v for k, v in ref.items() if k != "faults_detail"},
-              "faulty": {k: v for k, v in got.items() if k != "faults_detail"},
-              "table": table,
-              "val_loss_within_tolerance": math.isfinite(got["val_loss"])
-              and abs(got["val_loss"] - ref["val_loss"]) <= params["tolerance"],
-              "bitwise_equal_final_state": hot.trace.get(steps + 1) == clean.trace.get(steps + 1),
-              "overhead": got["seconds"] / ref["seconds"] - 1.0,
-              "faults": [{**f.record(), "outcome": f.outcome} for f in faults]}
+    result = {
+        "protect": params["protect"],
+        "seed": params["seed"],
+        "steps": steps,
+        "faults_per_step": saved.get("faults_per_step"),
+        "step_seconds": saved.get("step_seconds"),
+        "stress": params["stress"] if params["n_faults"] is None else None,
+        "tolerance": params["tolerance"],
+        "fault_free": {k: v for k, v in ref.items() if k != "faults_detail"},
+        "faulty": {k: v for k, v in got.items() if k != "faults_detail"},
+        "table": table,
+        "val_loss_within_tolerance": math.isfinite(got["val_loss"])
+        and abs(got["val_loss"] - ref["val_loss"]) <= params["tolerance"],
+        "bitwise_equal_final_state": hot.trace.get(steps + 1) == clean.trace.get(steps + 1),
+        "overhead": got["seconds"] / ref["seconds"] - 1.0,
+        "faults": [{**f.record(), "outcome": f.outcome} for f in faults],
+    }
     if params.get("control", True) and table["total"]["rounding"]:
         result["control"] = one_ulp_control(model_cfg, train_cfg, dataset, faults, ref["val_loss"])
     atomic_write_text(d / "result.json", json.dumps(result, indent=1))
@@ -202,12 +242,15 @@ def one_ulp_control(model_cfg, train_cfg, dataset, faults: list[Fault], ref_val_
     final validation loss."""
     from skyrack.faults.bits import flip_bits
     from skyrack.train.trainer import Trainer
+
     at = min(f.step for f in faults if f.outcome == "rounding")
     trainer = Trainer(model_cfg, train_cfg, dataset, None, device="cpu")
     while trainer.state.step < train_cfg.steps:
         trainer.step()
         if trainer.state.step == at:
-            weight = next(p for n, p in trainer.model.named_parameters() if p.ndim == 2 and n.startswith("blocks."))
+            weight = next(
+                p for n, p in trainer.model.named_parameters() if p.ndim == 2 and n.startswith("blocks.")
+            )
             flip_bits(weight.data, 0, [0])
     val = trainer.evaluate()
     return {"step": at, "val_loss": val, "diff": val - ref_val_loss}

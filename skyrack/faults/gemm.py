@@ -24,7 +24,7 @@ device (no synchronisation per product); the guard reads it once, before the upd
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -66,14 +66,14 @@ class GemmSites:
 
     def __init__(self, model: nn.Module):
         self.names = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
-        self.tamper: Callable | None = None   # fn(site, out, a, b): may change `out` in place
-        self.check: Callable | None = None    # fn(site, out, a, b): verifies `out`
+        self.tamper: Callable | None = None  # fn(site, out, a, b): may change `out` in place
+        self.check: Callable | None = None  # fn(site, out, a, b): verifies `out`
         for name, module in model.named_modules():
             if isinstance(module, nn.Linear):
                 module.forward = self._forward(name, module)
 
     @classmethod
-    def for_model(cls, model: nn.Module) -> "GemmSites":
+    def for_model(cls, model: nn.Module) -> GemmSites:
         sites = getattr(model, "_gemm_sites", None)
         if sites is None:
             sites = cls(model)
@@ -92,6 +92,7 @@ class GemmSites:
                 dtype = torch.get_autocast_dtype(x.device.type)
                 x, weight = x.to(dtype), weight.to(dtype)
             return _CheckedLinear.apply(x, weight, self, name)
+
         return forward
 
     def after(self, site: str, out, a, b) -> None:

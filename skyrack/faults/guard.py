@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import statistics
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -92,23 +92,32 @@ def gradients(trainer: Trainer) -> list[torch.Tensor]:
 
 
 class Guard:
-    def __init__(self, trainer: Trainer, enabled: bool = True, snapshot_every: int = 10,
-                 grad_factor: float = 8.0, loss_factor: float = 1.5, window: int = 32,
-                 max_retries: int = 3, abft: bool = True, abft_threshold: float = ABFT_THRESHOLD):
+    def __init__(
+        self,
+        trainer: Trainer,
+        enabled: bool = True,
+        snapshot_every: int = 10,
+        grad_factor: float = 8.0,
+        loss_factor: float = 1.5,
+        window: int = 32,
+        max_retries: int = 3,
+        abft: bool = True,
+        abft_threshold: float = ABFT_THRESHOLD,
+    ):
         self.trainer, self.enabled = trainer, enabled
         self.snapshot_every, self.grad_factor, self.loss_factor = snapshot_every, grad_factor, loss_factor
         self.max_retries = max_retries
         self.grad_norms: deque[float] = deque(maxlen=window)
         self.losses: deque[float] = deque(maxlen=window)
-        self.detections: list[dict] = []      # {"step", "reason", "restored_to", "how"[, "genuine"]}
+        self.detections: list[dict] = []  # {"step", "reason", "restored_to", "how"[, "genuine"]}
         self.on_recover: list[Callable[[int, int, str], None]] = []  # fn(restored_to, detected_at, reason)
         self.replayed_steps = 0
         self.recomputed_steps = 0
-        self.false_alarms = 0                 # anomalies that recomputed bitwise identical
+        self.false_alarms = 0  # anomalies that recomputed bitwise identical
         self.abft = Abft(abft_threshold) if enabled and abft else None
         self._grad_norm: float | None = None
         self._grad_fp: bytes | None = None
-        self._accept: tuple | None = None     # an anomaly seen once: accepted if it recurs bitwise
+        self._accept: tuple | None = None  # an anomaly seen once: accepted if it recurs bitwise
         self._fp: bytes | None = None
         self._replaying = False
         self._snap: dict | None = None
@@ -217,8 +226,9 @@ class Guard:
 
     def _recomputed(self, before: int, reason: str) -> None:
         self.recomputed_steps += 1
-        self.detections.append({"step": before + 1, "reason": reason, "restored_to": before,
-                                "how": "recompute"})
+        self.detections.append(
+            {"step": before + 1, "reason": reason, "restored_to": before, "how": "recompute"}
+        )
         for fn in self.on_recover:
             fn(before, before + 1, reason)
 
@@ -230,8 +240,9 @@ class Guard:
             raise RuntimeError("the in-memory snapshot itself is corrupt; resume from a checkpoint")
         restore(trainer, self._snap)
         restored_to = trainer.state.step
-        self.detections.append({"step": detected_at, "reason": reason, "restored_to": restored_to,
-                                "how": "replay"})
+        self.detections.append(
+            {"step": detected_at, "reason": reason, "restored_to": restored_to, "how": "replay"}
+        )
         for fn in self.on_recover:
             fn(restored_to, detected_at, reason)
         self._replaying = True

@@ -27,12 +27,11 @@ no larger (the campaign reports such faults in their own class).
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import asdict, dataclass, field
 
 import torch
-
-import math
 
 from skyrack.faults.bits import bit_width, flip_bits
 from skyrack.faults.gemm import GemmSites
@@ -45,17 +44,17 @@ KINDS = ("memory", "compute", "interrupt", "storage")
 class Fault:
     id: int
     kind: str
-    step: int              # fires while executing step `step` (1-based), or just after it
-    target: str = ""       # param / moment / grad / activation / process / checkpoint
-    where: str = ""        # tensor name and element, or file
-    site: str = ""         # compute: the GEMM it strikes (layer.phase)
+    step: int  # fires while executing step `step` (1-based), or just after it
+    target: str = ""  # param / moment / grad / activation / process / checkpoint
+    where: str = ""  # tensor name and element, or file
+    site: str = ""  # compute: the GEMM it strikes (layer.phase)
     bits: list[int] = field(default_factory=list)
     before: float | None = None
     after: float | None = None
     fired: bool = False
-    timeline: int = 0      # how many rollbacks had happened when it fired (see campaign)
-    rounding: float | None = None   # the rounding error the hit value may carry anyway
-    within_rounding: bool = False   # the corruption was no larger than `rounding`
+    timeline: int = 0  # how many rollbacks had happened when it fired (see campaign)
+    rounding: float | None = None  # the rounding error the hit value may carry anyway
+    within_rounding: bool = False  # the corruption was no larger than `rounding`
 
     def record(self) -> dict:
         return asdict(self)
@@ -80,13 +79,19 @@ def schedule_from_rate(per_step: float, steps: int, seed: int, weights=(0.4, 0.4
         t += rng.expovariate(per_step)
         if t > steps:
             break
-        faults.append(Fault(len(faults), rng.choices(KINDS, weights)[0], max(1, int(t) + 1 if t % 1 else int(t))))
+        faults.append(
+            Fault(len(faults), rng.choices(KINDS, weights)[0], max(1, int(t) + 1 if t % 1 else int(t)))
+        )
     return faults
 
 
 class Injector:
     def __init__(self, trainer: Trainer, faults: list[Fault], seed: int = 0):
-        self.trainer, self.faults, self.rng = trainer, sorted(faults, key=lambda f: f.step), random.Random(seed)
+        self.trainer, self.faults, self.rng = (
+            trainer,
+            sorted(faults, key=lambda f: f.step),
+            random.Random(seed),
+        )
         self.timeline = 0
         self.on_fire: list = []  # fn(fault), called as each fault is carried out
         self._names = [n for n, _ in trainer.model.named_parameters()]
@@ -118,15 +123,23 @@ class Injector:
         start = self.rng.randrange(width - n + 1)
         return list(range(start, start + n))
 
-    def _flip(self, fault: Fault, tensor: torch.Tensor, name: str, target: str, compute: bool,
-              index: int | None = None, rounding: float | None = None) -> None:
+    def _flip(
+        self,
+        fault: Fault,
+        tensor: torch.Tensor,
+        name: str,
+        target: str,
+        compute: bool,
+        index: int | None = None,
+        rounding: float | None = None,
+    ) -> None:
         if index is None:
             index = self.rng.randrange(tensor.numel())
         flat = tensor.view(-1)
         if rounding is None:  # a stored value: one ulp
-            value = flat[index:index + 1].detach()
+            value = flat[index : index + 1].detach()
             rounding = float((torch.nextafter(value, value.new_full((1,), math.inf)) - value).abs())
-        if compute and self.rng.random() < 0.5:   # a wrong but ordinary-looking value
+        if compute and self.rng.random() < 0.5:  # a wrong but ordinary-looking value
             fault.before = float(flat[index])
             flat[index] = flat[index] * self.rng.choice((-1.0, 4.0, -16.0, 64.0, 1e3))
             fault.after = float(flat[index])
@@ -146,11 +159,13 @@ class Injector:
             if fault.target == "grad":
                 continue
             if self.rng.random() < 0.5:
-                moments = [(f"{self._names[i]}.{key}", v)
-                           for opt in self.trainer.optimizers
-                           for i, p in enumerate(self.trainer.model.parameters())
-                           for key, v in sorted(opt.state.get(p, {}).items())
-                           if torch.is_tensor(v) and v.ndim > 0]
+                moments = [
+                    (f"{self._names[i]}.{key}", v)
+                    for opt in self.trainer.optimizers
+                    for i, p in enumerate(self.trainer.model.parameters())
+                    for key, v in sorted(opt.state.get(p, {}).items())
+                    if torch.is_tensor(v) and v.ndim > 0
+                ]
                 if moments:
                     name, tensor = self.rng.choice(moments)
                     self._flip(fault, tensor, name, "moment", compute=False)
@@ -178,8 +193,15 @@ class Injector:
             gamma = k * unit / (1 - k * unit)
             rounding = gamma * float((a[row].float().abs() * b[:, col].float().abs()).sum())
             phase = site.rsplit(".", 1)[1]
-            self._flip(fault, out, site, "activation" if phase == "forward" else "gradient", True,
-                       index=row * out.shape[1] + col, rounding=rounding)
+            self._flip(
+                fault,
+                out,
+                site,
+                "activation" if phase == "forward" else "gradient",
+                True,
+                index=row * out.shape[1] + col,
+                rounding=rounding,
+            )
 
     def _before_update(self, trainer: Trainer) -> None:
         step = trainer.state.step + 1

@@ -29,8 +29,9 @@ import random
 import shutil
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from skyrack.faults.guard import Guard, state_bits, state_fingerprint
 from skyrack.faults.inject import KINDS, Fault, Injector
@@ -41,9 +42,17 @@ Listener = Callable[[str, dict[str, Any]], None]
 
 
 class ProtectedRun:
-    def __init__(self, trainer: Trainer, *, protect: bool = True, faults: list[Fault] | None = None,
-                 seed: int = 0, snapshot_every: int = 10, trace: bool = False,
-                 state_dir: Path | None = None):
+    def __init__(
+        self,
+        trainer: Trainer,
+        *,
+        protect: bool = True,
+        faults: list[Fault] | None = None,
+        seed: int = 0,
+        snapshot_every: int = 10,
+        trace: bool = False,
+        state_dir: Path | None = None,
+    ):
         self.trainer, self.protect = trainer, protect
         self.out_dir = trainer.out_dir
         self.faults: list[Fault] = list(faults or [])
@@ -51,7 +60,9 @@ class ProtectedRun:
         # the campaign's oracle: the state fingerprint after every step (replays overwrite)
         self.trace: dict[int, bytes] = {}
         if trace:
-            trainer.hooks["after_step"].append(lambda t: self.trace.__setitem__(t.state.step, state_fingerprint(t)))
+            trainer.hooks["after_step"].append(
+                lambda t: self.trace.__setitem__(t.state.step, state_fingerprint(t))
+            )
         self.injector = Injector(trainer, self.faults, seed=seed)
         self.faults = self.injector.faults  # one list: faults added later reach the injector
         self.injector.on_fire.append(self._fired)
@@ -65,9 +76,12 @@ class ProtectedRun:
         self.seconds = 0.0  # wall time of run(), earlier sessions included
 
     @classmethod
-    def fresh(cls, model_cfg, train_cfg, dataset, out_dir: Path, *, device: str = "cpu", **kwargs) -> "ProtectedRun":
-        return cls(Trainer(model_cfg, train_cfg, dataset, out_dir, device=device),
-                   seed=train_cfg.seed + 1, **kwargs)
+    def fresh(
+        cls, model_cfg, train_cfg, dataset, out_dir: Path, *, device: str = "cpu", **kwargs
+    ) -> ProtectedRun:
+        return cls(
+            Trainer(model_cfg, train_cfg, dataset, out_dir, device=device), seed=train_cfg.seed + 1, **kwargs
+        )
 
     # -- faults ---------------------------------------------------------------------------------
     def add_fault(self, kind: str, step: int | None = None) -> Fault:
@@ -80,18 +94,30 @@ class ProtectedRun:
 
     def counts(self) -> dict[str, int]:
         fired = [f for f in self.faults if f.fired]
-        return {"injected": len(fired),
-                "detected": self.guard.detected() + self.refused_checkpoints + self.restarts,
-                "recovered": sum(1 for f in fired if getattr(f, "outcome_hint", None) == "recovered"
-                                 or getattr(f, "erased", None) == "guard" or f.kind == "interrupt")}
+        return {
+            "injected": len(fired),
+            "detected": self.guard.detected() + self.refused_checkpoints + self.restarts,
+            "recovered": sum(
+                1
+                for f in fired
+                if getattr(f, "outcome_hint", None) == "recovered"
+                or getattr(f, "erased", None) == "guard"
+                or f.kind == "interrupt"
+            ),
+        }
 
     def _emit(self, name: str, **data) -> None:
         for fn in self.listeners:
             fn(name, data)
 
     def _fired(self, fault: Fault) -> None:
-        self._emit("fault_injected", kind=fault.kind, where=f"{fault.target} {fault.where}".strip(),
-                   id=fault.id, step=fault.step)
+        self._emit(
+            "fault_injected",
+            kind=fault.kind,
+            where=f"{fault.target} {fault.where}".strip(),
+            id=fault.id,
+            step=fault.step,
+        )
 
     def _recovered(self, fault: Fault, how: str) -> None:
         self._emit("fault_recovered", kind=fault.kind, how=how, id=fault.id)
@@ -157,7 +183,9 @@ class ProtectedRun:
         for ckpt in list_checkpoints(self.out_dir) if self.out_dir else []:
             hit = self.corrupted.pop(str(ckpt), [])
             try:
-                files = read_verified(ckpt) if self.protect else {p.name: p.read_bytes() for p in ckpt.iterdir()}
+                files = (
+                    read_verified(ckpt) if self.protect else {p.name: p.read_bytes() for p in ckpt.iterdir()}
+                )
                 self.trainer.load_state(files)
             except Exception:  # refused by its sha256, or unreadable as it is
                 self.refused_checkpoints += 1
@@ -170,7 +198,9 @@ class ProtectedRun:
             break
         else:  # no good checkpoint left: start over; a fresh trainer of the seed is step 0
             t = self.trainer
-            t.load_state(Trainer(t.model_cfg, t.cfg, t.dataset, None, device=str(t.device)).checkpoint_files())
+            t.load_state(
+                Trainer(t.model_cfg, t.cfg, t.dataset, None, device=str(t.device)).checkpoint_files()
+            )
         self.guard.reset()
         self.guard.grad_norms.clear()
         self.guard.losses.clear()
@@ -214,12 +244,17 @@ class ProtectedRun:
         self.finish()
         self.trace[trainer.cfg.steps + 1] = state_fingerprint(trainer)
         self.seconds += time.perf_counter() - start
-        return {"val_loss": trainer.evaluate(), "seconds": self.seconds,
-                "seconds_per_step": self.seconds / trainer.cfg.steps,
-                "detections": self.guard.detected(), "false_alarms": self.guard.false_alarms,
-                "replayed_steps": self.guard.replayed_steps,
-                "recomputed_steps": self.guard.recomputed_steps, "restarts": self.restarts,
-                "state_bits": state_bits(trainer)}
+        return {
+            "val_loss": trainer.evaluate(),
+            "seconds": self.seconds,
+            "seconds_per_step": self.seconds / trainer.cfg.steps,
+            "detections": self.guard.detected(),
+            "false_alarms": self.guard.false_alarms,
+            "replayed_steps": self.guard.replayed_steps,
+            "recomputed_steps": self.guard.recomputed_steps,
+            "restarts": self.restarts,
+            "state_bits": state_bits(trainer),
+        }
 
     # -- surviving the host: the whole run saved and resumed -----------------------------------
     def save_state(self) -> Path:
@@ -230,16 +265,26 @@ class ProtectedRun:
             if self.out_dir is not None and self.out_dir.exists():
                 tar.add(self.out_dir, arcname="run")
         extra = ("outcome_hint", "erased", "loaded_at")
-        book = {"faults": [{**f.record(), **{k: getattr(f, k) for k in extra if hasattr(f, k)}}
-                           for f in self.faults],
-                "injector_rng": self.injector.rng.getstate(), "timeline": self.injector.timeline,
-                "detections": g.detections, "replayed_steps": g.replayed_steps,
-                "recomputed_steps": g.recomputed_steps, "false_alarms": g.false_alarms, "grad_norms": list(g.grad_norms),
-                "losses": list(g.losses), "restarts": self.restarts,
-                "refused_checkpoints": self.refused_checkpoints,
-                "corrupted": {k: [f.id for f in v] for k, v in self.corrupted.items()},
-                "trace": {str(k): v.hex() for k, v in self.trace.items()},
-                "seconds": self.seconds + time.perf_counter() - getattr(self, "_session_start", time.perf_counter())}
+        book = {
+            "faults": [
+                {**f.record(), **{k: getattr(f, k) for k in extra if hasattr(f, k)}} for f in self.faults
+            ],
+            "injector_rng": self.injector.rng.getstate(),
+            "timeline": self.injector.timeline,
+            "detections": g.detections,
+            "replayed_steps": g.replayed_steps,
+            "recomputed_steps": g.recomputed_steps,
+            "false_alarms": g.false_alarms,
+            "grad_norms": list(g.grad_norms),
+            "losses": list(g.losses),
+            "restarts": self.restarts,
+            "refused_checkpoints": self.refused_checkpoints,
+            "corrupted": {k: [f.id for f in v] for k, v in self.corrupted.items()},
+            "trace": {str(k): v.hex() for k, v in self.trace.items()},
+            "seconds": self.seconds
+            + time.perf_counter()
+            - getattr(self, "_session_start", time.perf_counter()),
+        }
         files = {**t.checkpoint_files(), "run.json": json.dumps(book).encode(), "run.tar": buffer.getvalue()}
         return write_checkpoint(self.state_dir, t.state.step, files, keep=2)
 
@@ -282,8 +327,10 @@ class ProtectedRun:
         g.detections[:] = book["detections"]
         g.replayed_steps, g.recomputed_steps = book["replayed_steps"], book["recomputed_steps"]
         g.false_alarms = book["false_alarms"]
-        g.grad_norms.clear(); g.grad_norms.extend(book["grad_norms"])
-        g.losses.clear(); g.losses.extend(book["losses"])
+        g.grad_norms.clear()
+        g.grad_norms.extend(book["grad_norms"])
+        g.losses.clear()
+        g.losses.extend(book["losses"])
         self.restarts, self.refused_checkpoints = book["restarts"], book["refused_checkpoints"]
         self.corrupted = {k: [by_id[i] for i in v] for k, v in book["corrupted"].items()}
         self.trace = {int(k): bytes.fromhex(v) for k, v in book["trace"].items()}

@@ -51,30 +51,49 @@ SUBREGION_AREAS: dict[str, str] = {
 
 # ADM0_A3 -> area, where speech departs from the subregion.
 COUNTRY_AREAS: dict[str, str] = {
-    "IRN": "the Middle East", "EGY": "the Middle East",
-    "CYP": "Southern Europe", "CYN": "Southern Europe",
-    "ARM": "the Caucasus", "AZE": "the Caucasus", "GEO": "the Caucasus",
-    "AGO": "Southern Africa", "ZMB": "Southern Africa", "ZWE": "Southern Africa",
-    "MWI": "Southern Africa", "MOZ": "Southern Africa",
-    "DEU": "Central Europe", "AUT": "Central Europe", "CHE": "Central Europe",
-    "POL": "Central Europe", "CZE": "Central Europe", "SVK": "Central Europe",
+    "IRN": "the Middle East",
+    "EGY": "the Middle East",
+    "CYP": "Southern Europe",
+    "CYN": "Southern Europe",
+    "ARM": "the Caucasus",
+    "AZE": "the Caucasus",
+    "GEO": "the Caucasus",
+    "AGO": "Southern Africa",
+    "ZMB": "Southern Africa",
+    "ZWE": "Southern Africa",
+    "MWI": "Southern Africa",
+    "MOZ": "Southern Africa",
+    "DEU": "Central Europe",
+    "AUT": "Central Europe",
+    "CHE": "Central Europe",
+    "POL": "Central Europe",
+    "CZE": "Central Europe",
+    "SVK": "Central Europe",
     "HUN": "Central Europe",
-    "ALB": "the Balkans", "BIH": "the Balkans", "KOS": "the Balkans", "MKD": "the Balkans",
-    "MNE": "the Balkans", "SRB": "the Balkans",
-    "MEX": "North America", "GRL": "the Arctic",
+    "ALB": "the Balkans",
+    "BIH": "the Balkans",
+    "KOS": "the Balkans",
+    "MKD": "the Balkans",
+    "MNE": "the Balkans",
+    "SRB": "the Balkans",
+    "MEX": "North America",
+    "GRL": "the Arctic",
 }
 
 # ADM0_A3 -> continent, where Natural Earth's CONTINENT is not a continent.
 COUNTRY_CONTINENTS: dict[str, str | None] = {
     "ATF": None,  # French Southern and Antarctic Lands: "Seven seas (open ocean)"
-    "CYP": "Europe", "CYN": "Europe",  # Natural Earth: Asia; placed with Southern Europe here
+    "CYP": "Europe",
+    "CYN": "Europe",  # Natural Earth: Asia; placed with Southern Europe here
 }
 
 # Countries cut into parts with their own continent and area: ADM0_A3 -> parts, each
 # (longitude ranges (west, east), continent, area); the parts must cover the country.
 COUNTRY_PARTS: dict[str, tuple[tuple[tuple[tuple[float, float], ...], str, str], ...]] = {
-    "RUS": ((((0.0, 60.0),), "Europe", "Eastern Europe"),
-            (((-180.0, 0.0), (60.0, 180.0)), "Asia", "Siberia")),
+    "RUS": (
+        (((0.0, 60.0),), "Europe", "Eastern Europe"),
+        (((-180.0, 0.0), (60.0, 180.0)), "Asia", "Siberia"),
+    ),
 }
 
 # Admin-0 features that are not countries (their `country` field is empty).
@@ -90,12 +109,24 @@ COUNTRY_NAMES: dict[str, str] = {
 }
 
 # Names said with "the" ("over the Netherlands", "over the Indian Ocean").
-SPOKEN_WITH_THE: frozenset[str] = frozenset({
-    "United States of America", "Bahamas", "Gambia", "Netherlands", "Philippines",
-    "Democratic Republic of the Congo", "Republic of the Congo", "Central African Republic",
-    "Dominican Republic", "United Kingdom", "United Arab Emirates", "Solomon Islands",
-    "Falkland Islands", "French Southern and Antarctic Lands",
-})
+SPOKEN_WITH_THE: frozenset[str] = frozenset(
+    {
+        "United States of America",
+        "Bahamas",
+        "Gambia",
+        "Netherlands",
+        "Philippines",
+        "Democratic Republic of the Congo",
+        "Republic of the Congo",
+        "Central African Republic",
+        "Dominican Republic",
+        "United Kingdom",
+        "United Arab Emirates",
+        "Solomon Islands",
+        "Falkland Islands",
+        "French Southern and Antarctic Lands",
+    }
+)
 
 
 def country_name(name: str, name_long: str, adm0_a3: str) -> str:

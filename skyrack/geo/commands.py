@@ -20,10 +20,12 @@ def run_region(args) -> int:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "region", help="name the country, sea or ocean beneath a point, offline",
+        "region",
+        help="name the country, sea or ocean beneath a point, offline",
         description="Name what lies beneath LAT LON: country and continent on land, sea or "
-                    "ocean at sea, and the broad area people say aloud. Data: Natural Earth "
-                    "1:110m countries and the project's table of seas.")
+        "ocean at sea, and the broad area people say aloud. Data: Natural Earth "
+        "1:110m countries and the project's table of seas.",
+    )
     # Strings, so that "-33.9" is not taken for an option and bad numbers get our message.
     parser.add_argument("lat", metavar="LAT", help="latitude in degrees, north positive")
     parser.add_argument("lon", metavar="LON", help="longitude in degrees, east positive")

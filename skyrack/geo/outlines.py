@@ -14,5 +14,7 @@ def country_outlines(tolerance_deg: float) -> tuple[tuple[object, object], ...]:
 
     from skyrack.sources.geography import read_countries
 
-    return tuple((record, shapely.simplify(record.geometry, tolerance_deg, preserve_topology=True))
-                 for record in read_countries())
+    return tuple(
+        (record, shapely.simplify(record.geometry, tolerance_deg, preserve_topology=True))
+        for record in read_countries()
+    )

@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 import shapely
-from shapely.geometry import Polygon, box
 from shapely.affinity import translate
+from shapely.geometry import Polygon, box
 
 from skyrack.geo import areas as area_table
 from skyrack.geo import seas as sea_table
@@ -118,19 +118,24 @@ def _region_table(records) -> tuple[list[Region], list, list[Region], list]:
             cut = shapely.union_all([box(west, -90, east, 90) for west, east in ranges])
             geom = rec.geometry.intersection(cut) if len(parts) > 1 else rec.geometry
             geom = shapely.make_valid(geom)
-            geom = shapely.union_all([g for g in shapely.get_parts(geom) if g.geom_type in ("Polygon", "MultiPolygon")])
+            geom = shapely.union_all(
+                [g for g in shapely.get_parts(geom) if g.geom_type in ("Polygon", "MultiPolygon")]
+            )
             if geom.is_empty:
                 continue
             land.append(Region(len(land), name, country, part_continent, None, area, iso_a2))
             land_geoms.append(geom)
 
     water_specs = [(n, a, _wrapped(v)) for n, a, v in sea_table.SEAS]
-    water_specs.append((sea_table.SOUTHERN_OCEAN[0], sea_table.SOUTHERN_OCEAN[1],
-                        Polygon(sea_table.SOUTHERN_OCEAN[2])))
-    water_specs.append((sea_table.ARCTIC_OCEAN[0], sea_table.ARCTIC_OCEAN[1],
-                        Polygon(sea_table.ARCTIC_OCEAN[2])))
-    water_specs.append((sea_table.INDIAN_OCEAN[0], sea_table.INDIAN_OCEAN[1],
-                        Polygon(sea_table.INDIAN_OCEAN[2])))
+    water_specs.append(
+        (sea_table.SOUTHERN_OCEAN[0], sea_table.SOUTHERN_OCEAN[1], Polygon(sea_table.SOUTHERN_OCEAN[2]))
+    )
+    water_specs.append(
+        (sea_table.ARCTIC_OCEAN[0], sea_table.ARCTIC_OCEAN[1], Polygon(sea_table.ARCTIC_OCEAN[2]))
+    )
+    water_specs.append(
+        (sea_table.INDIAN_OCEAN[0], sea_table.INDIAN_OCEAN[1], Polygon(sea_table.INDIAN_OCEAN[2]))
+    )
     north, south = box(-180, 0, 180, 90), box(-180, -90, 180, 0)
     atlantic = Polygon(sea_table.ATLANTIC_OCEAN[2])
     for ocean, whole in (("Atlantic Ocean", atlantic), (sea_table.PACIFIC_OCEAN, box(-180, -90, 180, 90))):
@@ -145,19 +150,38 @@ def _region_table(records) -> tuple[list[Region], list, list[Region], list]:
 
 
 def _tables_digest() -> str:
-    text = repr((FORMAT, RESOLUTION_DEG, sea_table.SEAS, sea_table.SOUTHERN_OCEAN,
-                 sea_table.ARCTIC_OCEAN, sea_table.INDIAN_OCEAN, sea_table.ATLANTIC_OCEAN,
-                 sea_table.HEMISPHERE_AREAS, area_table.SUBREGION_AREAS, area_table.COUNTRY_AREAS,
-                 area_table.COUNTRY_CONTINENTS, area_table.COUNTRY_PARTS, area_table.COUNTRY_NAMES,
-                 sorted(area_table.NOT_COUNTRIES)))
+    text = repr(
+        (
+            FORMAT,
+            RESOLUTION_DEG,
+            sea_table.SEAS,
+            sea_table.SOUTHERN_OCEAN,
+            sea_table.ARCTIC_OCEAN,
+            sea_table.INDIAN_OCEAN,
+            sea_table.ATLANTIC_OCEAN,
+            sea_table.HEMISPHERE_AREAS,
+            area_table.SUBREGION_AREAS,
+            area_table.COUNTRY_AREAS,
+            area_table.COUNTRY_CONTINENTS,
+            area_table.COUNTRY_PARTS,
+            area_table.COUNTRY_NAMES,
+            sorted(area_table.NOT_COUNTRIES),
+        )
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 class RegionIndex:
     """Region codes for any latitude/longitude, vectorized; see the module docstring."""
 
-    def __init__(self, regions: list[Region], codes_raster: np.ndarray, border: np.ndarray,
-                 land_geometries: list, res_deg: float = RESOLUTION_DEG):
+    def __init__(
+        self,
+        regions: list[Region],
+        codes_raster: np.ndarray,
+        border: np.ndarray,
+        land_geometries: list,
+        res_deg: float = RESOLUTION_DEG,
+    ):
         self.grid = Grid(res_deg)
         if codes_raster.shape != self.grid.shape or border.shape != self.grid.shape:
             raise ValueError("raster shape does not match the grid")
@@ -173,7 +197,7 @@ class RegionIndex:
     # -- building and caching -------------------------------------------------------------
 
     @classmethod
-    def build(cls, records=None, res_deg: float = RESOLUTION_DEG) -> "RegionIndex":
+    def build(cls, records=None, res_deg: float = RESOLUTION_DEG) -> RegionIndex:
         """Build from country records (default: the Natural Earth source), no cache involved."""
         records = geography.read_countries() if records is None else records
         land, land_geoms, water, water_geoms = _region_table(records)
@@ -190,7 +214,7 @@ class RegionIndex:
         return cls(land + water, raster, border, land_geoms, res_deg)
 
     @classmethod
-    def load(cls, folder: Path | None = None) -> "RegionIndex":
+    def load(cls, folder: Path | None = None) -> RegionIndex:
         """The cached index for the current source data and tables, built on first use.
 
         The cache is two files keyed by the source shapefile's sha256 and a digest of the
@@ -209,7 +233,7 @@ class RegionIndex:
         return index
 
     @classmethod
-    def _read(cls, meta_path: Path, npz_path: Path, key: str) -> "RegionIndex | None":
+    def _read(cls, meta_path: Path, npz_path: Path, key: str) -> RegionIndex | None:
         try:
             meta = json.loads(meta_path.read_text())
             if meta.get("key") != key or meta.get("format") != FORMAT:
@@ -219,7 +243,9 @@ class RegionIndex:
             with np.load(npz_path, allow_pickle=False) as arrays:
                 raster = arrays["codes"]
                 shape = tuple(arrays["shape"])
-                border = np.unpackbits(arrays["border"], count=shape[0] * shape[1]).reshape(shape).astype(bool)
+                border = (
+                    np.unpackbits(arrays["border"], count=shape[0] * shape[1]).reshape(shape).astype(bool)
+                )
                 blob, offsets = arrays["wkb"].tobytes(), arrays["wkb_offsets"]
             geoms = list(shapely.from_wkb([blob[a:b] for a, b in zip(offsets[:-1], offsets[1:])]))
             regions = [Region(**r) for r in meta["regions"]]
@@ -233,14 +259,23 @@ class RegionIndex:
         wkbs = [shapely.to_wkb(g) for g in self._land_geoms]
         offsets = np.concatenate([[0], np.cumsum([len(w) for w in wkbs])]).astype(np.int64)
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, codes=self._codes, shape=np.array(self._codes.shape),
-                            border=np.packbits(self._border.ravel()),
-                            wkb=np.frombuffer(b"".join(wkbs), dtype=np.uint8), wkb_offsets=offsets)
+        np.savez_compressed(
+            buffer,
+            codes=self._codes,
+            shape=np.array(self._codes.shape),
+            border=np.packbits(self._border.ravel()),
+            wkb=np.frombuffer(b"".join(wkbs), dtype=np.uint8),
+            wkb_offsets=offsets,
+        )
         atomic_write_bytes(npz_path, buffer.getvalue())
-        meta = {"format": FORMAT, "key": key, "res_deg": self.grid.res,
-                "npz_sha256": sha256_file(npz_path),
-                "source": f"Natural Earth {geography.DATASET} {geography.DATASET_VERSION}",
-                "regions": [asdict(r) for r in self.regions]}
+        meta = {
+            "format": FORMAT,
+            "key": key,
+            "res_deg": self.grid.res,
+            "npz_sha256": sha256_file(npz_path),
+            "source": f"Natural Earth {geography.DATASET} {geography.DATASET_VERSION}",
+            "regions": [asdict(r) for r in self.regions],
+        }
         atomic_write_text(meta_path, json.dumps(meta, indent=1, ensure_ascii=False))
 
     # -- lookup ---------------------------------------------------------------------------
@@ -250,8 +285,9 @@ class RegionIndex:
 
         Latitude must be finite and in [-90, 90]; any finite longitude is wrapped.
         """
-        lat, lon = np.broadcast_arrays(np.asarray(lat_deg, dtype=np.float64),
-                                       np.asarray(lon_deg, dtype=np.float64))
+        lat, lon = np.broadcast_arrays(
+            np.asarray(lat_deg, dtype=np.float64), np.asarray(lon_deg, dtype=np.float64)
+        )
         if not (np.all(np.abs(lat) <= 90.0) and np.all(np.isfinite(lon))):
             raise ValueError("latitudes must be in [-90, 90] and longitudes finite")
         shape = lat.shape

@@ -39,8 +39,10 @@ def _read_token(path: Path) -> str:
     try:
         mode = path.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise UserError(f"command token file {path} is accessible by other users; "
-                            f"run `chmod 600 {path}` or delete it to make a new token")
+            raise UserError(
+                f"command token file {path} is accessible by other users; "
+                f"run `chmod 600 {path}` or delete it to make a new token"
+            )
         token = path.read_text().strip()
     except OSError as exc:
         raise UserError(f"cannot read the command token file {path}: {exc.strerror}") from None

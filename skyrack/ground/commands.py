@@ -9,19 +9,36 @@ from skyrack.errors import UserError
 
 
 def register(sub) -> None:
-    p = sub.add_parser("serve", help="the ground station: REST API, live stream and web dashboard of a mission run")
+    p = sub.add_parser(
+        "serve", help="the ground station: REST API, live stream and web dashboard of a mission run"
+    )
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--run", metavar="RUN", help="run id under --runs-dir, or a run directory "
-                       "(followed live while it runs, replayed once finished)")
+    which.add_argument(
+        "--run",
+        metavar="RUN",
+        help="run id under --runs-dir, or a run directory "
+        "(followed live while it runs, replayed once finished)",
+    )
     which.add_argument("--live", action="store_true", help="follow the newest running mission")
     p.add_argument("--runs-dir", metavar="DIR", help="where runs live (default: $SKYRACK_RUNS or ./runs)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=8000, help="port (0: any free port; default 8000)")
-    p.add_argument("--token-file", metavar="FILE", help="command token file (default: RUNS_DIR/.ground-token)")
-    p.add_argument("--replay-speed", type=float, default=60.0, metavar="X",
-                   help="replay a finished run at X simulated seconds per second (0: all at once; default 60)")
-    p.add_argument("--assistant", default="auto", metavar="BACKEND",
-                   help="assistant backend for /api/chat: auto, gemma, composed, a model dir or an http url")
+    p.add_argument(
+        "--token-file", metavar="FILE", help="command token file (default: RUNS_DIR/.ground-token)"
+    )
+    p.add_argument(
+        "--replay-speed",
+        type=float,
+        default=60.0,
+        metavar="X",
+        help="replay a finished run at X simulated seconds per second (0: all at once; default 60)",
+    )
+    p.add_argument(
+        "--assistant",
+        default="auto",
+        metavar="BACKEND",
+        help="assistant backend for /api/chat: auto, gemma, composed, a model dir or an http url",
+    )
     p.add_argument("--rate", type=float, default=50.0, help="requests per second per client (default 50)")
     p.add_argument("--burst", type=float, default=200.0, help="burst of requests per client (default 200)")
     p.set_defaults(func=cmd_serve)
@@ -30,8 +47,8 @@ def register(sub) -> None:
 def cmd_serve(args) -> int:
     from skyrack.ground.auth import TOKEN_FILE_NAME, load_or_create_token
     from skyrack.ground.runs import choose_run
-    from skyrack.telemetry.runs import runs_root
     from skyrack.ground.server import bind_socket, create_app, run_server
+    from skyrack.telemetry.runs import runs_root
 
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be 0..65535, got {args.port}")
@@ -44,17 +61,28 @@ def cmd_serve(args) -> int:
     token_path = Path(args.token_file) if args.token_file else root / TOKEN_FILE_NAME
     token, created = load_or_create_token(token_path)
     loopback = args.host in ("127.0.0.1", "localhost")
-    app = create_app(run, token=token, replay_speed=args.replay_speed, assistant_backend=args.assistant,
-                     rate=args.rate, burst=args.burst, allowed_hosts=["127.0.0.1", "localhost"] if loopback else None)
+    app = create_app(
+        run,
+        token=token,
+        replay_speed=args.replay_speed,
+        assistant_backend=args.assistant,
+        rate=args.rate,
+        burst=args.burst,
+        allowed_hosts=["127.0.0.1", "localhost"] if loopback else None,
+    )
     sock = bind_socket(args.host, args.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     mode = "live" if run.live else f"replay at {args.replay_speed:g}x"
     print(f"skyrack ground: run {run.run_id} ({mode}) on http://{shown}:{port}/", flush=True)
-    print(f"skyrack ground: command token {'created in' if created else 'read from'} {token_path} "
-          f"(owner-only); send it as 'Authorization: Bearer <token>'", flush=True)
+    print(
+        f"skyrack ground: command token {'created in' if created else 'read from'} {token_path} "
+        f"(owner-only); send it as 'Authorization: Bearer <token>'",
+        flush=True,
+    )
     if not loopback:
-        sys.stderr.write(f"skyrack: warning: listening on {host}, reachable from other machines; "
-                         f"reads need no token\n")
+        sys.stderr.write(
+            f"skyrack: warning: listening on {host}, reachable from other machines; reads need no token\n"
+        )
     run_server(app, sock)
     return 0

@@ -59,8 +59,15 @@ class ArchiveReaders:
 
 
 class Feed:
-    def __init__(self, path: Path, *, live: bool, replay_speed: float = 60.0, poll_s: float = POLL_S,
-                 buffer_items: int = BUFFER_ITEMS):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        live: bool,
+        replay_speed: float = 60.0,
+        poll_s: float = POLL_S,
+        buffer_items: int = BUFFER_ITEMS,
+    ):
         self.path = path
         self.live = live
         self.replay_speed = replay_speed
@@ -89,7 +96,9 @@ class Feed:
             last_event = archive.last_event_id()
             if self.live:
                 # Start the buffer a little before the end; older items are read on demand.
-                self._base = self._end = Cursor(max(0, (last[0] if last else 0) - 256), max(0, last_event - 256))
+                self._base = self._end = Cursor(
+                    max(0, (last[0] if last else 0) - 256), max(0, last_event - 256)
+                )
             else:
                 self._load_replay_index(archive)
         self._thread = threading.Thread(target=self._run, name="ground-feed", daemon=True)
@@ -108,8 +117,9 @@ class Feed:
         # An event is revealed once every event before it (by id) is, so the cursor stays a prefix.
         event_reveal_t = np.maximum.accumulate(events[:, 1]) if len(events) else events[:, 1]
         self._replay_index = (frames[:, 0], frames[:, 1], events[:, 0], event_reveal_t)
-        self._replay_t0 = float(min(frames[:, 1].min() if len(frames) else np.inf,
-                                    events[:, 1].min() if len(events) else np.inf))
+        self._replay_t0 = float(
+            min(frames[:, 1].min() if len(frames) else np.inf, events[:, 1].min() if len(events) else np.inf)
+        )
         self._replay_wall0 = time.monotonic()
 
     # -- the watcher thread ------------------------------------------------------------------
@@ -196,8 +206,11 @@ class Feed:
             if not cursor.covers(self._base):
                 return None
             items = self._items
-            start = bisect.bisect_left(range(len(items)), True, key=lambda k: (
-                items[k].cursor.seq > cursor.seq or items[k].cursor.event_id > cursor.event_id))
+            start = bisect.bisect_left(
+                range(len(items)),
+                True,
+                key=lambda k: items[k].cursor.seq > cursor.seq or items[k].cursor.event_id > cursor.event_id,
+            )
             out = []
             for item in items[start:]:
                 if item.key > (cursor.seq if item.kind == "frame" else cursor.event_id):

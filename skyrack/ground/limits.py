@@ -35,9 +35,17 @@ class TokenBucket:
 
 async def _send_json(send, status: int, payload: dict, headers: list | None = None) -> None:
     body = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            *(headers or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -96,7 +104,10 @@ class RateLimit:
         cost = self.costs.get(scope["path"], 1.0)
         wait = self.bucket.take(client, cost)
         if wait > 0:
-            return await _send_json(send, 429, {"error": "rate_limited",
-                                                "detail": f"too many requests; retry in {wait:.1f} s"},
-                                    [(b"retry-after", str(max(1, round(wait + 0.5))).encode())])
+            return await _send_json(
+                send,
+                429,
+                {"error": "rate_limited", "detail": f"too many requests; retry in {wait:.1f} s"},
+                [(b"retry-after", str(max(1, round(wait + 0.5))).encode())],
+            )
         return await self.app(scope, receive, send)

@@ -14,6 +14,7 @@ from skyrack.errors import UserError
 from skyrack.telemetry.archive import Archive
 from skyrack.telemetry.runs import ARCHIVE_NAME
 
+
 @dataclass(frozen=True)
 class RunInfo:
     run_dir: Path
@@ -67,7 +68,9 @@ def choose_run(root: Path, run: str | None = None, live: bool = False) -> RunInf
     if live:
         runs = [r for r in runs if r.live]
         if not runs:
-            raise UserError(f"no running mission under {root}; start one with `skyrack mission` or give --run")
+            raise UserError(
+                f"no running mission under {root}; start one with `skyrack mission` or give --run"
+            )
     if not runs:
         raise UserError(f"no mission runs under {root}; start one with `skyrack mission` or give --runs-dir")
     return runs[-1]

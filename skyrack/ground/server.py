@@ -20,12 +20,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Header, HTTPException, Path as PathParam, Query, Request
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.trustedhost import TrustedHostMiddleware
+from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from skyrack.errors import UserError
 from skyrack.ground import sky
@@ -39,8 +40,14 @@ from skyrack.telemetry.archive import Archive
 from skyrack.telemetry.dictionary import CHANNEL, CHANNELS, COMMANDS, EVENTS, SEVERITIES
 
 STATIC = Path(__file__).parent / "static"
-STATIC_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript", ".svg": "image/svg+xml",
-                ".png": "image/png", ".ico": "image/x-icon"}
+STATIC_TYPES = {
+    ".html": "text/html",
+    ".css": "text/css",
+    ".js": "text/javascript",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+}
 MAX_PAGE = 5000
 MAX_RANGE_S = 366 * 86400.0
 MAX_TRACK_S = 2 * 86400.0
@@ -48,9 +55,12 @@ MAX_PASS_HOURS = 72.0
 KEEPALIVE_S = 15.0
 SECURITY_HEADERS = [
     # The page may talk to this server only: no CDN, no tiles, no fonts, no third party at all.
-    (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self'; "
-                                 b"script-src 'self'; connect-src 'self'; font-src 'self'; "
-                                 b"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; style-src 'self'; "
+        b"script-src 'self'; connect-src 'self'; font-src 'self'; "
+        b"frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+    ),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
 ]
@@ -82,6 +92,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
             await send(message)
+
         await self.app(scope, receive, with_headers)
 
 
@@ -141,6 +152,7 @@ class Ground:
         if self._twin is None:
             from skyrack.orbit.twin import OrbitTwin
             from skyrack.profile import load_profile
+
             meta = self.meta()
             self._twin = OrbitTwin(load_profile(meta.get("profile"), meta.get("tle_file")).satellite)
         return self._twin
@@ -166,8 +178,13 @@ class Ground:
         values = {}
         for name, (seq, t, value) in rows.items():
             if name in CHANNEL:
-                values[name] = {"value": value, "seq": seq, "t": t, "unit": CHANNEL[name].unit,
-                                "state": CHANNEL[name].limit_state(value)}
+                values[name] = {
+                    "value": value,
+                    "seq": seq,
+                    "t": t,
+                    "unit": CHANNEL[name].unit,
+                    "state": CHANNEL[name].limit_state(value),
+                }
         return {"seq": last[0] if last else None, "t": last[1] if last else None, "values": values}
 
     def assistant(self):
@@ -175,14 +192,24 @@ class Ground:
             try:
                 from skyrack.assistant.service import Assistant
             except ImportError:
-                raise HTTPException(503, "the assistant is not part of this installation "
-                                         "(skyrack.assistant.service is missing)") from None
+                raise HTTPException(
+                    503,
+                    "the assistant is not part of this installation (skyrack.assistant.service is missing)",
+                ) from None
             self._assistant = Assistant.create(backend=self.assistant_backend)
         return self._assistant
 
 
-def create_app(run: RunInfo, *, token: str, replay_speed: float = 60.0, assistant_backend: str = "auto",
-               rate: float = 50.0, burst: float = 200.0, allowed_hosts: list[str] | None = None) -> FastAPI:
+def create_app(
+    run: RunInfo,
+    *,
+    token: str,
+    replay_speed: float = 60.0,
+    assistant_backend: str = "auto",
+    rate: float = 50.0,
+    burst: float = 200.0,
+    allowed_hosts: list[str] | None = None,
+) -> FastAPI:
     """`allowed_hosts`: Host headers to accept (None: any). On loopback, naming only loopback
     names stops a web page from reaching the server through DNS rebinding."""
     ground = Ground(run, token, replay_speed, assistant_backend)
@@ -196,15 +223,29 @@ def create_app(run: RunInfo, *, token: str, replay_speed: float = 60.0, assistan
         ground.writer_pool.shutdown(wait=False, cancel_futures=True)
         ground.assistant_pool.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="skyrack ground", version="1", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Telemetry, events, commands and the live stream of one skyrack mission run.")
+    app = FastAPI(
+        title="skyrack ground",
+        version="1",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        description="Telemetry, events, commands and the live stream of one skyrack mission run.",
+    )
     app.state.ground = ground
 
     # -- errors: always JSON, always {"error", "detail"} -----------------------------------
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request, exc: StarletteHTTPException):
-        names = {400: "bad_request", 401: "unauthorized", 404: "not_found", 409: "conflict", 413: "payload_too_large",
-                 422: "invalid_request", 429: "rate_limited", 503: "unavailable"}
+        names = {
+            400: "bad_request",
+            401: "unauthorized",
+            404: "not_found",
+            409: "conflict",
+            413: "payload_too_large",
+            422: "invalid_request",
+            429: "rate_limited",
+            503: "unavailable",
+        }
         response = _error(exc.status_code, names.get(exc.status_code, "error"), exc.detail)
         for key, value in (exc.headers or {}).items():
             response.headers[key] = value
@@ -237,11 +278,24 @@ def create_app(run: RunInfo, *, token: str, replay_speed: float = 60.0, assistan
     @app.get("/api/channels", tags=["telemetry"], summary="the telemetry dictionary")
     def channels():
         return {
-            "channels": [{"name": c.name, "unit": c.unit, "type": c.type, "description": c.description,
-                          "yellow": c.yellow, "red": c.red} for c in CHANNELS],
-            "events": [{"name": e.name, "severity": e.severity, "description": e.description} for e in EVENTS],
-            "commands": [{"name": c.name, "description": c.description,
-                          "arguments": [a.__dict__ for a in c.arguments]} for c in COMMANDS],
+            "channels": [
+                {
+                    "name": c.name,
+                    "unit": c.unit,
+                    "type": c.type,
+                    "description": c.description,
+                    "yellow": c.yellow,
+                    "red": c.red,
+                }
+                for c in CHANNELS
+            ],
+            "events": [
+                {"name": e.name, "severity": e.severity, "description": e.description} for e in EVENTS
+            ],
+            "commands": [
+                {"name": c.name, "description": c.description, "arguments": [a.__dict__ for a in c.arguments]}
+                for c in COMMANDS
+            ],
             "severities": list(SEVERITIES),
         }
 
@@ -259,18 +313,27 @@ def create_app(run: RunInfo, *, token: str, replay_speed: float = 60.0, assistan
             report = json.loads(summary_file.read_text()) if summary_file.is_file() else None
         except (OSError, ValueError):
             report = None
-        return {"run_id": ground.run.run_id, "mode": "live" if ground.feed.live else "replay",
-                "replay_speed": None if ground.feed.live else ground.feed.replay_speed,
-                "meta": ground.meta(), "now": ground.now(), "cursor": str(ground.feed.end),
-                "counts": {"frames": frames, "events": events, "commands": len(archive.commands())},
-                "latest": ground.latest(), "summary": report, "feed_error": ground.feed.error}
+        return {
+            "run_id": ground.run.run_id,
+            "mode": "live" if ground.feed.live else "replay",
+            "replay_speed": None if ground.feed.live else ground.feed.replay_speed,
+            "meta": ground.meta(),
+            "now": ground.now(),
+            "cursor": str(ground.feed.end),
+            "counts": {"frames": frames, "events": events, "commands": len(archive.commands())},
+            "latest": ground.latest(),
+            "summary": report,
+            "feed_error": ground.feed.error,
+        }
 
     @app.get("/api/history/{channel}", tags=["telemetry"], summary="one channel over a time range, paged")
-    def history(channel: Annotated[str, PathParam(max_length=64)],
-                since: Annotated[float | None, Query(description="simulated POSIX seconds")] = None,
-                until: Annotated[float | None, Query(description="simulated POSIX seconds")] = None,
-                after: Annotated[int, Query(ge=0, description="cursor: the `next` of the previous page")] = 0,
-                limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000):
+    def history(
+        channel: Annotated[str, PathParam(max_length=64)],
+        since: Annotated[float | None, Query(description="simulated POSIX seconds")] = None,
+        until: Annotated[float | None, Query(description="simulated POSIX seconds")] = None,
+        after: Annotated[int, Query(ge=0, description="cursor: the `next` of the previous page")] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
+    ):
         if channel not in CHANNEL:
             raise HTTPException(404, f"unknown channel {channel!r}; GET /api/channels lists them")
         since, until = _finite("since", since), _finite("until", until)
@@ -278,40 +341,53 @@ def create_app(run: RunInfo, *, token: str, replay_speed: float = 60.0, assistan
             if until < since:
                 raise HTTPException(422, "until is before since")
             if until - since > MAX_RANGE_S:
-                raise HTTPException(422, f"a range is at most {MAX_RANGE_S / 86400:.0f} days; page through it")
+                raise HTTPException(
+                    422, f"a range is at most {MAX_RANGE_S / 86400:.0f} days; page through it"
+                )
         horizon = ground.feed.horizon()
         if horizon is not None:
             until = horizon[2] if until is None else min(until, horizon[2])
         rows = ground.archive().history(channel, since, until, after_seq=after, limit=limit)
-        return {"channel": channel, "unit": CHANNEL[channel].unit,
-                "points": [[seq, t, value] for seq, t, value in rows],
-                "next": rows[-1][0] if len(rows) == limit else None}
+        return {
+            "channel": channel,
+            "unit": CHANNEL[channel].unit,
+            "points": [[seq, t, value] for seq, t, value in rows],
+            "next": rows[-1][0] if len(rows) == limit else None,
+        }
 
     @app.get("/api/events", tags=["telemetry"], summary="events at or above a severity, paged")
-    def events(severity: Annotated[str | None, Query(pattern="^(" + "|".join(SEVERITIES) + ")$")] = None,
-               after: Annotated[int, Query(ge=0)] = 0,
-               limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 200,
-               last: Annotated[bool, Query(description="the newest `limit` events instead of the oldest")] = False):
+    def events(
+        severity: Annotated[str | None, Query(pattern="^(" + "|".join(SEVERITIES) + ")$")] = None,
+        after: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 200,
+        last: Annotated[bool, Query(description="the newest `limit` events instead of the oldest")] = False,
+    ):
         horizon = ground.feed.horizon()
-        rows = ground.archive().events(severity, after, limit, max_id=horizon[1] if horizon else None,
-                                       newest=last)
+        rows = ground.archive().events(
+            severity, after, limit, max_id=horizon[1] if horizon else None, newest=last
+        )
         return {"events": rows, "next": rows[-1]["id"] if len(rows) == limit and not last else None}
 
     # -- the map ------------------------------------------------------------------------------
     @app.get("/api/map/countries", tags=["map"], summary="simplified country outlines (GeoJSON)")
     def countries():
-        return Response(sky.countries_geojson(), media_type="application/geo+json",
-                        headers={"cache-control": "public, max-age=86400"})
+        return Response(
+            sky.countries_geojson(),
+            media_type="application/geo+json",
+            headers={"cache-control": "public, max-age=86400"},
+        )
 
     @app.get("/api/stations", tags=["map"], summary="built-in ground stations")
     def stations():
         return {"stations": sky.stations()}
 
     @app.get("/api/track", tags=["map"], summary="ground track around a time, and the subsolar point")
-    def track(at: Annotated[float | None, Query()] = None,
-              before_s: Annotated[float, Query(ge=0, le=MAX_TRACK_S)] = 3000.0,
-              after_s: Annotated[float, Query(ge=0, le=MAX_TRACK_S)] = 6000.0,
-              step_s: Annotated[float, Query(ge=5, le=3600)] = 30.0):
+    def track(
+        at: Annotated[float | None, Query()] = None,
+        before_s: Annotated[float, Query(ge=0, le=MAX_TRACK_S)] = 3000.0,
+        after_s: Annotated[float, Query(ge=0, le=MAX_TRACK_S)] = 6000.0,
+        step_s: Annotated[float, Query(ge=5, le=3600)] = 30.0,
+    ):
         at = _finite("at", at)
         at = at if at is not None else ground.now()
         if at is None:
@@ -319,14 +395,19 @@ def create_app(run: RunInfo, *, token: str, replay_speed: float = 60.0, assistan
         if (before_s + after_s) / step_s > 20000:
             raise HTTPException(422, "too many points; use a larger step_s")
         lat, lon = sky.subsolar_point(at)
-        return {"at": at, "points": sky.ground_track(ground.twin(), at - before_s, at + after_s, step_s),
-                "subsolar": {"lat_deg": lat, "lon_deg": lon}}
+        return {
+            "at": at,
+            "points": sky.ground_track(ground.twin(), at - before_s, at + after_s, step_s),
+            "subsolar": {"lat_deg": lat, "lon_deg": lon},
+        }
 
     @app.get("/api/passes", tags=["map"], summary="passes over a ground station")
-    def passes(station: Annotated[str, Query(min_length=1, max_length=64, description="built-in id or LAT,LON")],
-               hours: Annotated[float, Query(gt=0, le=MAX_PASS_HOURS)] = 24.0,
-               min_elevation: Annotated[float, Query(gt=-90, lt=90)] = 10.0,
-               at: Annotated[float | None, Query()] = None):
+    def passes(
+        station: Annotated[str, Query(min_length=1, max_length=64, description="built-in id or LAT,LON")],
+        hours: Annotated[float, Query(gt=0, le=MAX_PASS_HOURS)] = 24.0,
+        min_elevation: Annotated[float, Query(gt=-90, lt=90)] = 10.0,
+        at: Annotated[float | None, Query()] = None,
+    ):
         try:
             where = resolve_station(station)
         except UserError as exc:
@@ -335,15 +416,26 @@ def create_app(run: RunInfo, *, token: str, replay_speed: float = 60.0, assistan
         at = at if at is not None else ground.now()
         if at is None:
             raise HTTPException(409, "the mission has no frame yet")
-        return {"station": sky.station_dict(where), "from": at, "hours": hours, "min_elevation_deg": min_elevation,
-                "passes": sky.passes(ground.twin(), where, at, hours, min_elevation)}
+        return {
+            "station": sky.station_dict(where),
+            "from": at,
+            "hours": hours,
+            "min_elevation_deg": min_elevation,
+            "passes": sky.passes(ground.twin(), where, at, hours, min_elevation),
+        }
 
     # -- the live stream ----------------------------------------------------------------------
-    @app.get("/api/stream", tags=["telemetry"], summary="live frames and events (server-sent events)",
-             response_class=StreamingResponse)
-    async def stream(request: Request,
-                     after: Annotated[str | None, Query(description="cursor SEQ-EVENTID; 0-0 replays all")] = None,
-                     last_event_id: Annotated[str | None, Header()] = None):
+    @app.get(
+        "/api/stream",
+        tags=["telemetry"],
+        summary="live frames and events (server-sent events)",
+        response_class=StreamingResponse,
+    )
+    async def stream(
+        request: Request,
+        after: Annotated[str | None, Query(description="cursor SEQ-EVENTID; 0-0 replays all")] = None,
+        last_event_id: Annotated[str | None, Header()] = None,
+    ):
         start = _cursor(last_event_id) or _cursor(after)
         if start is None:  # a new client: begin with the latest frame
             end = ground.feed.end
@@ -358,30 +450,44 @@ def create_app(run: RunInfo, *, token: str, replay_speed: float = 60.0, assistan
                 batch = ground.feed.buffered_after(cursor)
                 if batch is None:  # older than the buffer: catch up from the archive
                     batch = await loop.run_in_executor(
-                        None, lambda: ground.feed.backlog_after(ground.archive(), cursor))
+                        None, lambda after=cursor: ground.feed.backlog_after(ground.archive(), after)
+                    )
                 if batch:
                     cursor = batch[-1].cursor
                     yield "".join(sse(item) for item in batch)
                     continue
                 try:
                     await asyncio.wait_for(changed.wait(), KEEPALIVE_S)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     yield ": keep-alive\n\n"
 
-        return StreamingResponse(items(), media_type="text/event-stream",
-                                 headers={"cache-control": "no-store", "x-accel-buffering": "no"})
+        return StreamingResponse(
+            items(),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+        )
 
     # -- commands -----------------------------------------------------------------------------
     def require_token(authorization: str | None) -> None:
         if not bearer_matches(authorization, ground.token):
-            raise HTTPException(401, "commands need the ground token: Authorization: Bearer <token>",
-                                headers={"www-authenticate": "Bearer"})
+            raise HTTPException(
+                401,
+                "commands need the ground token: Authorization: Bearer <token>",
+                headers={"www-authenticate": "Bearer"},
+            )
 
-    @app.post("/api/commands", tags=["commands"], status_code=202,
-              summary="queue a command for the running mission (bearer token; Idempotency-Key honoured)")
-    async def post_command(body: CommandRequest, response: Response,
-                           authorization: Annotated[str | None, Header()] = None,
-                           idempotency_key: Annotated[str | None, Header()] = None):
+    @app.post(
+        "/api/commands",
+        tags=["commands"],
+        status_code=202,
+        summary="queue a command for the running mission (bearer token; Idempotency-Key honoured)",
+    )
+    async def post_command(
+        body: CommandRequest,
+        response: Response,
+        authorization: Annotated[str | None, Header()] = None,
+        idempotency_key: Annotated[str | None, Header()] = None,
+    ):
         require_token(authorization)
         if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
             raise HTTPException(422, "Idempotency-Key: 1 to 128 characters of A-Z a-z 0-9 . _ : -")
@@ -398,7 +504,9 @@ def create_app(run: RunInfo, *, token: str, replay_speed: float = 60.0, assistan
             last = archive.last_frame()
             now = last[1] if last else time.time()
             try:
-                return archive.queue_command(body.name, body.args, now=now, idempotency_key=idempotency_key), True
+                return archive.queue_command(
+                    body.name, body.args, now=now, idempotency_key=idempotency_key
+                ), True
             except UserError as exc:
                 raise HTTPException(422, str(exc)) from None
 
@@ -409,8 +517,9 @@ def create_app(run: RunInfo, *, token: str, replay_speed: float = 60.0, assistan
         return command
 
     @app.get("/api/commands", tags=["commands"], summary="commands, oldest first, paged")
-    def list_commands(after: Annotated[int, Query(ge=0)] = 0,
-                      limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 200):
+    def list_commands(
+        after: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 200
+    ):
         rows = ground.archive().commands(after_id=after, limit=limit)
         return {"commands": rows, "next": rows[-1]["id"] if len(rows) == limit else None}
 
@@ -426,13 +535,21 @@ def create_app(run: RunInfo, *, token: str, replay_speed: float = 60.0, assistan
     async def chat(body: ChatRequest):
         def ask():  # in the assistant's own thread: loading a model must not stall the stream
             assistant = ground.assistant()
-            return assistant.ask(body.question, run_dir=ground.run.run_dir, at=ground.now(),
-                                 profile=ground.meta().get("profile"), history=[tuple(h) for h in body.history])
+            return assistant.ask(
+                body.question,
+                run_dir=ground.run.run_dir,
+                at=ground.now(),
+                profile=ground.meta().get("profile"),
+                history=[tuple(h) for h in body.history],
+            )
+
         return await asyncio.get_running_loop().run_in_executor(ground.assistant_pool, ask)
 
     # Outermost first: headers on every answer, then the rate limit, then the body limit.
     app.add_middleware(BodyLimit)
-    app.add_middleware(RateLimit, bucket=TokenBucket(rate, burst), costs={"/api/chat": 10.0, "/api/commands": 2.0})
+    app.add_middleware(
+        RateLimit, bucket=TokenBucket(rate, burst), costs={"/api/chat": 10.0, "/api/commands": 2.0}
+    )
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)
     app.add_middleware(SecurityHeaders)
@@ -442,6 +559,7 @@ def create_app(run: RunInfo, *, token: str, replay_speed: float = 60.0, assistan
 def bind_socket(host: str, port: int):
     """The listening socket, bound before uvicorn starts so that port 0 gives a known port."""
     import socket
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

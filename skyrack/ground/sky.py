@@ -29,8 +29,13 @@ def countries_geojson() -> bytes:
         if geom.is_empty:
             continue
         geom = shapely.set_precision(geom, 0.01)
-        features.append({"type": "Feature", "properties": {"name": record.name, "iso_a2": record.iso_a2},
-                         "geometry": shapely.geometry.mapping(geom)})
+        features.append(
+            {
+                "type": "Feature",
+                "properties": {"name": record.name, "iso_a2": record.iso_a2},
+                "geometry": shapely.geometry.mapping(geom),
+            }
+        )
     return json.dumps({"type": "FeatureCollection", "features": features}, separators=(",", ":")).encode()
 
 
@@ -48,8 +53,10 @@ def ground_track(twin: OrbitTwin, start: float, end: float, step_s: float) -> li
     """[t, lat, lon, sunlit fraction] from start to end."""
     seconds = np.arange(start, end + step_s / 2, step_s)
     state = twin.state(seconds)
-    return [[float(t), round(float(la), 3), round(float(lo), 3), round(float(sl), 3)]
-            for t, la, lo, sl in zip(seconds, state.lat_deg, state.lon_deg, state.sunlit)]
+    return [
+        [float(t), round(float(la), 3), round(float(lo), 3), round(float(sl), 3)]
+        for t, la, lo, sl in zip(seconds, state.lat_deg, state.lon_deg, state.sunlit)
+    ]
 
 
 def stations() -> list[dict]:
@@ -60,8 +67,18 @@ def station_dict(s: Station) -> dict:
     return {"name": s.name, "lat_deg": s.lat_deg, "lon_deg": s.lon_deg, "height_km": s.height_km}
 
 
-def passes(twin: OrbitTwin, station: Station, start: float, hours: float, min_elevation_deg: float) -> list[dict]:
-    return [{"rise": iso(p.rise_s), "rise_t": p.rise_s, "culmination": iso(p.culmination_s), "set": iso(p.set_s),
-             "set_t": p.set_s, "duration_s": round(p.duration_s, 1),
-             "max_elevation_deg": round(p.max_elevation_deg, 2)}
-            for p in find_passes(twin, station, start, start + hours * 3600.0, min_elevation_deg)]
+def passes(
+    twin: OrbitTwin, station: Station, start: float, hours: float, min_elevation_deg: float
+) -> list[dict]:
+    return [
+        {
+            "rise": iso(p.rise_s),
+            "rise_t": p.rise_s,
+            "culmination": iso(p.culmination_s),
+            "set": iso(p.set_s),
+            "set_t": p.set_s,
+            "duration_s": round(p.duration_s, 1),
+            "max_elevation_deg": round(p.max_elevation_deg, 2),
+        }
+        for p in find_passes(twin, station, start, start + hours * 3600.0, min_elevation_deg)
+    ]

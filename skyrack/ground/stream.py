@@ -27,20 +27,20 @@ class Cursor:
         return f"{self.seq}-{self.event_id}"
 
     @classmethod
-    def parse(cls, text: str) -> "Cursor":
+    def parse(cls, text: str) -> Cursor:
         match = _CURSOR.match(text.strip())
         if not match:
             raise ValueError(f"cursor {text[:40]!r} is not of the form SEQ-EVENTID (e.g. 120-7)")
         return cls(int(match.group(1)), int(match.group(2)))
 
-    def covers(self, other: "Cursor") -> bool:
+    def covers(self, other: Cursor) -> bool:
         return self.seq >= other.seq and self.event_id >= other.event_id
 
 
 @dataclass(frozen=True)
 class Item:
     kind: str  # "frame" or "event"
-    key: int   # frame seq or event id
+    key: int  # frame seq or event id
     t: float
     cursor: Cursor  # the cursor once this item is delivered
     data: str  # JSON payload, serialized once for every client
@@ -77,12 +77,16 @@ def merge(frames: list[dict], events: list[dict], start: Cursor) -> list[Item]:
             f = frames[i]
             i += 1
             seq = max(seq, f["seq"])
-            items.append(Item("frame", f["seq"], f["t"], Cursor(seq, eid), json.dumps(f, separators=(",", ":"))))
+            items.append(
+                Item("frame", f["seq"], f["t"], Cursor(seq, eid), json.dumps(f, separators=(",", ":")))
+            )
         else:
             e = events[j]
             j += 1
             eid = max(eid, e["id"])
-            items.append(Item("event", e["id"], e["t"], Cursor(seq, eid), json.dumps(e, separators=(",", ":"))))
+            items.append(
+                Item("event", e["id"], e["t"], Cursor(seq, eid), json.dumps(e, separators=(",", ":")))
+            )
     return items
 
 

@@ -11,33 +11,60 @@ from skyrack.errors import UserError
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "mission", help="fly the satellite, train the GPT in orbit, archive the telemetry, write a report",
+        "mission",
+        help="fly the satellite, train the GPT in orbit, archive the telemetry, write a report",
         description="Fly the satellite on a simulated clock: the orbit twin, the power, thermal and radiation "
-                    "models and the governor set the GPU's budget; the Shakespeare GPT trains within it "
-                    "under radiation faults that the guard detects and recovers; every frame goes to "
-                    "<runs>/<run-id>/telemetry.sqlite, and report.html + summary.json are written at the end.")
+        "models and the governor set the GPU's budget; the Shakespeare GPT trains within it "
+        "under radiation faults that the guard detects and recovers; every frame goes to "
+        "<runs>/<run-id>/telemetry.sqlite, and report.html + summary.json are written at the end.",
+    )
     from skyrack.orbit.commands import add_flight_args
+
     add_flight_args(p)
-    p.add_argument("--start", metavar="ISO8601",
-                   help="simulated start (default: half an orbit before the first South Atlantic Anomaly "
-                        "crossing after the elements' epoch, or after now when they are fresh)")
+    p.add_argument(
+        "--start",
+        metavar="ISO8601",
+        help="simulated start (default: half an orbit before the first South Atlantic Anomaly "
+        "crossing after the elements' epoch, or after now when they are fresh)",
+    )
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--hours", type=float, metavar="H", help="simulated hours to fly (default: 2.1 orbits)")
+    length.add_argument(
+        "--hours", type=float, metavar="H", help="simulated hours to fly (default: 2.1 orbits)"
+    )
     length.add_argument("--steps", type=int, metavar="N", help="fly until training reaches step N")
-    p.add_argument("--warp", type=float, metavar="X",
-                   help="simulated seconds per wall second of training at full power "
-                        "(default: the mission's length over 5 minutes)")
-    p.add_argument("--stress", type=float, default=10.0, metavar="X",
-                   help="multiplier on the profile's radiation upset rate (default 10)")
+    p.add_argument(
+        "--warp",
+        type=float,
+        metavar="X",
+        help="simulated seconds per wall second of training at full power "
+        "(default: the mission's length over 5 minutes)",
+    )
+    p.add_argument(
+        "--stress",
+        type=float,
+        default=10.0,
+        metavar="X",
+        help="multiplier on the profile's radiation upset rate (default 10)",
+    )
     from skyrack.mission.training import PRESET_NAMES
+
     p.add_argument("--preset", default="cpu", choices=PRESET_NAMES, help="model and recipe (default: cpu)")
-    p.add_argument("--data", metavar="FILE", help="train on this UTF-8 text (default: the complete works of Shakespeare)")
+    p.add_argument(
+        "--data", metavar="FILE", help="train on this UTF-8 text (default: the complete works of Shakespeare)"
+    )
     p.add_argument("--run-id", metavar="ID", help="name of the run directory (default: mission-<UTC time>)")
     p.add_argument("--resume", metavar="ID", help="continue an interrupted mission")
     p.add_argument("--runs-dir", metavar="DIR", help="where runs live (default: $SKYRACK_RUNS or ./runs)")
-    p.add_argument("--frame-interval", type=float, default=10.0, metavar="S",
-                   help="simulated seconds between telemetry frames (default 10)")
-    p.add_argument("--soc", type=float, default=0.5, help="battery state of charge at the start (default 0.5)")
+    p.add_argument(
+        "--frame-interval",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="simulated seconds between telemetry frames (default 10)",
+    )
+    p.add_argument(
+        "--soc", type=float, default=0.5, help="battery state of charge at the start (default 0.5)"
+    )
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when present)")
     p.add_argument("--no-dashboard", action="store_true", help="no live view, only the start and end lines")
@@ -46,7 +73,9 @@ def register(subparsers) -> None:
 
     t = subparsers.add_parser("telemetry", help="one channel of a mission's archive, as CSV or JSON")
     t.add_argument("run", metavar="RUN", help="run id (under --runs-dir) or run directory")
-    t.add_argument("--channel", required=True, metavar="NAME", help="e.g. power.battery_soc (see the dictionary)")
+    t.add_argument(
+        "--channel", required=True, metavar="NAME", help="e.g. power.battery_soc (see the dictionary)"
+    )
     t.add_argument("--since", metavar="T", help="from this time (ISO 8601 or POSIX seconds)")
     t.add_argument("--until", metavar="T", help="up to this time (ISO 8601 or POSIX seconds)")
     t.add_argument("--runs-dir", metavar="DIR")
@@ -57,7 +86,9 @@ def register(subparsers) -> None:
 
     e = subparsers.add_parser("events", help="a mission's events")
     e.add_argument("run", metavar="RUN")
-    e.add_argument("--severity", metavar="S", help="this severity and above: debug, info, warning, error, critical")
+    e.add_argument(
+        "--severity", metavar="S", help="this severity and above: debug, info, warning, error, critical"
+    )
     e.add_argument("--runs-dir", metavar="DIR")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_events)
@@ -73,10 +104,24 @@ def cmd_mission(args) -> int:
     from skyrack.mission.dashboard import Dashboard
     from skyrack.mission.runner import Options, run_mission
 
-    opts = Options(profile=args.profile, tle=args.tle, start=args.start, hours=args.hours, steps=args.steps,
-                   warp=args.warp, stress=args.stress, preset=args.preset, data=args.data, run_id=args.run_id,
-                   resume=args.resume, runs_dir=args.runs_dir, frame_interval=args.frame_interval, soc=args.soc,
-                   seed=args.seed, device=args.device)
+    opts = Options(
+        profile=args.profile,
+        tle=args.tle,
+        start=args.start,
+        hours=args.hours,
+        steps=args.steps,
+        warp=args.warp,
+        stress=args.stress,
+        preset=args.preset,
+        data=args.data,
+        run_id=args.run_id,
+        resume=args.resume,
+        runs_dir=args.runs_dir,
+        frame_interval=args.frame_interval,
+        soc=args.soc,
+        seed=args.seed,
+        device=args.device,
+    )
     out = sys.stderr if args.json else sys.stdout
     view = Dashboard(stream=out, live=not args.no_dashboard)
 
@@ -86,6 +131,7 @@ def cmd_mission(args) -> int:
     summary = run_mission(opts, say, view)
     if args.json:
         from skyrack.cli import print_json
+
         print_json(summary)
     else:
         say(f"report: {summary['report']}")
@@ -100,15 +146,19 @@ def _time(text: str | None, flag: str) -> float | None:
     except ValueError:
         pass
     from skyrack.orbit.timebase import parse_time
+
     try:
         return parse_time(text).timestamp()
     except UserError:
-        raise UserError(f"{flag}: malformed time {text!r}: use ISO 8601 (2026-07-26T12:00:00Z) or POSIX seconds") from None
+        raise UserError(
+            f"{flag}: malformed time {text!r}: use ISO 8601 (2026-07-26T12:00:00Z) or POSIX seconds"
+        ) from None
 
 
 def _archive(args):
     from skyrack.mission.rundir import find_run
     from skyrack.telemetry.archive import Archive
+
     return Archive(find_run(args.run, args.runs_dir).archive, readonly=True)
 
 
@@ -124,8 +174,15 @@ def cmd_telemetry(args) -> int:
     channel = CHANNEL[args.channel]
     if args.json:
         from skyrack.cli import print_json
-        print_json({"channel": channel.name, "unit": channel.unit, "type": channel.type,
-                    "rows": [{"seq": s, "t": t, "time": iso(t), "value": v} for s, t, v in rows]})
+
+        print_json(
+            {
+                "channel": channel.name,
+                "unit": channel.unit,
+                "type": channel.type,
+                "rows": [{"seq": s, "t": t, "time": iso(t), "value": v} for s, t, v in rows],
+            }
+        )
         return 0
     writer = csv.writer(sys.stdout, lineterminator="\n")
     writer.writerow(["seq", "t", "time", channel.name])
@@ -140,6 +197,7 @@ def cmd_events(args) -> int:
         events = archive.events(args.severity)
     if args.json:
         from skyrack.cli import print_json
+
         print_json({"events": [{**e, "time": iso(e["t"])} for e in events]})
         return 0
     for e in events:
@@ -154,6 +212,7 @@ def cmd_report(args) -> int:
     summary = write_report(find_run(args.run, args.runs_dir))
     if args.json:
         from skyrack.cli import print_json
+
         print_json(summary)
     else:
         print(f"report: {summary['report']}")

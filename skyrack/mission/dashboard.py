@@ -53,9 +53,11 @@ def lines(snap) -> list[str]:
     steps = f"{v['train.step']}/{snap.target_steps}"
     return [
         f"\x1b[1m{snap.satellite}\x1b[0m  {snap.run_id}  {iso(snap.t)}  frame {snap.frames}"
-        + (f"/{total}" if total else "") + f"  ETA {_clock(snap.eta_s)}",
+        + (f"/{total}" if total else "")
+        + f"  ETA {_clock(snap.eta_s)}",
         f"  over      {v['orbit.region']} ({v['orbit.area']})  {_latlon(v['orbit.lat_deg'], v['orbit.lon_deg'])}"
-        f"  {v['orbit.alt_km']:.0f} km" + ("  \x1b[33mSOUTH ATLANTIC ANOMALY\x1b[0m" if v["orbit.in_saa"] else ""),
+        f"  {v['orbit.alt_km']:.0f} km"
+        + ("  \x1b[33mSOUTH ATLANTIC ANOMALY\x1b[0m" if v["orbit.in_saa"] else ""),
         f"  light     {_light(snap)}",
         f"  battery   {_bar(v['power.battery_soc'])} {v['power.battery_soc']:.0%}  {v['power.battery_wh']:.0f} Wh"
         f"   array {v['power.array_w']:.0f} W  load {v['power.load_w']:.0f} W",
@@ -71,16 +73,17 @@ def lines(snap) -> list[str]:
 
 def log_line(snap) -> str:
     v = snap.values
-    return (f"[{iso(snap.t)}] frame {snap.frames} | {v['orbit.region']} | {_light(snap).lower()} | "
-            f"battery {v['power.battery_soc']:.0%} | gpu {v['gpu.cap_w']:.0f} W {v['gpu.temp_c']:.0f} C | "
-            f"faults {v['faults.injected']}/{v['faults.detected']}/{v['faults.recovered']} | "
-            f"step {v['train.step']}/{snap.target_steps} loss {_f(v['train.loss'], '.3f')} | "
-            f"{v['train.tokens_per_s']:,.0f} tok/s | ETA {_clock(snap.eta_s)}")
+    return (
+        f"[{iso(snap.t)}] frame {snap.frames} | {v['orbit.region']} | {_light(snap).lower()} | "
+        f"battery {v['power.battery_soc']:.0%} | gpu {v['gpu.cap_w']:.0f} W {v['gpu.temp_c']:.0f} C | "
+        f"faults {v['faults.injected']}/{v['faults.detected']}/{v['faults.recovered']} | "
+        f"step {v['train.step']}/{snap.target_steps} loss {_f(v['train.loss'], '.3f')} | "
+        f"{v['train.tokens_per_s']:,.0f} tok/s | ETA {_clock(snap.eta_s)}"
+    )
 
 
 class Dashboard:
-    def __init__(self, stream=None, *, live: bool = True,
-                 refresh_s: float = 0.25, log_every_s: float = 10.0):
+    def __init__(self, stream=None, *, live: bool = True, refresh_s: float = 0.25, log_every_s: float = 10.0):
         self.stream = stream or sys.stdout
         self.tty = live and self.stream.isatty()
         self.enabled = live
@@ -106,7 +109,8 @@ class Dashboard:
             return
         if self.tty:
             out = (f"\x1b[{self.drawn}F" if self.drawn else "") + "".join(
-                line + "\x1b[K\n" for line in lines(snap))
+                line + "\x1b[K\n" for line in lines(snap)
+            )
             self.drawn = out.count("\n")
         else:
             out = log_line(snap) + "\n"

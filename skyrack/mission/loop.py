@@ -18,10 +18,10 @@ import signal
 import time
 from dataclasses import dataclass, field
 
-from skyrack.telemetry.archive import Archive, Event
-from skyrack.telemetry.dictionary import CHANNEL, CHANNELS
 from skyrack.mission.clock import StepClock, Stopwatch
 from skyrack.mission.uplink import Operator, execute
+from skyrack.telemetry.archive import Archive, Event
+from skyrack.telemetry.dictionary import CHANNEL, CHANNELS
 
 LIMITED = tuple(c.name for c in CHANNELS if c.yellow or c.red)
 SESSION_SAVE_S = 20.0  # wall seconds between updates of the session's bookkeeping in the meta
@@ -46,8 +46,19 @@ class Snapshot:
 
 
 class Mission:
-    def __init__(self, archive: Archive, craft, training, *, meta: dict, operator: Operator, view,
-                 first_tick: int, offsets: dict, previous: dict | None):
+    def __init__(
+        self,
+        archive: Archive,
+        craft,
+        training,
+        *,
+        meta: dict,
+        operator: Operator,
+        view,
+        first_tick: int,
+        offsets: dict,
+        previous: dict | None,
+    ):
         self.archive, self.craft, self.training, self.meta = archive, craft, training, meta
         self.operator, self.view = operator, view
         self.k = first_tick
@@ -59,9 +70,14 @@ class Mission:
         self.pending: list[Event] = []
         self.previous = previous  # the last committed frame's values (None: a new mission)
         self.limit_state = {name: CHANNEL[name].limit_state((previous or {}).get(name)) for name in LIMITED}
-        self.snapshot = Snapshot(start_t=meta["start_t"], end_t=meta["end_t"], tick_s=self.tick_s,
-                                 run_id=meta["run_id"], satellite=meta.get("satellite") or "",
-                                 target_steps=training.trainer.cfg.steps)
+        self.snapshot = Snapshot(
+            start_t=meta["start_t"],
+            end_t=meta["end_t"],
+            tick_s=self.tick_s,
+            run_id=meta["run_id"],
+            satellite=meta.get("satellite") or "",
+            target_steps=training.trainer.cfg.steps,
+        )
         self.tokens_per_s = 0.0
         self.training_announced_done = training.done
         training.run.listeners.append(self._on_training_event)
@@ -115,8 +131,15 @@ class Mission:
         now = craft.at(k)
         events, self.pending = self.pending, []
         if self.previous is None:
-            events.append(Event("mission", {"message": f"mission {self.meta['run_id']} begins: "
-                                            f"{self.meta['satellite']}, {self.n_ticks} frames of {self.tick_s:g} s"}))
+            events.append(
+                Event(
+                    "mission",
+                    {
+                        "message": f"mission {self.meta['run_id']} begins: "
+                        f"{self.meta['satellite']}, {self.n_ticks} frames of {self.tick_s:g} s"
+                    },
+                )
+            )
         else:
             events += self._crossings(now)
 
@@ -124,8 +147,11 @@ class Mission:
             self.archive.set_meta("operator", op.as_dict())
         decision = craft.decide(now)
         if decision.kind != "hold":
-            events.append(Event("governor", {"action": decision.kind, "cap_w": decision.cap_w,
-                                             "reason": decision.reason}))
+            events.append(
+                Event(
+                    "governor", {"action": decision.kind, "cap_w": decision.cap_w, "reason": decision.reason}
+                )
+            )
         active = not training.done
         cap = op.cap(decision.cap_w, craft.spec.gpu_min_power_w) if active else 0.0
         if decision.checkpoint and active and training.step_count > 0:
@@ -157,8 +183,15 @@ class Mission:
             events += self.pending
             self.pending = []
             what = "training complete" if training.done else "the mission ends: training stops"
-            events.append(Event("mission", {"message": f"{what} at step {training.step_count}, "
-                                            f"validation loss {training.trainer.state.val_loss:.3f}"}))
+            events.append(
+                Event(
+                    "mission",
+                    {
+                        "message": f"{what} at step {training.step_count}, "
+                        f"validation loss {training.trainer.state.val_loss:.3f}"
+                    },
+                )
+            )
 
         gpu_w = craft.gpu_draw_w(cap)
         values = self._values(now, cap, gpu_w, fraction)
@@ -188,19 +221,34 @@ class Mission:
         state = training.trainer.state
         battery = craft.power.battery.energy_wh
         return {
-            "orbit.lat_deg": now.lat_deg, "orbit.lon_deg": now.lon_deg, "orbit.alt_km": now.alt_km,
-            "orbit.speed_km_s": now.speed_km_s, "orbit.sunlit": now.sunlit, "orbit.beta_deg": now.beta_deg,
-            "orbit.in_saa": now.in_saa, "orbit.region": now.region, "orbit.area": now.area,
-            "power.array_w": now.array_w, "power.load_w": craft.spec.bus_baseline_power_w + gpu_w,
-            "power.battery_soc": battery / craft.spec.battery_capacity_wh, "power.battery_wh": battery,
-            "gpu.cap_w": cap, "gpu.temp_c": craft.gpu_temp_c(gpu_w), "gpu.throughput": fraction,
-            "radiation.upset_rate": now.upsets_per_s * self.operator.stress, "radiation.dose_rad": craft.dose_rad,
+            "orbit.lat_deg": now.lat_deg,
+            "orbit.lon_deg": now.lon_deg,
+            "orbit.alt_km": now.alt_km,
+            "orbit.speed_km_s": now.speed_km_s,
+            "orbit.sunlit": now.sunlit,
+            "orbit.beta_deg": now.beta_deg,
+            "orbit.in_saa": now.in_saa,
+            "orbit.region": now.region,
+            "orbit.area": now.area,
+            "power.array_w": now.array_w,
+            "power.load_w": craft.spec.bus_baseline_power_w + gpu_w,
+            "power.battery_soc": battery / craft.spec.battery_capacity_wh,
+            "power.battery_wh": battery,
+            "gpu.cap_w": cap,
+            "gpu.temp_c": craft.gpu_temp_c(gpu_w),
+            "gpu.throughput": fraction,
+            "radiation.upset_rate": now.upsets_per_s * self.operator.stress,
+            "radiation.dose_rad": craft.dose_rad,
             "faults.injected": self.offsets["faults.injected"] + counts["injected"],
             "faults.detected": self.offsets["faults.detected"] + counts["detected"],
             "faults.recovered": self.offsets["faults.recovered"] + counts["recovered"],
             "train.step": state.step,
-            "train.loss": training.last_loss if training.last_loss is not None else (self.previous or {}).get("train.loss"),
-            "train.val_loss": state.val_loss if state.val_loss is not None else (self.previous or {}).get("train.val_loss"),
+            "train.loss": training.last_loss
+            if training.last_loss is not None
+            else (self.previous or {}).get("train.loss"),
+            "train.val_loss": state.val_loss
+            if state.val_loss is not None
+            else (self.previous or {}).get("train.val_loss"),
             "train.tokens_per_s": self.tokens_per_s,
         }
 
@@ -227,8 +275,9 @@ class Mission:
     def _save_session(self, wall_s: float) -> None:
         sessions = self.archive.meta("sessions", [])
         if sessions:
-            sessions[-1].update(wall_s=round(wall_s, 3), train_wall_s=round(self.train_watch.total, 3),
-                                last_tick=self.k - 1)
+            sessions[-1].update(
+                wall_s=round(wall_s, 3), train_wall_s=round(self.train_watch.total, 3), last_tick=self.k - 1
+            )
             self.archive.set_meta("sessions", sessions)
 
 

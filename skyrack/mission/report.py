@@ -17,9 +17,25 @@ from skyrack.telemetry.archive import Archive
 from skyrack.telemetry.dictionary import CHANNEL
 
 SAMPLE_CHARS = 600
-SERIES = ("orbit.lat_deg", "orbit.lon_deg", "orbit.sunlit", "orbit.in_saa", "power.array_w", "power.load_w",
-          "power.battery_soc", "gpu.cap_w", "gpu.temp_c", "gpu.throughput", "radiation.upset_rate",
-          "train.step", "train.loss", "train.val_loss", "faults.injected", "faults.detected", "faults.recovered")
+SERIES = (
+    "orbit.lat_deg",
+    "orbit.lon_deg",
+    "orbit.sunlit",
+    "orbit.in_saa",
+    "power.array_w",
+    "power.load_w",
+    "power.battery_soc",
+    "gpu.cap_w",
+    "gpu.temp_c",
+    "gpu.throughput",
+    "radiation.upset_rate",
+    "train.step",
+    "train.loss",
+    "train.val_loss",
+    "faults.injected",
+    "faults.detected",
+    "faults.recovered",
+)
 
 
 def read_series(archive: Archive) -> dict[str, list]:
@@ -55,8 +71,23 @@ def _mean(values) -> float | None:
 
 
 def summarize(run: RunDir, archive: Archive, data: dict, events: list[dict]) -> dict:
-    meta = {key: archive.meta(key) for key in ("run_id", "satellite", "profile", "start_t", "end_t", "frame_interval_s",
-                                                "warp", "preset", "stress", "status", "sessions", "steps")}
+    meta = {
+        key: archive.meta(key)
+        for key in (
+            "run_id",
+            "satellite",
+            "profile",
+            "start_t",
+            "end_t",
+            "frame_interval_s",
+            "warp",
+            "preset",
+            "stress",
+            "status",
+            "sessions",
+            "steps",
+        )
+    }
     tick = float(meta["frame_interval_s"] or 10.0)
     t, seq = data["t"], data["seq"]
     n = len(t)
@@ -78,6 +109,7 @@ def summarize(run: RunDir, archive: Archive, data: dict, events: list[dict]) -> 
     try:
         from skyrack.orbit.twin import OrbitTwin
         from skyrack.profile import load_profile
+
         period = OrbitTwin(load_profile(meta["profile"], archive.meta("tle_file")).satellite).period_s
     except Exception:  # the report still stands without the orbit count
         pass
@@ -94,7 +126,9 @@ def summarize(run: RunDir, archive: Archive, data: dict, events: list[dict]) -> 
         "frame_interval_s": tick,
         "frames_missing": (expected[-1] + 1 - n) if n else 0,
         "frames_duplicated": n - len(set(expected)),
-        "frames_contiguous": expected == list(range(n)) and seq == list(range(seq[0], seq[0] + n)) if n else True,
+        "frames_contiguous": expected == list(range(n)) and seq == list(range(seq[0], seq[0] + n))
+        if n
+        else True,
         "sessions": len(sessions),
         "resumes": max(0, len(sessions) - 1),
         "wall_s": round(sum(s.get("wall_s", 0.0) for s in sessions), 1),
@@ -106,7 +140,9 @@ def summarize(run: RunDir, archive: Archive, data: dict, events: list[dict]) -> 
         "saa_crossings": counts.get("saa_entry", 0),
         "energy_in_wh": round(sum(v or 0.0 for v in data["power.array_w"]) * hours, 1),
         "energy_used_wh": round(sum(v or 0.0 for v in data["power.load_w"]) * hours, 1),
-        "battery_min_soc": round(min((v for v in data["power.battery_soc"] if v is not None), default=0.0), 4),
+        "battery_min_soc": round(
+            min((v for v in data["power.battery_soc"] if v is not None), default=0.0), 4
+        ),
         "battery_end_soc": round(last["power.battery_soc"] or 0.0, 4),
         "gpu_max_temp_c": round(max((v for v in data["gpu.temp_c"] if v is not None), default=0.0), 2),
         "gpu_duty": round(sum(1 for v in data["gpu.cap_w"] if v and v > 0) / n, 4) if n else 0.0,
@@ -118,11 +154,17 @@ def summarize(run: RunDir, archive: Archive, data: dict, events: list[dict]) -> 
         "first_loss": round(losses[0], 4) if losses else None,
         "final_loss": round(losses[-1], 4) if losses else None,
         "final_val_loss": round(last["train.val_loss"], 4) if last["train.val_loss"] is not None else None,
-        "faults": {"injected": last["faults.injected"] or 0, "detected": last["faults.detected"] or 0,
-                   "recovered": last["faults.recovered"] or 0, "by_kind": by_kind},
+        "faults": {
+            "injected": last["faults.injected"] or 0,
+            "detected": last["faults.detected"] or 0,
+            "recovered": last["faults.recovered"] or 0,
+            "by_kind": by_kind,
+        },
         "checkpoints": counts.get("checkpoint", 0),
-        "commands": {state: sum(1 for c in commands if c["status"] == state)
-                     for state in ("queued", "dispatched", "completed", "failed")},
+        "commands": {
+            state: sum(1 for c in commands if c["status"] == state)
+            for state in ("queued", "dispatched", "completed", "failed")
+        },
         "limit_events": counts.get("limit", 0),
         "events": counts,
         "report": str(run.report),
@@ -132,9 +174,11 @@ def summarize(run: RunDir, archive: Archive, data: dict, events: list[dict]) -> 
 def shakespeare_sample(run: RunDir) -> tuple[str | None, str]:
     """(text, where from) sampled from the newest verified checkpoint."""
     from skyrack.train import checkpoint
+
     if not checkpoint.list_checkpoints(run.checkpoints):
         return None, "no checkpoint was written"
     from skyrack.train.commands import generate_text, load_model
+
     try:
         model, tokenizer, ckpt = load_model(str(run.checkpoints), device="cpu", fallback=True)
         prompt = "ROMEO:" if all(c in tokenizer.index for c in "ROMEO:\n") else None
@@ -171,87 +215,193 @@ def render(summary: dict, data: dict, events: list[dict], sample: str | None, sa
     t0, t1 = (t[0], t[-1] + tick) if t else (0.0, 1.0)
     eclipses = _intervals(t, [s is not None and s < 0.5 for s in data["orbit.sunlit"]], tick)
     in_saa = _intervals(t, [bool(s) for s in data["orbit.in_saa"]], tick)
-    track = [(la, lo, (s or 0) >= 0.5) for la, lo, s in zip(data["orbit.lat_deg"], data["orbit.lon_deg"],
-                                                             data["orbit.sunlit"]) if la is not None]
+    track = [
+        (la, lo, (s or 0) >= 0.5)
+        for la, lo, s in zip(data["orbit.lat_deg"], data["orbit.lon_deg"], data["orbit.sunlit"])
+        if la is not None
+    ]
     position = {}
     for ti, la, lo in zip(t, data["orbit.lat_deg"], data["orbit.lon_deg"]):
         position[ti] = (la, lo)
     faults = [e for e in events if e["name"] in ("fault_injected", "fault_recovered")]
-    fault_markers = [(position[e["t"]][0], position[e["t"]][1], "#ff6b5e", f"{iso(e['t'])} {e['message']}")
-                     for e in faults if e["name"] == "fault_injected" and e["t"] in position]
+    fault_markers = [
+        (position[e["t"]][0], position[e["t"]][1], "#ff6b5e", f"{iso(e['t'])} {e['message']}")
+        for e in faults
+        if e["name"] == "fault_injected" and e["t"] in position
+    ]
     governor = [e for e in events if e["name"] == "governor"]
-    gov_colour = {"pause": "#ff6b5e", "resume": "#8fd19e", "set-cap": "#7ab8ff", "checkpoint-before-pause": "#ffd24d"}
-    gov_markers = [{"t": e["t"], "colour": gov_colour.get(e["data"].get("action"), "#aaa"),
-                    "label": f"{iso(e['t'])} {e['message']}"} for e in governor]
-    fault_ticks = [{"t": e["t"], "colour": "#ff6b5e" if e["name"] == "fault_injected" else "#8fd19e",
-                    "row": 0 if e["name"] == "fault_injected" else 1,
-                    "label": f"{iso(e['t'])} {e['message']}"} for e in faults]
-    ckpt_ticks = [{"t": e["t"], "colour": "#ffd24d", "row": 2, "label": f"{iso(e['t'])} {e['message']}"}
-                  for e in events if e["name"] == "checkpoint"]
+    gov_colour = {
+        "pause": "#ff6b5e",
+        "resume": "#8fd19e",
+        "set-cap": "#7ab8ff",
+        "checkpoint-before-pause": "#ffd24d",
+    }
+    gov_markers = [
+        {
+            "t": e["t"],
+            "colour": gov_colour.get(e["data"].get("action"), "#aaa"),
+            "label": f"{iso(e['t'])} {e['message']}",
+        }
+        for e in governor
+    ]
+    fault_ticks = [
+        {
+            "t": e["t"],
+            "colour": "#ff6b5e" if e["name"] == "fault_injected" else "#8fd19e",
+            "row": 0 if e["name"] == "fault_injected" else 1,
+            "label": f"{iso(e['t'])} {e['message']}",
+        }
+        for e in faults
+    ]
+    ckpt_ticks = [
+        {"t": e["t"], "colour": "#ffd24d", "row": 2, "label": f"{iso(e['t'])} {e['message']}"}
+        for e in events
+        if e["name"] == "checkpoint"
+    ]
     soc_limits = CHANNEL["power.battery_soc"]
     temp_limits = CHANNEL["gpu.temp_c"]
     charts = {
-        "power": time_chart([
-            {"label": "array W", "colour": "#ffd24d", "t": t, "y": data["power.array_w"]},
-            {"label": "load W", "colour": "#ff8c5a", "t": t, "y": data["power.load_w"]},
-            {"label": "GPU cap W", "colour": "#7ab8ff", "t": t, "y": data["gpu.cap_w"], "step": True}],
-            t0=t0, t1=t1, y_label="Power (W)", bands=eclipses),
-        "battery": time_chart([
-            {"label": "state of charge %", "colour": "#8fd19e", "t": t,
-             "y": [None if v is None else 100 * v for v in data["power.battery_soc"]]}],
-            t0=t0, t1=t1, y_label="Battery (%)", y_range=(0, 100), bands=eclipses,
-            hlines=[(100 * soc_limits.yellow[0], "#e0b84a", "yellow limit"), (100 * soc_limits.red[0], "#e05a4a", "red limit")]),
-        "thermal": time_chart([
-            {"label": "GPU die °C", "colour": "#ff8c5a", "t": t, "y": data["gpu.temp_c"]}],
-            t0=t0, t1=t1, y_label="GPU temperature (°C) and the governor's decisions", bands=eclipses,
-            markers=gov_markers, hlines=[(temp_limits.yellow[1], "#e0b84a", "yellow limit"),
-                                         (temp_limits.red[1], "#e05a4a", "red limit")]),
-        "radiation": time_chart([
-            {"label": "upsets/s x stress", "colour": "#d98cff", "t": t, "y": data["radiation.upset_rate"], "step": True}],
-            t0=t0, t1=t1, y_label="Expected memory upsets a second (whole GPU)", bands=in_saa),
-        "loss": time_chart([
-            {"label": "train loss", "colour": "#7ab8ff", "t": t, "y": data["train.loss"]},
-            {"label": "validation loss", "colour": "#8fd19e", "t": t, "y": data["train.val_loss"], "step": True}],
-            t0=t0, t1=t1, y_label="Loss (nats per character) with faults, recoveries and checkpoints",
-            bands=eclipses, markers=fault_ticks + ckpt_ticks, height=260),
-        "steps": time_chart([
-            {"label": "training step", "colour": "#c8cfdb", "t": t, "y": data["train.step"], "step": True}],
-            t0=t0, t1=t1, y_label="Training step (drops are restarts from a checkpoint)", bands=eclipses, height=160),
+        "power": time_chart(
+            [
+                {"label": "array W", "colour": "#ffd24d", "t": t, "y": data["power.array_w"]},
+                {"label": "load W", "colour": "#ff8c5a", "t": t, "y": data["power.load_w"]},
+                {"label": "GPU cap W", "colour": "#7ab8ff", "t": t, "y": data["gpu.cap_w"], "step": True},
+            ],
+            t0=t0,
+            t1=t1,
+            y_label="Power (W)",
+            bands=eclipses,
+        ),
+        "battery": time_chart(
+            [
+                {
+                    "label": "state of charge %",
+                    "colour": "#8fd19e",
+                    "t": t,
+                    "y": [None if v is None else 100 * v for v in data["power.battery_soc"]],
+                }
+            ],
+            t0=t0,
+            t1=t1,
+            y_label="Battery (%)",
+            y_range=(0, 100),
+            bands=eclipses,
+            hlines=[
+                (100 * soc_limits.yellow[0], "#e0b84a", "yellow limit"),
+                (100 * soc_limits.red[0], "#e05a4a", "red limit"),
+            ],
+        ),
+        "thermal": time_chart(
+            [{"label": "GPU die °C", "colour": "#ff8c5a", "t": t, "y": data["gpu.temp_c"]}],
+            t0=t0,
+            t1=t1,
+            y_label="GPU temperature (°C) and the governor's decisions",
+            bands=eclipses,
+            markers=gov_markers,
+            hlines=[
+                (temp_limits.yellow[1], "#e0b84a", "yellow limit"),
+                (temp_limits.red[1], "#e05a4a", "red limit"),
+            ],
+        ),
+        "radiation": time_chart(
+            [
+                {
+                    "label": "upsets/s x stress",
+                    "colour": "#d98cff",
+                    "t": t,
+                    "y": data["radiation.upset_rate"],
+                    "step": True,
+                }
+            ],
+            t0=t0,
+            t1=t1,
+            y_label="Expected memory upsets a second (whole GPU)",
+            bands=in_saa,
+        ),
+        "loss": time_chart(
+            [
+                {"label": "train loss", "colour": "#7ab8ff", "t": t, "y": data["train.loss"]},
+                {
+                    "label": "validation loss",
+                    "colour": "#8fd19e",
+                    "t": t,
+                    "y": data["train.val_loss"],
+                    "step": True,
+                },
+            ],
+            t0=t0,
+            t1=t1,
+            y_label="Loss (nats per character) with faults, recoveries and checkpoints",
+            bands=eclipses,
+            markers=fault_ticks + ckpt_ticks,
+            height=260,
+        ),
+        "steps": time_chart(
+            [{"label": "training step", "colour": "#c8cfdb", "t": t, "y": data["train.step"], "step": True}],
+            t0=t0,
+            t1=t1,
+            y_label="Training step (drops are restarts from a checkpoint)",
+            bands=eclipses,
+            height=160,
+        ),
     }
     s = summary
     f = s["faults"]
-    cards = "".join([
-        _card(f"{s['orbits']}" if s["orbits"] is not None else "-", "orbits flown"),
-        _card(f"{s['simulated_hours']} h", "simulated"),
-        _card(s["eclipses"], "eclipses"), _card(s["saa_crossings"], "SAA crossings"),
-        _card(f"{s['training_steps']}", "training steps"),
-        _card(s["final_val_loss"] if s["final_val_loss"] is not None else "-", "final validation loss"),
-        _card(f"{f['injected']}", "faults injected"), _card(f"{f['recovered']}", "recovered"),
-        _card(f"{s['battery_min_soc']:.0%}", "lowest battery"), _card(f"{s['gpu_max_temp_c']:.0f} °C", "hottest GPU"),
-        _card(f"{s['mean_throughput']:.0%}", "mean GPU speed"), _card(s["governor_decisions"], "governor decisions"),
-    ])
+    cards = "".join(
+        [
+            _card(f"{s['orbits']}" if s["orbits"] is not None else "-", "orbits flown"),
+            _card(f"{s['simulated_hours']} h", "simulated"),
+            _card(s["eclipses"], "eclipses"),
+            _card(s["saa_crossings"], "SAA crossings"),
+            _card(f"{s['training_steps']}", "training steps"),
+            _card(s["final_val_loss"] if s["final_val_loss"] is not None else "-", "final validation loss"),
+            _card(f"{f['injected']}", "faults injected"),
+            _card(f"{f['recovered']}", "recovered"),
+            _card(f"{s['battery_min_soc']:.0%}", "lowest battery"),
+            _card(f"{s['gpu_max_temp_c']:.0f} °C", "hottest GPU"),
+            _card(f"{s['mean_throughput']:.0%}", "mean GPU speed"),
+            _card(s["governor_decisions"], "governor decisions"),
+        ]
+    )
     fault_rows = "".join(
         f'<tr class="{"inj" if e["name"] == "fault_injected" else "rec"}"><td>{iso(e["t"])}</td>'
-        f'<td>{escape(e["data"].get("kind", ""))}</td><td>{"injected" if e["name"] == "fault_injected" else "recovered"}</td>'
-        f'<td>{escape(str(e["data"].get("step", "")))}</td>'
-        f'<td>{escape(e["data"].get("where") or e["data"].get("how") or "")}</td></tr>' for e in faults[:400])
-    more = f'<p class="muted">{len(faults) - 400} more in the archive (skyrack events).</p>' if len(faults) > 400 else ""
-    kinds = "".join(f"<tr><td>{escape(k)}</td><td>{v['injected']}</td><td>{v['recovered']}</td></tr>"
-                    for k, v in sorted(f["by_kind"].items()))
-    gov_rows = "".join(f"<tr><td>{iso(e['t'])}</td><td>{escape(e['data'].get('action', ''))}</td>"
-                       f"<td>{e['data'].get('cap_w', 0):.0f} W</td><td>{escape(e['data'].get('reason', ''))}</td></tr>"
-                       for e in governor[:200])
-    sample_html = (f"<pre>{escape(sample)}</pre><p class='muted'>Sampled from {escape(sample_from)} "
-                   f"(temperature 0.8, seed 1337).</p>" if sample else f"<p class='muted'>No sample: {escape(sample_from)}.</p>")
-    integrity = ("every frame present, none duplicated" if s["frames_contiguous"] else
-                 f"{s['frames_missing']} missing, {s['frames_duplicated']} duplicated")
+        f"<td>{escape(e['data'].get('kind', ''))}</td><td>{'injected' if e['name'] == 'fault_injected' else 'recovered'}</td>"
+        f"<td>{escape(str(e['data'].get('step', '')))}</td>"
+        f"<td>{escape(e['data'].get('where') or e['data'].get('how') or '')}</td></tr>"
+        for e in faults[:400]
+    )
+    more = (
+        f'<p class="muted">{len(faults) - 400} more in the archive (skyrack events).</p>'
+        if len(faults) > 400
+        else ""
+    )
+    kinds = "".join(
+        f"<tr><td>{escape(k)}</td><td>{v['injected']}</td><td>{v['recovered']}</td></tr>"
+        for k, v in sorted(f["by_kind"].items())
+    )
+    gov_rows = "".join(
+        f"<tr><td>{iso(e['t'])}</td><td>{escape(e['data'].get('action', ''))}</td>"
+        f"<td>{e['data'].get('cap_w', 0):.0f} W</td><td>{escape(e['data'].get('reason', ''))}</td></tr>"
+        for e in governor[:200]
+    )
+    sample_html = (
+        f"<pre>{escape(sample)}</pre><p class='muted'>Sampled from {escape(sample_from)} "
+        f"(temperature 0.8, seed 1337).</p>"
+        if sample
+        else f"<p class='muted'>No sample: {escape(sample_from)}.</p>"
+    )
+    integrity = (
+        "every frame present, none duplicated"
+        if s["frames_contiguous"]
+        else f"{s['frames_missing']} missing, {s['frames_duplicated']} duplicated"
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>{escape(s['satellite'] or 'Mission')} - {escape(s['run_id'])}</title><style>{CSS}</style></head>
+<title>{escape(s["satellite"] or "Mission")} - {escape(s["run_id"])}</title><style>{CSS}</style></head>
 <body><main>
-<h1>{escape(s['satellite'] or 'Satellite')}: mission {escape(s['run_id'])}</h1>
-<p class="sub">{escape(s['start'] or '')} to {escape(s['end'] or '')} (simulated) · {s['frames']} telemetry frames of {tick:g} s ({integrity})
-· {s['sessions']} session{'s' if s['sessions'] != 1 else ''} · {s['wall_s']} s of wall time · preset {escape(str(s['preset']))} · stress x{s['stress']:g} · status {escape(str(s['status']))}</p>
+<h1>{escape(s["satellite"] or "Satellite")}: mission {escape(s["run_id"])}</h1>
+<p class="sub">{escape(s["start"] or "")} to {escape(s["end"] or "")} (simulated) · {s["frames"]} telemetry frames of {tick:g} s ({integrity})
+· {s["sessions"]} session{"s" if s["sessions"] != 1 else ""} · {s["wall_s"]} s of wall time · preset {escape(str(s["preset"]))} · stress x{s["stress"]:g} · status {escape(str(s["status"]))}</p>
 <div class="cards">{cards}</div>
 <h2>Ground track</h2>
 <p class="key muted"><span><i class="dot" style="background:#ffd24d"></i>sunlit</span><span><i class="dot" style="background:#8fa3ff"></i>eclipse</span>
@@ -259,18 +409,18 @@ def render(summary: dict, data: dict, events: list[dict], sample: str | None, sa
 <span>○ start ▢ end</span></p>
 {world_map(track, fault_markers)}
 <h2>Power and battery</h2><p class="muted">Shaded: eclipse. The governor holds the battery above its reserve through each eclipse.</p>
-{charts['power']}{charts['battery']}
-<h2>Temperature and the governor</h2>{charts['thermal']}
+{charts["power"]}{charts["battery"]}
+<h2>Temperature and the governor</h2>{charts["thermal"]}
 <table><tr><th>time</th><th>decision</th><th>cap</th><th>reason</th></tr>{gov_rows}</table>
-<h2>Radiation</h2><p class="muted">Shaded: inside the South Atlantic Anomaly.</p>{charts['radiation']}
-<h2>Training</h2><p class="muted">Markers: <span style="color:#ff6b5e">fault injected</span>, <span style="color:#8fd19e">recovered</span>, <span style="color:#ffd24d">checkpoint</span>. First loss {s['first_loss']}, last {s['final_loss']}.</p>
-{charts['loss']}{charts['steps']}
+<h2>Radiation</h2><p class="muted">Shaded: inside the South Atlantic Anomaly.</p>{charts["radiation"]}
+<h2>Training</h2><p class="muted">Markers: <span style="color:#ff6b5e">fault injected</span>, <span style="color:#8fd19e">recovered</span>, <span style="color:#ffd24d">checkpoint</span>. First loss {s["first_loss"]}, last {s["final_loss"]}.</p>
+{charts["loss"]}{charts["steps"]}
 <h2>Faults</h2>
-<p>{f['injected']} injected, {f['detected']} detected, {f['recovered']} recovered.</p>
+<p>{f["injected"]} injected, {f["detected"]} detected, {f["recovered"]} recovered.</p>
 <table><tr><th>kind</th><th>injected</th><th>recovered</th></tr>{kinds}</table>
 <table><tr><th>time</th><th>kind</th><th>what</th><th>step</th><th>where / how</th></tr>{fault_rows}</table>{more}
 <h2>What the satellite learned to write</h2>{sample_html}
-<p class="muted">Written by skyrack from {escape(Path(s['report']).parent.name)}/telemetry.sqlite. Every figure is drawn from the archive; nothing on this page is fetched from the network.</p>
+<p class="muted">Written by skyrack from {escape(Path(s["report"]).parent.name)}/telemetry.sqlite. Every figure is drawn from the archive; nothing on this page is fetched from the network.</p>
 </main></body></html>
 """
 

@@ -68,8 +68,10 @@ class RunDir:
     def create(self) -> None:
         """Make the directory (a new mission): a clear error where it cannot be written."""
         if self.path.exists() and (self.path / ARCHIVE).exists():
-            raise UserError(f"run {self.run_id!r} already exists in {self.path.parent}; "
-                            f"continue it with --resume {self.run_id} or pick another --run-id")
+            raise UserError(
+                f"run {self.run_id!r} already exists in {self.path.parent}; "
+                f"continue it with --resume {self.run_id} or pick another --run-id"
+            )
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             probe = self.path / f".write-test-{os.getpid()}"
@@ -133,10 +135,14 @@ class RunLock:
                     self.path.unlink(missing_ok=True)  # stale: its mission is gone
                     continue
                 who = f"process {pid}" if pid else "another mission"
-                raise UserError(f"run directory {self.path.parent} is locked by {who} "
-                                f"(remove {self.path} if that mission is gone)") from None
+                raise UserError(
+                    f"run directory {self.path.parent} is locked by {who} "
+                    f"(remove {self.path} if that mission is gone)"
+                ) from None
             except OSError as exc:
-                raise UserError(f"cannot lock run directory {self.path.parent}: {exc.strerror or exc}") from None
+                raise UserError(
+                    f"cannot lock run directory {self.path.parent}: {exc.strerror or exc}"
+                ) from None
             try:
                 os.write(fd, body)
                 os.fsync(fd)

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from skyrack.errors import UserError
 from skyrack.mission.rundir import RunDir, RunLock, check_run_id, find_run, new_run_id
-from skyrack.telemetry.runs import runs_root
 from skyrack.mission.uplink import Operator
+from skyrack.telemetry.runs import runs_root
 
 DEFAULT_WALL_S = 300.0
 DEFAULT_ORBITS = 2.1
@@ -77,6 +77,7 @@ def plan(opts: Options, say: Callable[[str], None]) -> dict:
         raise UserError(f"unknown preset {opts.preset!r}; one of {', '.join(PRESET_NAMES)}")
     if opts.data is not None:
         from skyrack.train.data import read_text_file
+
         read_text_file(opts.data)  # a clear error now, not after the run directory exists
     profile_arg = opts.profile or "starcloud-1"
     if Path(profile_arg).is_file():
@@ -91,8 +92,10 @@ def plan(opts: Options, say: Callable[[str], None]) -> dict:
         fresh = twin.staleness_warning(now) is None
         start = default_start(twin, now if fresh else epoch)
         if not fresh:
-            say(f"the elements date from {profile.satellite.epoch:%Y-%m-%d}: flying from {iso(start)}, near "
-                f"their epoch (give --start, or fresh elements with --tle, to fly now)")
+            say(
+                f"the elements date from {profile.satellite.epoch:%Y-%m-%d}: flying from {iso(start)}, near "
+                f"their epoch (give --start, or fresh elements with --tle, to fly now)"
+            )
     if opts.steps is not None:
         hours = STEPS_MODE_MAX_HOURS
     else:
@@ -103,12 +106,30 @@ def plan(opts: Options, say: Callable[[str], None]) -> dict:
     stale = twin.staleness_warning([start, end])
     if stale:
         say(f"warning: {stale}")
-    warp = opts.warp or ((end - start) if opts.steps is None else DEFAULT_ORBITS * twin.period_s) / DEFAULT_WALL_S
-    return {"run_id": None, "profile": profile_arg, "tle_file": tle, "start_t": float(start), "end_t": float(end),
-            "frame_interval_s": float(opts.frame_interval), "warp": float(warp), "preset": opts.preset,
-            "stress": float(opts.stress), "status": "running", "wall_started": time.time(),
-            "satellite": profile.satellite.name, "steps": opts.steps, "seed": opts.seed, "initial_soc": opts.soc,
-            "data": str(Path(opts.data).resolve()) if opts.data else None, "session": 1, "sessions": []}
+    warp = (
+        opts.warp
+        or ((end - start) if opts.steps is None else DEFAULT_ORBITS * twin.period_s) / DEFAULT_WALL_S
+    )
+    return {
+        "run_id": None,
+        "profile": profile_arg,
+        "tle_file": tle,
+        "start_t": float(start),
+        "end_t": float(end),
+        "frame_interval_s": float(opts.frame_interval),
+        "warp": float(warp),
+        "preset": opts.preset,
+        "stress": float(opts.stress),
+        "status": "running",
+        "wall_started": time.time(),
+        "satellite": profile.satellite.name,
+        "steps": opts.steps,
+        "seed": opts.seed,
+        "initial_soc": opts.soc,
+        "data": str(Path(opts.data).resolve()) if opts.data else None,
+        "session": 1,
+        "sessions": [],
+    }
 
 
 class Flight:
@@ -140,7 +161,9 @@ class Flight:
             else:
                 self.lock.release()
             if isinstance(exc, OSError):
-                raise UserError(f"cannot write run directory {self.run.path}: {exc.strerror or exc}") from None
+                raise UserError(
+                    f"cannot write run directory {self.run.path}: {exc.strerror or exc}"
+                ) from None
             raise
 
     def _open(self, meta: dict | None) -> None:
@@ -155,26 +178,55 @@ class Flight:
         self.archive = Archive(self.run.archive)
         resuming = meta is None
         if resuming:
-            meta = {key: self.archive.meta(key) for key in
-                    ("run_id", "profile", "tle_file", "start_t", "end_t", "frame_interval_s", "warp", "preset",
-                     "stress", "status", "wall_started", "satellite", "steps", "seed", "initial_soc", "data",
-                     "session", "sessions")}
+            meta = {
+                key: self.archive.meta(key)
+                for key in (
+                    "run_id",
+                    "profile",
+                    "tle_file",
+                    "start_t",
+                    "end_t",
+                    "frame_interval_s",
+                    "warp",
+                    "preset",
+                    "stress",
+                    "status",
+                    "wall_started",
+                    "satellite",
+                    "steps",
+                    "seed",
+                    "initial_soc",
+                    "data",
+                    "session",
+                    "sessions",
+                )
+            }
             if meta["start_t"] is None:
-                raise UserError(f"{self.run.archive} holds no mission plan; it was not written by `skyrack mission`")
+                raise UserError(
+                    f"{self.run.archive} holds no mission plan; it was not written by `skyrack mission`"
+                )
             if meta["status"] == "finished":
                 raise UserError(f"mission {meta['run_id']} has finished; nothing to resume")
             meta["session"] = int(meta["session"] or 1) + 1
         else:
             meta["run_id"] = self.run.run_id
-        meta["sessions"] = list(meta["sessions"] or []) + [{"session": meta["session"], "wall_started": time.time(),
-                                                            "wall_s": 0.0}]
+        meta["sessions"] = list(meta["sessions"] or []) + [
+            {"session": meta["session"], "wall_started": time.time(), "wall_s": 0.0}
+        ]
         meta["status"] = "running"
         self.meta = meta
 
         profile = load_profile(meta["profile"], meta["tle_file"])
         twin = OrbitTwin(profile.satellite)
-        craft = Spacecraft(profile, twin, RegionIndex.load(), start_s=meta["start_t"], end_s=meta["end_t"],
-                           tick_s=meta["frame_interval_s"], initial_soc=meta["initial_soc"])
+        craft = Spacecraft(
+            profile,
+            twin,
+            RegionIndex.load(),
+            start_s=meta["start_t"],
+            end_s=meta["end_t"],
+            tick_s=meta["frame_interval_s"],
+            initial_soc=meta["initial_soc"],
+        )
         operator = Operator(stress=meta["stress"])
         if resuming and self.archive.meta("operator"):
             operator = Operator(**self.archive.meta("operator"))
@@ -184,20 +236,40 @@ class Flight:
         if last:
             k = int(round((last[1] - meta["start_t"]) / meta["frame_interval_s"]))
             gpu_w = craft.gpu_draw_w(float(values["gpu.cap_w"]))
-            craft.restore(values["power.battery_wh"], values["gpu.temp_c"], gpu_w, values["radiation.dose_rad"])
+            craft.restore(
+                values["power.battery_wh"], values["gpu.temp_c"], gpu_w, values["radiation.dose_rad"]
+            )
             craft.advance(craft.at(k), gpu_w)
             first_tick = k + 1
-        self.training = Training(self.run.checkpoints, preset_name=meta["preset"], data_file=meta["data"],
-                                 steps=meta["steps"], seed=int(meta["seed"]), session=meta["session"], say=self.say,
-                                 device=self.opts.device)
+        self.training = Training(
+            self.run.checkpoints,
+            preset_name=meta["preset"],
+            data_file=meta["data"],
+            steps=meta["steps"],
+            seed=int(meta["seed"]),
+            session=meta["session"],
+            say=self.say,
+            device=self.opts.device,
+        )
         offsets = {name: int(values[name]) if values else 0 for name in COUNTERS}
-        self.mission = Mission(self.archive, craft, self.training, meta=meta, operator=operator, view=self.view,
-                               first_tick=first_tick, offsets=offsets, previous=values)
+        self.mission = Mission(
+            self.archive,
+            craft,
+            self.training,
+            meta=meta,
+            operator=operator,
+            view=self.view,
+            first_tick=first_tick,
+            offsets=offsets,
+            previous=values,
+        )
         for key, value in meta.items():  # the plan goes on record once everything is ready to fly
             self.archive.set_meta(key, value)
         if resuming:
-            self.mission.say(f"mission resumed (session {meta['session']}) after frame {last[0] if last else 0}; "
-                             f"training continues from step {self.training.step_count}")
+            self.mission.say(
+                f"mission resumed (session {meta['session']}) after frame {last[0] if last else 0}; "
+                f"training continues from step {self.training.step_count}"
+            )
 
     def fly(self) -> dict:
         from skyrack.mission.report import write_report
@@ -222,16 +294,20 @@ class Flight:
                 training.save()
         except OSError as exc:
             self._mark("interrupted")
-            raise UserError(f"cannot write run directory {self.run.path}: {exc.strerror or exc}; "
-                            f"the archive holds every committed frame (resume with --resume {self.run.run_id})") from None
+            raise UserError(
+                f"cannot write run directory {self.run.path}: {exc.strerror or exc}; "
+                f"the archive holds every committed frame (resume with --resume {self.run.run_id})"
+            ) from None
         except UserError:
             self._mark("interrupted")
             raise
         last = self.archive.last_frame()
         t = last[1] if last else self.meta["start_t"]
-        message = (f"mission complete: {last[0] if last else 0} frames, training step {training.step_count}"
-                   if status == "finished" else
-                   f"mission interrupted at frame {last[0] if last else 0}; continue with --resume {self.run.run_id}")
+        message = (
+            f"mission complete: {last[0] if last else 0} frames, training step {training.step_count}"
+            if status == "finished"
+            else f"mission interrupted at frame {last[0] if last else 0}; continue with --resume {self.run.run_id}"
+        )
         self.archive.write_events(t, mission.pending + [Event("mission", {"message": message})])
         if status == "finished" and self.meta.get("steps") is not None:
             self.archive.set_meta("end_t", t + self.meta["frame_interval_s"])

@@ -46,8 +46,9 @@ class Now:
 
 
 class Spacecraft:
-    def __init__(self, profile, twin, index, *, start_s: float, end_s: float, tick_s: float,
-                 initial_soc: float):
+    def __init__(
+        self, profile, twin, index, *, start_s: float, end_s: float, tick_s: float, initial_soc: float
+    ):
         self.spec = spec = BusSpec.from_profile(profile)
         self.twin, self.index, self.tick_s, self.start_s = twin, index, tick_s, start_s
         self.power = PowerSystem(spec, initial_soc)
@@ -84,23 +85,69 @@ class Spacecraft:
         upsets = self.radiation.gpu_upsets_per_s(state.lat_deg, state.lon_deg)
         dose = self.radiation.dose_rate_rad_per_s(state.lat_deg, state.lon_deg)
         regions = {int(c): self.index.region(int(c)) for c in np.unique(codes)}
-        columns = zip(seconds.tolist(), state.lat_deg.tolist(), state.lon_deg.tolist(), state.alt_km.tolist(),
-                      state.speed_km_s.tolist(), state.sunlit.tolist(), state.beta_deg.tolist(),
-                      state.in_saa.tolist(), codes.tolist(), inputs.array_w.tolist(),
-                      inputs.array_full_w.tolist(), inputs.env_w.tolist(), inputs.env_bound_w.tolist(),
-                      upsets.tolist(), dose.tolist())
+        columns = zip(
+            seconds.tolist(),
+            state.lat_deg.tolist(),
+            state.lon_deg.tolist(),
+            state.alt_km.tolist(),
+            state.speed_km_s.tolist(),
+            state.sunlit.tolist(),
+            state.beta_deg.tolist(),
+            state.in_saa.tolist(),
+            codes.tolist(),
+            inputs.array_w.tolist(),
+            inputs.array_full_w.tolist(),
+            inputs.env_w.tolist(),
+            inputs.env_bound_w.tolist(),
+            upsets.tolist(),
+            dose.tolist(),
+        )
         self._ahead = {}
-        for i, (t, lat, lon, alt, speed, sunlit, beta, saa, code, array, full, env, bound, up, dr) in enumerate(columns):
+        for i, (
+            t,
+            lat,
+            lon,
+            alt,
+            speed,
+            sunlit,
+            beta,
+            saa,
+            code,
+            array,
+            full,
+            env,
+            bound,
+            up,
+            dr,
+        ) in enumerate(columns):
             region = regions[code]
-            self._ahead[k0 + i] = Now(t, lat, lon, alt, speed, sunlit, beta, bool(saa), region.name, region.area,
-                                 array, full, env, bound, up, dr)
+            self._ahead[k0 + i] = Now(
+                t,
+                lat,
+                lon,
+                alt,
+                speed,
+                sunlit,
+                beta,
+                bool(saa),
+                region.name,
+                region.area,
+                array,
+                full,
+                env,
+                bound,
+                up,
+                dr,
+            )
 
     # -- the bus ---------------------------------------------------------------------------------
     def decide(self, now: Now) -> Decision:
         light = self.schedule.window(now.t, now.sunlit < 0.5)
-        return self.governor.decide(OrbitNow(now.t, now.sunlit),
-                                    BusNow(self.power.battery.energy_wh, self.thermal.radiator_k,
-                                           now.array_full_w, now.env_bound_w), light)
+        return self.governor.decide(
+            OrbitNow(now.t, now.sunlit),
+            BusNow(self.power.battery.energy_wh, self.thermal.radiator_k, now.array_full_w, now.env_bound_w),
+            light,
+        )
 
     def throughput(self, cap_w: float) -> float:
         return throughput_fraction(cap_w, self.spec.gpu_max_power_w, self.spec.gpu_power_speed_exponent)
@@ -121,7 +168,9 @@ class Spacecraft:
     def restore(self, battery_wh: float, gpu_temp_c: float, gpu_w: float, dose_rad: float) -> None:
         """The bus as a frame recorded it (die temperature back to the radiator node)."""
         self.power.battery.energy_wh = float(battery_wh)
-        self.thermal.radiator_k = float(gpu_temp_c) + KELVIN - gpu_w * self.spec.gpu_thermal_resistance_k_per_w
+        self.thermal.radiator_k = (
+            float(gpu_temp_c) + KELVIN - gpu_w * self.spec.gpu_thermal_resistance_k_per_w
+        )
         self.dose_rad = float(dose_rad)
 
     def next_light_change(self, t: float, sunlit: float) -> tuple[str, float] | None:

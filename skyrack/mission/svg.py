@@ -52,26 +52,42 @@ def _polyline_runs(points, w, h):
         yield run
 
 
-def world_map(track: list[tuple[float, float, bool]], markers: list[tuple[float, float, str, str]],
-              width: int = 1000) -> str:
+def world_map(
+    track: list[tuple[float, float, bool]], markers: list[tuple[float, float, str, str]], width: int = 1000
+) -> str:
     """track: (lat, lon, sunlit); markers: (lat, lon, colour, tooltip)."""
     w, h = float(width), width / 2.0
-    out = [f'<svg viewBox="0 0 {width} {int(h)}" class="map" role="img" aria-label="ground track">',
-           f'<rect width="{width}" height="{int(h)}" fill="#0b1f33"/>']
+    out = [
+        f'<svg viewBox="0 0 {width} {int(h)}" class="map" role="img" aria-label="ground track">',
+        f'<rect width="{width}" height="{int(h)}" fill="#0b1f33"/>',
+    ]
     for lon in range(-150, 180, 30):
         x, _ = _project(0, lon, w, h)
-        out.append(f'<line x1="{_num(x)}" y1="0" x2="{_num(x)}" y2="{_num(h)}" stroke="#17324d" stroke-width="1"/>')
+        out.append(
+            f'<line x1="{_num(x)}" y1="0" x2="{_num(x)}" y2="{_num(h)}" stroke="#17324d" stroke-width="1"/>'
+        )
     for lat in range(-60, 90, 30):
         _, y = _project(lat, 0, w, h)
-        out.append(f'<line x1="0" y1="{_num(y)}" x2="{width}" y2="{_num(y)}" stroke="#17324d" stroke-width="1"/>')
+        out.append(
+            f'<line x1="0" y1="{_num(y)}" x2="{width}" y2="{_num(y)}" stroke="#17324d" stroke-width="1"/>'
+        )
     out.append(f'<path d="{country_paths(w, h)}" fill="#2c4a3a" stroke="#4f7a62" stroke-width="0.6"/>')
-    ellipse = [(saa.CENTER_LAT_DEG + saa.HALF_LAT_DEG * math.sin(a), saa.CENTER_LON_DEG + saa.HALF_LON_DEG * math.cos(a))
-               for a in (i * 2 * math.pi / 72 for i in range(73))]
+    ellipse = [
+        (
+            saa.CENTER_LAT_DEG + saa.HALF_LAT_DEG * math.sin(a),
+            saa.CENTER_LON_DEG + saa.HALF_LON_DEG * math.cos(a),
+        )
+        for a in (i * 2 * math.pi / 72 for i in range(73))
+    ]
     pts = " ".join(f"{_num(x)},{_num(y)}" for x, y in (_project(la, lo, w, h) for la, lo in ellipse))
-    out.append(f'<polygon points="{pts}" fill="#d9534f" fill-opacity="0.18" stroke="#d9534f" '
-               f'stroke-dasharray="5 4"><title>South Atlantic Anomaly</title></polygon>')
+    out.append(
+        f'<polygon points="{pts}" fill="#d9534f" fill-opacity="0.18" stroke="#d9534f" '
+        f'stroke-dasharray="5 4"><title>South Atlantic Anomaly</title></polygon>'
+    )
     x, y = _project(saa.CENTER_LAT_DEG, saa.CENTER_LON_DEG, w, h)
-    out.append(f'<text x="{_num(x)}" y="{_num(y)}" fill="#f0a0a0" font-size="13" text-anchor="middle">SAA</text>')
+    out.append(
+        f'<text x="{_num(x)}" y="{_num(y)}" fill="#f0a0a0" font-size="13" text-anchor="middle">SAA</text>'
+    )
     # the track, in runs of sunlight and eclipse
     segments, current, lit_now = [], [], None
     for lat, lon, lit in _thin(track):
@@ -90,13 +106,17 @@ def world_map(track: list[tuple[float, float, bool]], markers: list[tuple[float,
                 out.append(f'<path d="{d}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>')
     for lat, lon, colour, tip in markers:
         x, y = _project(lat, lon, w, h)
-        out.append(f'<circle cx="{_num(x)}" cy="{_num(y)}" r="4" fill="{colour}" stroke="#000" stroke-width="0.5">'
-                   f'<title>{escape(tip)}</title></circle>')
+        out.append(
+            f'<circle cx="{_num(x)}" cy="{_num(y)}" r="4" fill="{colour}" stroke="#000" stroke-width="0.5">'
+            f"<title>{escape(tip)}</title></circle>"
+        )
     if track:
         x, y = _project(track[0][0], track[0][1], w, h)
         out.append(f'<circle cx="{_num(x)}" cy="{_num(y)}" r="5" fill="#fff"><title>start</title></circle>')
         x, y = _project(track[-1][0], track[-1][1], w, h)
-        out.append(f'<rect x="{_num(x - 5)}" y="{_num(y - 5)}" width="10" height="10" fill="#fff"><title>end</title></rect>')
+        out.append(
+            f'<rect x="{_num(x - 5)}" y="{_num(y - 5)}" width="10" height="10" fill="#fff"><title>end</title></rect>'
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -109,9 +129,19 @@ def _thin(points: list, limit: int = MAX_POINTS * 2) -> list:
 
 
 # -- time charts -------------------------------------------------------------------------------------
-def time_chart(series: list[dict], *, t0: float, t1: float, y_label: str, y_range: tuple[float, float] | None = None,
-               bands: list[tuple[float, float]] = (), markers: list[dict] = (), height: int = 220,
-               width: int = 1000, hlines: list[tuple[float, str, str]] = ()) -> str:
+def time_chart(
+    series: list[dict],
+    *,
+    t0: float,
+    t1: float,
+    y_label: str,
+    y_range: tuple[float, float] | None = None,
+    bands: list[tuple[float, float]] = (),
+    markers: list[dict] = (),
+    height: int = 220,
+    width: int = 1000,
+    hlines: list[tuple[float, str, str]] = (),
+) -> str:
     """series: {label, colour, t: [...], y: [...], step?: bool}; bands: shaded (eclipses);
     markers: {t, colour, label, row?} drawn as ticks on the top edge with a tooltip;
     hlines: (value, colour, label) reference lines."""
@@ -133,25 +163,33 @@ def time_chart(series: list[dict], *, t0: float, t1: float, y_label: str, y_rang
     for a, b in bands:
         a, b = max(a, t0), min(b, t1)
         if b > a:
-            out.append(f'<rect x="{_num(X(a))}" y="{top}" width="{_num(X(b) - X(a))}" height="{ph}" fill="#1d2547"/>')
+            out.append(
+                f'<rect x="{_num(X(a))}" y="{top}" width="{_num(X(b) - X(a))}" height="{ph}" fill="#1d2547"/>'
+            )
     for i in range(5):
         v = lo + (hi - lo) * i / 4
         y = Y(v)
-        out.append(f'<line x1="{left}" y1="{_num(y)}" x2="{width - right}" y2="{_num(y)}" stroke="#2a3140"/>'
-                   f'<text x="{left - 6}" y="{_num(y + 4)}" text-anchor="end" class="tick">{_fmt(v)}</text>')
+        out.append(
+            f'<line x1="{left}" y1="{_num(y)}" x2="{width - right}" y2="{_num(y)}" stroke="#2a3140"/>'
+            f'<text x="{left - 6}" y="{_num(y + 4)}" text-anchor="end" class="tick">{_fmt(v)}</text>'
+        )
     hours = span_t / 3600.0
     step_h = next(s for s in (0.25, 0.5, 1, 2, 3, 6, 12, 24, 48) if hours / s <= 8)
     k = 0
     while k * step_h * 3600 <= span_t + 1e-6:
         x = X(t0 + k * step_h * 3600)
-        out.append(f'<line x1="{_num(x)}" y1="{top}" x2="{_num(x)}" y2="{top + ph}" stroke="#222836"/>'
-                   f'<text x="{_num(x)}" y="{height - 8}" text-anchor="middle" class="tick">+{k * step_h:g} h</text>')
+        out.append(
+            f'<line x1="{_num(x)}" y1="{top}" x2="{_num(x)}" y2="{top + ph}" stroke="#222836"/>'
+            f'<text x="{_num(x)}" y="{height - 8}" text-anchor="middle" class="tick">+{k * step_h:g} h</text>'
+        )
         k += 1
     for value, colour, label in hlines:
         if lo <= value <= hi:
             y = Y(value)
-            out.append(f'<line x1="{left}" y1="{_num(y)}" x2="{width - right}" y2="{_num(y)}" stroke="{colour}" '
-                       f'stroke-dasharray="6 4"><title>{escape(label)}</title></line>')
+            out.append(
+                f'<line x1="{left}" y1="{_num(y)}" x2="{width - right}" y2="{_num(y)}" stroke="{colour}" '
+                f'stroke-dasharray="6 4"><title>{escape(label)}</title></line>'
+            )
     for s in series:
         pts = [(t, y) for t, y in zip(s["t"], s["y"]) if y is not None and math.isfinite(y)]
         pts = _thin(pts, MAX_POINTS)
@@ -172,16 +210,20 @@ def time_chart(series: list[dict], *, t0: float, t1: float, y_label: str, y_rang
         if t0 <= m["t"] <= t1:
             x = X(m["t"])
             row = m.get("row", 0)
-            out.append(f'<line x1="{_num(x)}" y1="{top + row * 7}" x2="{_num(x)}" y2="{top + ph}" stroke="{m["colour"]}" '
-                       f'stroke-opacity="0.35"/><circle cx="{_num(x)}" cy="{top + 3 + row * 7}" r="3.2" '
-                       f'fill="{m["colour"]}"><title>{escape(m["label"])}</title></circle>')
+            out.append(
+                f'<line x1="{_num(x)}" y1="{top + row * 7}" x2="{_num(x)}" y2="{top + ph}" stroke="{m["colour"]}" '
+                f'stroke-opacity="0.35"/><circle cx="{_num(x)}" cy="{top + 3 + row * 7}" r="3.2" '
+                f'fill="{m["colour"]}"><title>{escape(m["label"])}</title></circle>'
+            )
     out.append(f'<text x="{left}" y="12" class="label">{escape(y_label)}</text>')
     lx = width - right
     for s in reversed(series):
         text = escape(s["label"])
         lx -= 12 + 7 * len(s["label"])
-        out.append(f'<rect x="{lx}" y="4" width="9" height="9" fill="{s["colour"]}"/>'
-                   f'<text x="{lx + 13}" y="12" class="legend">{text}</text>')
+        out.append(
+            f'<rect x="{lx}" y="4" width="9" height="9" fill="{s["colour"]}"/>'
+            f'<text x="{lx + 13}" y="12" class="legend">{text}</text>'
+        )
     out.append("</svg>")
     return "".join(out)
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -25,9 +25,19 @@ FAULT_MIX = {"memory": 0.7, "compute": 0.2, "interrupt": 0.05, "storage": 0.05}
 CHECKPOINT_INTERVAL = 100  # steps; a killed process or a dying satellite loses at most this many
 
 # A model that trains in seconds, for smoke tests and quick looks (the faults campaign's size).
-TINY = {"model": dict(block_size=32, n_layer=2, n_head=2, n_embd=64, dropout=0.0),
-        "train": dict(steps=300, batch_size=16, optimizer="adamw", lr=3e-3, warmup_steps=20,
-                      eval_interval=100, eval_windows=64, checkpoint_interval=25)}
+TINY = {
+    "model": dict(block_size=32, n_layer=2, n_head=2, n_embd=64, dropout=0.0),
+    "train": dict(
+        steps=300,
+        batch_size=16,
+        optimizer="adamw",
+        lr=3e-3,
+        warmup_steps=20,
+        eval_interval=100,
+        eval_windows=64,
+        checkpoint_interval=25,
+    ),
+}
 PRESET_NAMES = tuple(sorted(PRESETS)) + ("tiny",)
 
 
@@ -40,14 +50,26 @@ def configs(name: str, steps: int | None) -> tuple[ModelConfig, TrainConfig]:
         raise UserError(f"unknown preset {name!r}; one of {', '.join(PRESET_NAMES)}")
     if steps is not None:
         train = dataclasses.replace(train, steps=steps)
-    return model, dataclasses.replace(train, checkpoint_interval=min(train.checkpoint_interval, CHECKPOINT_INTERVAL))
+    return model, dataclasses.replace(
+        train, checkpoint_interval=min(train.checkpoint_interval, CHECKPOINT_INTERVAL)
+    )
 
 
 class Training:
     """The trainer (fresh, or from the run's newest verified checkpoint) under protection."""
 
-    def __init__(self, checkpoints: Path, *, preset_name: str, data_file: str | None, steps: int | None,
-                 seed: int, session: int, say: Callable[[str], None], device: str | None = None):
+    def __init__(
+        self,
+        checkpoints: Path,
+        *,
+        preset_name: str,
+        data_file: str | None,
+        steps: int | None,
+        seed: int,
+        session: int,
+        say: Callable[[str], None],
+        device: str | None = None,
+    ):
         from skyrack.faults.guard import state_bits
         from skyrack.faults.runtime import ProtectedRun
         from skyrack.train import checkpoint
@@ -61,9 +83,12 @@ class Training:
             saved = json.loads(files["config.json"])
             model_cfg, train_cfg = from_dict(saved)
             name = saved["data"]["data"]
-            dataset = load_dataset(None if name == COMPLETE_WORKS else name,
-                                   CharTokenizer.from_json(files["tokenizer.json"].decode()), say,
-                                   expect_sha256=saved["data"]["sha256"])
+            dataset = load_dataset(
+                None if name == COMPLETE_WORKS else name,
+                CharTokenizer.from_json(files["tokenizer.json"].decode()),
+                say,
+                expect_sha256=saved["data"]["sha256"],
+            )
             say(f"training resumes from {ckpt.name} (step {ckpt.name.split('-')[-1].lstrip('0') or 0})")
         else:
             model_cfg, train_cfg = configs(preset_name, steps)
@@ -110,6 +135,7 @@ class Training:
         self.last_loss = loss
         if self.trainer.state.step == 1:
             from skyrack.faults.guard import state_bits
+
             self._bits = state_bits(self.trainer)  # the optimizer's moments exist from the first step
         s, cfg = self.trainer.state.step, self.trainer.cfg
         if s % cfg.eval_interval == 0 or s == cfg.steps:

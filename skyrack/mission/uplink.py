@@ -8,8 +8,8 @@ upper bound on the governor's power cap, the fault stress. It is kept in the arc
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 
 @dataclass

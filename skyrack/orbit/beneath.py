@@ -15,7 +15,7 @@ MIN_DWELL_S = 60.0  # a region crossed in under a minute (a cape, a strait) is n
 
 @dataclass(frozen=True)
 class Arrival:
-    area: str           # what is announced: a broad region ("the Middle East") or an ocean
+    area: str  # what is announced: a broad region ("the Middle East") or an ocean
     detail: str | None  # the first country or sea inside it ("Saudi Arabia"), if it adds anything
     seconds: float
     eta_s: float
@@ -48,8 +48,9 @@ def announcement_keys(index) -> tuple[np.ndarray, list[str]]:
     return cached
 
 
-def upcoming_areas(twin: OrbitTwin, index, start: float, horizon_s: float = 3600.0,
-                   count: int = 3) -> list[Arrival]:
+def upcoming_areas(
+    twin: OrbitTwin, index, start: float, horizon_s: float = 3600.0, count: int = 3
+) -> list[Arrival]:
     """The next `count` announced regions along the ground track within `horizon_s`."""
     seconds = start + np.arange(0.0, horizon_s + TRACK_STEP_S, TRACK_STEP_S)
     lat, lon, _ = frames.ecef_to_geodetic(twin.ecef(seconds))

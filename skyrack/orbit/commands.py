@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -19,10 +19,18 @@ from skyrack.profile import load_profile
 
 def add_flight_args(parser) -> None:
     """The options every command that flies a satellite takes."""
-    parser.add_argument("--profile", default=None, metavar="NAME|PATH",
-                        help="spacecraft profile: built-in name or TOML file (default: starcloud-1)")
-    parser.add_argument("--tle", default=None, metavar="FILE",
-                        help="two/three-line elements or OMM JSON overriding the profile's orbit")
+    parser.add_argument(
+        "--profile",
+        default=None,
+        metavar="NAME|PATH",
+        help="spacecraft profile: built-in name or TOML file (default: starcloud-1)",
+    )
+    parser.add_argument(
+        "--tle",
+        default=None,
+        metavar="FILE",
+        help="two/three-line elements or OMM JSON overriding the profile's orbit",
+    )
 
 
 def twin_from_args(args) -> OrbitTwin:
@@ -36,7 +44,7 @@ def warn(message: str | None) -> None:
 
 def start_time(args) -> float:
     at = getattr(args, "at", None)
-    return (parse_time(at) if at else datetime.now(timezone.utc)).timestamp()
+    return (parse_time(at) if at else datetime.now(UTC)).timestamp()
 
 
 def positive(name: str, value: float, limit: float | None = None) -> float:
@@ -66,8 +74,12 @@ def register(sub) -> None:
 
     p = sub.add_parser("passes", help="ground-station passes")
     add_flight_args(p)
-    p.add_argument("--station", required=True, metavar="NAME|LAT,LON",
-                   help="built-in station or LAT,LON in degrees (negative: --station=-33.9,18.4)")
+    p.add_argument(
+        "--station",
+        required=True,
+        metavar="NAME|LAT,LON",
+        help="built-in station or LAT,LON in degrees (negative: --station=-33.9,18.4)",
+    )
     p.add_argument("--at", metavar="ISO8601", help="start time (default: now, UTC)")
     p.add_argument("--hours", type=float, default=24.0)
     p.add_argument("--min-elevation", type=float, default=10.0, metavar="DEG")
@@ -94,23 +106,46 @@ def where_report(twin: OrbitTwin, seconds: float, index) -> dict:
         "beta_deg": round(float(state.beta_deg[0]), 2),
         "in_saa": bool(state.in_saa[0]),
         "region": {**region.as_dict(), "spoken": spoken_region(region)},
-        "next": [{"region": a.spoken(), "area": a.area, "detail": a.detail,
-                  "eta_s": round(a.eta_s), "time": iso(a.seconds)} for a in arrivals],
-        "next_light_change": ({"event": "eclipse exit" if changes[0].rising else "eclipse entry",
-                               "eta_s": round(changes[0].seconds - seconds),
-                               "time": iso(changes[0].seconds)} if changes else None),
+        "next": [
+            {
+                "region": a.spoken(),
+                "area": a.area,
+                "detail": a.detail,
+                "eta_s": round(a.eta_s),
+                "time": iso(a.seconds),
+            }
+            for a in arrivals
+        ],
+        "next_light_change": (
+            {
+                "event": "eclipse exit" if changes[0].rising else "eclipse entry",
+                "eta_s": round(changes[0].seconds - seconds),
+                "time": iso(changes[0].seconds),
+            }
+            if changes
+            else None
+        ),
     }
 
 
 def render_where(report: dict) -> str:
     lat, lon = report["lat_deg"], report["lon_deg"]
     fraction = report["sunlit_fraction"]
-    light = "sunlit" if fraction >= 0.999 else "in eclipse" if fraction <= 0.001 else \
-        f"in penumbra ({fraction:.0%} of the Sun)"
-    line = (f"Over {report['region']['spoken']} - {abs(lat):.1f}°{'N' if lat >= 0 else 'S'} "
-            f"{abs(lon):.1f}°{'E' if lon >= 0 else 'W'}, {report['alt_km']:.0f} km, {light}.")
+    light = (
+        "sunlit"
+        if fraction >= 0.999
+        else "in eclipse"
+        if fraction <= 0.001
+        else f"in penumbra ({fraction:.0%} of the Sun)"
+    )
+    line = (
+        f"Over {report['region']['spoken']} - {abs(lat):.1f}°{'N' if lat >= 0 else 'S'} "
+        f"{abs(lon):.1f}°{'E' if lon >= 0 else 'W'}, {report['alt_km']:.0f} km, {light}."
+    )
     if report["next"]:
-        line += " Next: " + ", ".join(f"{n['region']} in {_minutes(n['eta_s'])}" for n in report["next"]) + "."
+        line += (
+            " Next: " + ", ".join(f"{n['region']} in {_minutes(n['eta_s'])}" for n in report["next"]) + "."
+        )
     return line
 
 
@@ -127,6 +162,7 @@ def cmd_where(args) -> int:
     report = where_report(twin, seconds, RegionIndex.load())
     if args.json:
         from skyrack.cli import print_json
+
         print_json({**report, "warnings": [stale] if stale else []})
     else:
         warn(stale)
@@ -145,18 +181,55 @@ def cmd_orbit(args) -> int:
     stale = twin.staleness_warning(seconds)
     state = twin.state(seconds)
     from skyrack.geo.regions import RegionIndex
+
     index = RegionIndex.load()
     codes = index.lookup(state.lat_deg, state.lon_deg)
     names = {int(c): index.region(int(c)) for c in np.unique(codes)}
-    columns = ["time", "lat_deg", "lon_deg", "alt_km", "speed_km_s", "sunlit_fraction", "in_saa", "region", "area"]
-    rows = ([iso(t), round(float(la), 4), round(float(lo), 4), round(float(al), 3), round(float(sp), 4),
-             round(float(sl), 4), bool(sa), names[int(c)].name, names[int(c)].area]
-            for t, la, lo, al, sp, sl, sa, c in zip(seconds, state.lat_deg, state.lon_deg, state.alt_km,
-                                                   state.speed_km_s, state.sunlit, state.in_saa, codes))
+    columns = [
+        "time",
+        "lat_deg",
+        "lon_deg",
+        "alt_km",
+        "speed_km_s",
+        "sunlit_fraction",
+        "in_saa",
+        "region",
+        "area",
+    ]
+    rows = (
+        [
+            iso(t),
+            round(float(la), 4),
+            round(float(lo), 4),
+            round(float(al), 3),
+            round(float(sp), 4),
+            round(float(sl), 4),
+            bool(sa),
+            names[int(c)].name,
+            names[int(c)].area,
+        ]
+        for t, la, lo, al, sp, sl, sa, c in zip(
+            seconds,
+            state.lat_deg,
+            state.lon_deg,
+            state.alt_km,
+            state.speed_km_s,
+            state.sunlit,
+            state.in_saa,
+            codes,
+        )
+    )
     if args.json:
         from skyrack.cli import print_json
-        print_json({"satellite": twin.satellite.name, "warnings": [stale] if stale else [],
-                    "columns": columns, "rows": list(rows)})
+
+        print_json(
+            {
+                "satellite": twin.satellite.name,
+                "warnings": [stale] if stale else [],
+                "columns": columns,
+                "rows": list(rows),
+            }
+        )
         return 0
     warn(stale)
     writer = csv.writer(sys.stdout, lineterminator="\n")
@@ -177,20 +250,38 @@ def cmd_passes(args) -> int:
     passes = find_passes(twin, station, start, end, args.min_elevation)
     if args.json:
         from skyrack.cli import print_json
-        print_json({"satellite": twin.satellite.name, "station": station.__dict__,
-                    "min_elevation_deg": args.min_elevation, "warnings": [stale] if stale else [],
-                    "passes": [{"rise": iso(p.rise_s), "culmination": iso(p.culmination_s), "set": iso(p.set_s),
-                                "duration_s": round(p.duration_s, 1),
-                                "max_elevation_deg": round(p.max_elevation_deg, 2),
-                                "rise_azimuth_deg": round(p.rise_azimuth_deg, 1),
-                                "set_azimuth_deg": round(p.set_azimuth_deg, 1)} for p in passes]})
+
+        print_json(
+            {
+                "satellite": twin.satellite.name,
+                "station": station.__dict__,
+                "min_elevation_deg": args.min_elevation,
+                "warnings": [stale] if stale else [],
+                "passes": [
+                    {
+                        "rise": iso(p.rise_s),
+                        "culmination": iso(p.culmination_s),
+                        "set": iso(p.set_s),
+                        "duration_s": round(p.duration_s, 1),
+                        "max_elevation_deg": round(p.max_elevation_deg, 2),
+                        "rise_azimuth_deg": round(p.rise_azimuth_deg, 1),
+                        "set_azimuth_deg": round(p.set_azimuth_deg, 1),
+                    }
+                    for p in passes
+                ],
+            }
+        )
         return 0
     warn(stale)
-    print(f"{twin.satellite.name} over {station.name} ({station.lat_deg:.2f}, {station.lon_deg:.2f}), "
-          f"next {hours:g} h, above {args.min_elevation:g} deg: {len(passes)} passes")
+    print(
+        f"{twin.satellite.name} over {station.name} ({station.lat_deg:.2f}, {station.lon_deg:.2f}), "
+        f"next {hours:g} h, above {args.min_elevation:g} deg: {len(passes)} passes"
+    )
     if passes:
         print(f"{'rise (UTC)':<21}{'culmination':<21}{'set':<21}{'max el':>7}{'min':>6}")
     for p in passes:
-        print(f"{iso(p.rise_s):<21}{iso(p.culmination_s):<21}{iso(p.set_s):<21}"
-              f"{p.max_elevation_deg:6.1f}°{p.duration_s / 60:6.1f}")
+        print(
+            f"{iso(p.rise_s):<21}{iso(p.culmination_s):<21}{iso(p.set_s):<21}"
+            f"{p.max_elevation_deg:6.1f}°{p.duration_s / 60:6.1f}"
+        )
     return 0

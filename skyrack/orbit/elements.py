@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sgp4 import omm
@@ -34,7 +34,7 @@ class Satellite:
     @property
     def epoch(self) -> datetime:
         seconds = (self.satrec.jdsatepoch - 2440587.5 + self.satrec.jdsatepochF) * 86400.0
-        return datetime.fromtimestamp(round(seconds, 6), tz=timezone.utc)
+        return datetime.fromtimestamp(round(seconds, 6), tz=UTC)
 
     @property
     def period_s(self) -> float:
@@ -64,8 +64,9 @@ def parse_tle(text: str, source: str = "TLE") -> Satellite:
         if len(line) != 69:
             raise UserError(f"{source}: line {number} has {len(line)} characters, a TLE line has 69")
         if not line[68].isdigit() or tle_checksum(line) != int(line[68]):
-            raise UserError(f"{source}: line {number} checksum is {line[68]!r}, "
-                            f"the digits add up to {tle_checksum(line)}")
+            raise UserError(
+                f"{source}: line {number} checksum is {line[68]!r}, the digits add up to {tle_checksum(line)}"
+            )
     if line1[2:7] != line2[2:7]:
         raise UserError(f"{source}: catalog numbers differ between lines ({line1[2:7]} vs {line2[2:7]})")
     try:
@@ -119,10 +120,19 @@ def sun_synchronous_inclination_deg(altitude_km: float, eccentricity: float = 0.
     return math.degrees(math.acos(cos_i))
 
 
-def from_elements(name: str, epoch: datetime, *, altitude_km: float, inclination_deg: float,
-                  raan_deg: float, eccentricity: float = 0.0, arg_perigee_deg: float = 0.0,
-                  mean_anomaly_deg: float = 0.0, bstar: float = 0.0,
-                  source: str = "elements") -> Satellite:
+def from_elements(
+    name: str,
+    epoch: datetime,
+    *,
+    altitude_km: float,
+    inclination_deg: float,
+    raan_deg: float,
+    eccentricity: float = 0.0,
+    arg_perigee_deg: float = 0.0,
+    mean_anomaly_deg: float = 0.0,
+    bstar: float = 0.0,
+    source: str = "elements",
+) -> Satellite:
     """An SGP4 model from classical mean elements (altitude of the mean semi-major axis)."""
     if altitude_km <= 100:
         raise UserError(f"{source}: altitude {altitude_km} km is below any orbit")
@@ -132,13 +142,24 @@ def from_elements(name: str, epoch: datetime, *, altitude_km: float, inclination
         raise UserError(f"{source}: inclination must be in [0, 180] degrees, got {inclination_deg}")
     a = R_EARTH_EQUATORIAL_KM + altitude_km
     mean_motion_rad_min = math.sqrt(MU_EARTH_KM3_S2 / a**3) * 60.0
-    epoch = epoch.astimezone(timezone.utc)
+    epoch = epoch.astimezone(UTC)
     jd = epoch.timestamp() / 86400.0 + 2440587.5
     satrec = Satrec()
-    satrec.sgp4init(WGS72, "i", 99999, jd - 2433281.5, bstar, 0.0, 0.0, eccentricity,
-                    math.radians(arg_perigee_deg), math.radians(inclination_deg),
-                    math.radians(mean_anomaly_deg), mean_motion_rad_min,
-                    math.radians(raan_deg % 360.0))
+    satrec.sgp4init(
+        WGS72,
+        "i",
+        99999,
+        jd - 2433281.5,
+        bstar,
+        0.0,
+        0.0,
+        eccentricity,
+        math.radians(arg_perigee_deg),
+        math.radians(inclination_deg),
+        math.radians(mean_anomaly_deg),
+        mean_motion_rad_min,
+        math.radians(raan_deg % 360.0),
+    )
     _check_model(satrec, source)
     return Satellite(name=name, satrec=satrec, source=source)
 

@@ -37,8 +37,9 @@ def look_angles(twin: OrbitTwin, station: Station, seconds) -> tuple[np.ndarray,
     return elevation, azimuth, rng
 
 
-def find_passes(twin: OrbitTwin, station: Station, start: float, end: float,
-                min_elevation_deg: float = 10.0) -> list[Pass]:
+def find_passes(
+    twin: OrbitTwin, station: Station, start: float, end: float, min_elevation_deg: float = 10.0
+) -> list[Pass]:
     def above(t):
         return look_angles(twin, station, t)[0] - min_elevation_deg
 
@@ -63,9 +64,11 @@ def _describe(twin: OrbitTwin, station: Station, rise: float, set_: float) -> Pa
     k = int(np.argmax(elevation))
     culmination = float(grid[k])
     if 0 < k < grid.size - 1:  # a parabola through the top three samples finds the peak between them
-        y0, y1, y2 = elevation[k - 1:k + 2]
+        y0, y1, y2 = elevation[k - 1 : k + 2]
         denom = y0 - 2 * y1 + y2
         if denom < 0:
             culmination += 0.5 * (y0 - y2) / denom * (grid[1] - grid[0])
     peak = float(look_angles(twin, station, np.array([culmination]))[0][0])
-    return Pass(rise, culmination, set_, max(peak, float(elevation[k])), float(azimuth[0]), float(azimuth[-1]))
+    return Pass(
+        rise, culmination, set_, max(peak, float(elevation[k])), float(azimuth[0]), float(azimuth[-1])
+    )

@@ -42,10 +42,10 @@ def sunlit_fraction(r_sat_km: np.ndarray, r_sun_km: np.ndarray) -> np.ndarray:
     to_sun = r_sun_km - r_sat_km
     d_sun = np.linalg.norm(to_sun, axis=0)
     d_earth = np.linalg.norm(r_sat_km, axis=0)
-    a = np.arcsin(np.clip(R_SUN_KM / d_sun, -1, 1))            # Sun's angular radius
+    a = np.arcsin(np.clip(R_SUN_KM / d_sun, -1, 1))  # Sun's angular radius
     b = np.arcsin(np.clip(R_EARTH_SHADOW_KM / d_earth, -1, 1))  # Earth's angular radius
     cos_c = np.einsum("i...,i...->...", to_sun, -r_sat_km) / (d_sun * d_earth)
-    c = np.arccos(np.clip(cos_c, -1.0, 1.0))                   # separation of the centres
+    c = np.arccos(np.clip(cos_c, -1.0, 1.0))  # separation of the centres
     overlap = _disk_overlap(a, b, c)
     return np.clip(1.0 - overlap / (np.pi * a**2), 0.0, 1.0)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -15,26 +15,26 @@ def parse_time(text: str) -> datetime:
     """ISO 8601 ('2026-11-21T12:00:00Z', '2026-11-21 12:00', '2026-11-21'); naive means UTC."""
     cleaned = text.strip()
     if cleaned.lower() == "now":
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     try:
         value = datetime.fromisoformat(cleaned.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         raise UserError(f"malformed time {text!r}: use ISO 8601, e.g. 2026-11-21T12:00:00Z") from None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def to_seconds(value: datetime | float | np.ndarray) -> np.ndarray:
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return np.asarray(value.timestamp(), dtype=float)
     return np.asarray(value, dtype=float)
 
 
 def to_datetime(seconds: float) -> datetime:
-    return datetime.fromtimestamp(round(float(seconds), 6), tz=timezone.utc)
+    return datetime.fromtimestamp(round(float(seconds), 6), tz=UTC)
 
 
 def iso(seconds: float) -> str:

@@ -9,8 +9,8 @@ comes from DE421.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -21,8 +21,11 @@ from skyrack.orbit.timebase import iso, julian_split, skyfield_time
 
 STALE_AFTER_DAYS = 14.0
 SGP4_ERRORS = {
-    1: "mean eccentricity out of range", 2: "mean motion below zero", 3: "perturbed eccentricity out of range",
-    4: "semi-latus rectum below zero", 6: "the satellite has decayed",
+    1: "mean eccentricity out of range",
+    2: "mean motion below zero",
+    3: "perturbed eccentricity out of range",
+    4: "semi-latus rectum below zero",
+    6: "the satellite has decayed",
 }
 
 
@@ -76,9 +79,18 @@ class OrbitTwin:
         lat, lon, alt = frames.ecef_to_geodetic(r_ecef)
         s = sun.sun_teme_km(seconds)
         return OrbitState(
-            seconds=seconds, r_teme=r, v_teme=v, r_ecef=r_ecef, lat_deg=lat, lon_deg=lon, alt_km=alt,
-            speed_km_s=np.linalg.norm(v, axis=0), sun_teme=s, sunlit=sun.sunlit_fraction(r, s),
-            beta_deg=sun.beta_angle_deg(r, v, s), in_saa=saa.in_saa(lat, lon),
+            seconds=seconds,
+            r_teme=r,
+            v_teme=v,
+            r_ecef=r_ecef,
+            lat_deg=lat,
+            lon_deg=lon,
+            alt_km=alt,
+            speed_km_s=np.linalg.norm(v, axis=0),
+            sun_teme=s,
+            sunlit=sun.sunlit_fraction(r, s),
+            beta_deg=sun.beta_angle_deg(r, v, s),
+            in_saa=saa.in_saa(lat, lon),
         )
 
     def ecef(self, seconds) -> np.ndarray:
@@ -101,9 +113,11 @@ class OrbitTwin:
         days = self.epoch_offset_days(seconds)
         if days <= STALE_AFTER_DAYS:
             return None
-        return (f"{self.satellite.name}'s elements are {days:.0f} days from their epoch "
-                f"({self.satellite.epoch:%Y-%m-%d}); SGP4 drifts by km to thousands of km that far out: "
-                f"give fresh elements with --tle FILE")
+        return (
+            f"{self.satellite.name}'s elements are {days:.0f} days from their epoch "
+            f"({self.satellite.epoch:%Y-%m-%d}); SGP4 drifts by km to thousands of km that far out: "
+            f"give fresh elements with --tle FILE"
+        )
 
     # -- events ------------------------------------------------------------------------------
     def eclipses(self, start: float, end: float, step_s: float = 10.0) -> list[Crossing]:
@@ -112,14 +126,21 @@ class OrbitTwin:
 
     def saa_crossings(self, start: float, end: float, step_s: float = 10.0) -> list[Crossing]:
         """South Atlantic Anomaly entries (rising=True) and exits (rising=False)."""
+
         def inside(t):
             lat, lon, _ = frames.ecef_to_geodetic(self.ecef(t))
             return 1.0 - saa.saa_depth(lat, lon)
+
         return find_crossings(inside, start, end, step_s)
 
 
-def find_crossings(func: Callable[[np.ndarray], np.ndarray], start: float, end: float,
-                   step_s: float, tolerance_s: float = 0.01) -> list[Crossing]:
+def find_crossings(
+    func: Callable[[np.ndarray], np.ndarray],
+    start: float,
+    end: float,
+    step_s: float,
+    tolerance_s: float = 0.01,
+) -> list[Crossing]:
     """Zero crossings of `func` in [start, end]: sampled every `step_s`, then refined by
     bisection of all brackets at once (one vectorized call per halving)."""
     grid = np.arange(start, end + step_s, step_s)

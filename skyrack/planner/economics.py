@@ -50,11 +50,18 @@ class Plan:
         return float(node)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"sunlight": self.sunlight, "size": self.size, "mass_kg": self.mass_kg,
-                "orbit_costs": self.orbit_costs, "ground_costs": self.ground_costs,
-                "orbit": self.orbit, "ground": self.ground, "ratio": self.ratio,
-                "ratio_excluding_compute": self.ratio_excluding_compute,
-                "break_even_launch_per_kg": self.break_even_launch_per_kg}
+        return {
+            "sunlight": self.sunlight,
+            "size": self.size,
+            "mass_kg": self.mass_kg,
+            "orbit_costs": self.orbit_costs,
+            "ground_costs": self.ground_costs,
+            "orbit": self.orbit,
+            "ground": self.ground,
+            "ratio": self.ratio,
+            "ratio_excluding_compute": self.ratio_excluding_compute,
+            "break_even_launch_per_kg": self.break_even_launch_per_kg,
+        }
 
 
 def sunlight_for(v: dict[str, Any]) -> dict[str, Any]:
@@ -90,19 +97,34 @@ def evaluate(v: dict[str, Any], sunlight: dict[str, Any] | None = None, breakeve
         eol = 1.0
         p_array_bol = p_load
         eclipse_load = p_load * v["power.bus_fraction"] / (1.0 + v["power.bus_fraction"])
-    flux = physics.array_flux_w_m2(v["power.solar_constant"], v["power.cell_efficiency"],
-                                   v["power.fill_factor"], v["power.pointing_factor"])
+    flux = physics.array_flux_w_m2(
+        v["power.solar_constant"],
+        v["power.cell_efficiency"],
+        v["power.fill_factor"],
+        v["power.pointing_factor"],
+    )
     array_area = p_array_bol / flux
-    battery_wh = physics.battery_energy_wh(eclipse_load, sun["max_eclipse_s"], v["battery.depth_of_discharge"],
-                                           math.sqrt(v["battery.round_trip_efficiency"]))
+    battery_wh = physics.battery_energy_wh(
+        eclipse_load,
+        sun["max_eclipse_s"],
+        v["battery.depth_of_discharge"],
+        math.sqrt(v["battery.round_trip_efficiency"]),
+    )
     # -- heat: every electrical watt used on board ends as heat at the radiator -------------
-    net = physics.radiator_net_w_m2(v["thermal.radiator_temperature"], v["thermal.emissivity"],
-                                    v["thermal.absorptivity"], int(v["thermal.sides"]),
-                                    v["thermal.earth_view_factor"], v["thermal.albedo_illumination"],
-                                    v["thermal.solar_incidence"])
+    net = physics.radiator_net_w_m2(
+        v["thermal.radiator_temperature"],
+        v["thermal.emissivity"],
+        v["thermal.absorptivity"],
+        int(v["thermal.sides"]),
+        v["thermal.earth_view_factor"],
+        v["thermal.albedo_illumination"],
+        v["thermal.solar_incidence"],
+    )
     if net <= 0:
-        raise UserError(f"a radiator at {v['thermal.radiator_temperature']:.0f} K absorbs more than it emits "
-                        f"({net:.0f} W/m2): raise its temperature or lower its loads")
+        raise UserError(
+            f"a radiator at {v['thermal.radiator_temperature']:.0f} K absorbs more than it emits "
+            f"({net:.0f} W/m2): raise its temperature or lower its loads"
+        )
     radiator_area = p_load / net
     satellites = math.ceil(p_it / v["orbit.satellite_it_power"] - 1e-9)
 
@@ -119,8 +141,9 @@ def evaluate(v: dict[str, Any], sunlight: dict[str, Any] | None = None, breakeve
     parts["satellites"] = p_array_bol / v["satellite.specific_power"]
     counted_mass = [m for m in v["model.orbit_mass"]]
     if "satellites" in counted_mass and len(counted_mass) > 1:
-        raise UserError("model.orbit_mass: 'satellites' (the lumped W/kg model) replaces the other items; "
-                        "list it alone")
+        raise UserError(
+            "model.orbit_mass: 'satellites' (the lumped W/kg model) replaces the other items; list it alone"
+        )
     mass = sum(parts[m] for m in counted_mass)
     if v["model.launch_count"] == "from_mass":
         launches = math.ceil(mass / v["launch.payload"] - 1e-9) if mass > 0 else 0
@@ -140,8 +163,11 @@ def evaluate(v: dict[str, Any], sunlight: dict[str, Any] | None = None, breakeve
     counted = set(v["model.orbit_costs"])
     bus_items = ("arrays", "radiators", "batteries", "structure", "shielding")
     hardware["integration"] = v["integration.fraction"] * sum(hardware[k] for k in bus_items if k in counted)
-    launch_per_gen = (mass * v["launch.price_per_kg"] if v["model.launch_pricing"] == "per_kg"
-                      else launches * v["launch.price_per_launch"])
+    launch_per_gen = (
+        mass * v["launch.price_per_kg"]
+        if v["model.launch_pricing"] == "per_kg"
+        else launches * v["launch.price_per_launch"]
+    )
     per_gen = dict(hardware)
     per_gen["launch"] = launch_per_gen
     hw_counted = sum(hardware[k] for k in hardware if k in counted and k != "compute")
@@ -150,9 +176,24 @@ def evaluate(v: dict[str, Any], sunlight: dict[str, Any] | None = None, breakeve
     costs["development"] = v["development.cost"]
     costs["operations"] = v["operations.fraction_per_year"] * hw_counted * years
     costs["ground_segment"] = v["operations.ground_segment_per_year"] * years
-    orbit_costs = {k: costs[k] for k in ("arrays", "radiators", "batteries", "compute", "structure", "shielding",
-                                         "satellites", "integration", "launch", "development", "operations",
-                                         "ground_segment", "replacements")}
+    orbit_costs = {
+        k: costs[k]
+        for k in (
+            "arrays",
+            "radiators",
+            "batteries",
+            "compute",
+            "structure",
+            "shielding",
+            "satellites",
+            "integration",
+            "launch",
+            "development",
+            "operations",
+            "ground_segment",
+            "replacements",
+        )
+    }
 
     # -- delivered compute energy ---------------------------------------------------------------
     availability = v["target.utilization"]
@@ -177,21 +218,44 @@ def evaluate(v: dict[str, Any], sunlight: dict[str, Any] | None = None, breakeve
         "compute": compute_gens * p_it * v["compute.cost_per_w"],
         "replacements": v["compute.failure_rate_per_year"] * years * p_it * v["compute.cost_per_w"],
     }
-    facility = sum(ground_costs[k] for k in ("generation", "backup_power", "cooling", "building_land", "fitout",
-                                             "grid_connection") if k in v["model.ground_costs"])
+    facility = sum(
+        ground_costs[k]
+        for k in ("generation", "backup_power", "cooling", "building_land", "fitout", "grid_connection")
+        if k in v["model.ground_costs"]
+    )
     ground_costs["operations"] = v["ground.operations_fraction_per_year"] * facility * years
 
-    plan = Plan(values=v, sunlight=sun,
-                size={"it_power_w": p_it, "load_w": p_load, "array_power_bol_w": p_array_bol,
-                      "array_eol_retention": eol, "array_flux_w_m2": flux, "array_area_m2": array_area,
-                      "battery_wh": battery_wh, "radiator_net_w_m2": net, "radiator_area_m2": radiator_area,
-                      "heat_w": p_load, "satellites": satellites, "generations": generations,
-                      "gpus": p_it / v["compute.it_power_per_gpu"], "mass_kg": mass, "launches": launches,
-                      "launches_total": launches * generations, "availability": availability},
-                mass_kg=parts, orbit_costs=orbit_costs, ground_costs=ground_costs)
+    plan = Plan(
+        values=v,
+        sunlight=sun,
+        size={
+            "it_power_w": p_it,
+            "load_w": p_load,
+            "array_power_bol_w": p_array_bol,
+            "array_eol_retention": eol,
+            "array_flux_w_m2": flux,
+            "array_area_m2": array_area,
+            "battery_wh": battery_wh,
+            "radiator_net_w_m2": net,
+            "radiator_area_m2": radiator_area,
+            "heat_w": p_load,
+            "satellites": satellites,
+            "generations": generations,
+            "gpus": p_it / v["compute.it_power_per_gpu"],
+            "mass_kg": mass,
+            "launches": launches,
+            "launches_total": launches * generations,
+            "availability": availability,
+        },
+        mass_kg=parts,
+        orbit_costs=orbit_costs,
+        ground_costs=ground_costs,
+    )
     plan.orbit = _results(orbit_costs, v["model.orbit_costs"], orbit_kwh, v, kw_it, years)
     plan.ground = _results(ground_costs, v["model.ground_costs"], ground_kwh, v, kw_it, years)
-    plan.ratio = plan.orbit["usd_per_kwh"] / plan.ground["usd_per_kwh"] if plan.ground["total_usd"] > 0 else math.inf
+    plan.ratio = (
+        plan.orbit["usd_per_kwh"] / plan.ground["usd_per_kwh"] if plan.ground["total_usd"] > 0 else math.inf
+    )
     o_nc = plan.orbit["total_usd"] - _counted(orbit_costs, v["model.orbit_costs"], "compute")
     g_nc = plan.ground["total_usd"] - _counted(ground_costs, v["model.ground_costs"], "compute")
     plan.ratio_excluding_compute = ((o_nc / orbit_kwh) / (g_nc / ground_kwh)) if g_nc > 0 else math.inf
@@ -207,13 +271,20 @@ def _counted(costs: dict[str, float], items: list[str], name: str) -> float:
     return costs[name]
 
 
-def _results(costs: dict[str, float], counted: list[str], kwh: float, v: dict, kw_it: float, years: float) -> dict:
+def _results(
+    costs: dict[str, float], counted: list[str], kwh: float, v: dict, kw_it: float, years: float
+) -> dict:
     total = sum(costs[k] for k in counted)
     gpu_hours = kwh / (v["compute.it_power_per_gpu"] / 1000.0)
-    return {"total_usd": total, "delivered_kwh": kwh, "usd_per_kwh": total / kwh if kwh else math.inf,
-            "usd_per_mwh": total / kwh * 1000.0 if kwh else math.inf,
-            "usd_per_gpu_hour": total / gpu_hours if gpu_hours else math.inf,
-            "usd_per_w": total / (kw_it * 1000.0), "usd_per_kw_year": total / (kw_it * years)}
+    return {
+        "total_usd": total,
+        "delivered_kwh": kwh,
+        "usd_per_kwh": total / kwh if kwh else math.inf,
+        "usd_per_mwh": total / kwh * 1000.0 if kwh else math.inf,
+        "usd_per_gpu_hour": total / gpu_hours if gpu_hours else math.inf,
+        "usd_per_w": total / (kw_it * 1000.0),
+        "usd_per_kw_year": total / (kw_it * years),
+    }
 
 
 def with_launch_price(v: dict[str, Any], price_per_kg: float) -> dict[str, Any]:

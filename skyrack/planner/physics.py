@@ -13,8 +13,13 @@ from skyrack.bus.constants import EARTH_ALBEDO, EARTH_IR_W_M2, SOLAR_CONSTANT_W_
 DEEP_SPACE_K = 3.0
 
 
-def array_flux_w_m2(irradiance_w_m2: float, efficiency: float, fill_factor: float,
-                    pointing: float = 1.0, retention: float = 1.0) -> float:
+def array_flux_w_m2(
+    irradiance_w_m2: float,
+    efficiency: float,
+    fill_factor: float,
+    pointing: float = 1.0,
+    retention: float = 1.0,
+) -> float:
     """Electrical watts per m2 of array in full sunlight."""
     return irradiance_w_m2 * efficiency * fill_factor * pointing * retention
 
@@ -39,22 +44,30 @@ def array_power_for_load(load_w: float, sunlit_fraction: float, round_trip_effic
     return load_w * (1.0 + dark / (sunlit_fraction * round_trip_efficiency))
 
 
-def battery_energy_wh(load_w: float, eclipse_s: float, depth_of_discharge: float,
-                      discharge_efficiency: float) -> float:
+def battery_energy_wh(
+    load_w: float, eclipse_s: float, depth_of_discharge: float, discharge_efficiency: float
+) -> float:
     """Nameplate battery energy that carries `load_w` through one eclipse of `eclipse_s`."""
     return load_w * eclipse_s / 3600.0 / (depth_of_discharge * discharge_efficiency)
 
 
-def radiator_emitted_w_m2(temperature_k: float, emissivity: float, sides: int = 2,
-                          sink_k: float = 0.0) -> float:
+def radiator_emitted_w_m2(
+    temperature_k: float, emissivity: float, sides: int = 2, sink_k: float = 0.0
+) -> float:
     """Thermal emission per m2 of panel from all its radiating faces."""
-    return sides * emissivity * STEFAN_BOLTZMANN * (temperature_k ** 4 - sink_k ** 4)
+    return sides * emissivity * STEFAN_BOLTZMANN * (temperature_k**4 - sink_k**4)
 
 
-def radiator_absorbed_w_m2(emissivity: float, absorptivity: float, earth_view_factor: float,
-                           albedo_illumination: float = 0.0, solar_incidence: float = 0.0,
-                           earth_ir_w_m2: float = EARTH_IR_W_M2, albedo: float = EARTH_ALBEDO,
-                           solar_w_m2: float = SOLAR_CONSTANT_W_M2) -> float:
+def radiator_absorbed_w_m2(
+    emissivity: float,
+    absorptivity: float,
+    earth_view_factor: float,
+    albedo_illumination: float = 0.0,
+    solar_incidence: float = 0.0,
+    earth_ir_w_m2: float = EARTH_IR_W_M2,
+    albedo: float = EARTH_ALBEDO,
+    solar_w_m2: float = SOLAR_CONSTANT_W_M2,
+) -> float:
     """Environmental heat absorbed per m2 of panel (all faces together).
 
     earth_view_factor: view factor to the Earth summed over the faces; albedo_illumination: the
@@ -67,10 +80,17 @@ def radiator_absorbed_w_m2(emissivity: float, absorptivity: float, earth_view_fa
     return earth_ir + reflected + direct
 
 
-def radiator_net_w_m2(temperature_k: float, emissivity: float, absorptivity: float, sides: int = 2,
-                      earth_view_factor: float = 0.0, albedo_illumination: float = 0.0,
-                      solar_incidence: float = 0.0, sink_k: float = DEEP_SPACE_K) -> float:
+def radiator_net_w_m2(
+    temperature_k: float,
+    emissivity: float,
+    absorptivity: float,
+    sides: int = 2,
+    earth_view_factor: float = 0.0,
+    albedo_illumination: float = 0.0,
+    solar_incidence: float = 0.0,
+    sink_k: float = DEEP_SPACE_K,
+) -> float:
     """Heat a panel at `temperature_k` rejects per m2 after the environment's loads."""
-    return (radiator_emitted_w_m2(temperature_k, emissivity, sides, sink_k)
-            - radiator_absorbed_w_m2(emissivity, absorptivity, earth_view_factor, albedo_illumination,
-                                     solar_incidence))
+    return radiator_emitted_w_m2(temperature_k, emissivity, sides, sink_k) - radiator_absorbed_w_m2(
+        emissivity, absorptivity, earth_view_factor, albedo_illumination, solar_incidence
+    )

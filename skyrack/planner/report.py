@@ -10,11 +10,28 @@ from skyrack.planner.study import Study
 from skyrack.planner.units import format_area, format_mass, format_money, format_power
 from skyrack.storage import atomic_write_text
 
-PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-           "#bcbd22", "#17becf", "#393b79", "#ad494a", "#637939"]
+PALETTE = [
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+    "#393b79",
+    "#ad494a",
+    "#637939",
+]
 # familiar areas (m2) to set the array and radiators beside
-FAMILIAR = [("football pitch (105 x 68 m)", 105 * 68), ("ISS, solar wings included (109 x 73 m)", 109 * 73),
-            ("Central Park, New York (3.41 km2)", 3.41e6), ("Manhattan (59.1 km2)", 59.1e6)]
+FAMILIAR = [
+    ("football pitch (105 x 68 m)", 105 * 68),
+    ("ISS, solar wings included (109 x 73 m)", 109 * 73),
+    ("Central Park, New York (3.41 km2)", 3.41e6),
+    ("Manhattan (59.1 km2)", 59.1e6),
+]
 
 
 def esc(x) -> str:
@@ -30,24 +47,32 @@ def render(s: Study, claim: list[dict] | None = None) -> str:
     title = f"skyrack plan: {s.scenario.name}, {format_power(v['target.it_power'])} for {v['target.years']:g} years"
     sun = p.sunlight
     be = p.break_even_launch_per_kg
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{CSS}</style>"
-             f"</head><body><h1>{esc(title)}</h1><p>{esc(s.scenario.description)}</p>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{CSS}</style>"
+        f"</head><body><h1>{esc(title)}</h1><p>{esc(s.scenario.description)}</p>"
+    ]
     for note in s.scenario.notes:
         parts.append(f"<p class='note'>{esc(note)}</p>")
     parts.append("<div class='cards'>")
-    for label, value in (("cost ratio orbit / ground", f"{p.ratio:.3g}x"),
-                         ("orbit $/kWh of compute", f"${p.orbit['usd_per_kwh']:.4g}"),
-                         ("ground $/kWh of compute", f"${p.ground['usd_per_kwh']:.4g}"),
-                         ("break-even launch price", f"${be:,.0f}/kg" if be is not None else "none"),
-                         ("mass to orbit", format_mass(p.size["mass_kg"] * p.size["generations"])),
-                         ("launches", f"{p.size['launches_total']:,}"),
-                         ("solar array", format_area(p.size["array_area_m2"])),
-                         ("radiators", format_area(p.size["radiator_area_m2"]))):
-        parts.append(f"<div class='card'><div class='v'>{esc(value)}</div><div class='l'>{esc(label)}</div></div>")
+    for label, value in (
+        ("cost ratio orbit / ground", f"{p.ratio:.3g}x"),
+        ("orbit $/kWh of compute", f"${p.orbit['usd_per_kwh']:.4g}"),
+        ("ground $/kWh of compute", f"${p.ground['usd_per_kwh']:.4g}"),
+        ("break-even launch price", f"${be:,.0f}/kg" if be is not None else "none"),
+        ("mass to orbit", format_mass(p.size["mass_kg"] * p.size["generations"])),
+        ("launches", f"{p.size['launches_total']:,}"),
+        ("solar array", format_area(p.size["array_area_m2"])),
+        ("radiators", format_area(p.size["radiator_area_m2"])),
+    ):
+        parts.append(
+            f"<div class='card'><div class='v'>{esc(value)}</div><div class='l'>{esc(label)}</div></div>"
+        )
     parts.append("</div>")
-    parts.append(f"<p>Orbit <b>{esc(v['orbit.spec'])}</b>{' (' + esc(sun['description']) + ')' if 'description' in sun else ''}: "
-                 f"sunlit {sun['sunlit_fraction'] * 100:.1f}% of the year, longest eclipse {sun['max_eclipse_s'] / 60:.1f} min "
-                 f"({'measured by the orbit twin' if sun.get('from_twin') else 'the scenario’s own figure'}).</p>")
+    parts.append(
+        f"<p>Orbit <b>{esc(v['orbit.spec'])}</b>{' (' + esc(sun['description']) + ')' if 'description' in sun else ''}: "
+        f"sunlit {sun['sunlit_fraction'] * 100:.1f}% of the year, longest eclipse {sun['max_eclipse_s'] / 60:.1f} min "
+        f"({'measured by the orbit twin' if sun.get('from_twin') else 'the scenario’s own figure'}).</p>"
+    )
     parts.append("<h2>How big</h2>" + to_scale_svg(p.size["array_area_m2"], p.size["radiator_area_m2"]))
     parts.append("<h2>Cost over the horizon, orbit vs ground</h2>" + breakdown_svg(s))
     if s.launch_curve:
@@ -55,29 +80,39 @@ def render(s: Study, claim: list[dict] | None = None) -> str:
     if s.tornado:
         parts.append("<h2>Which assumptions move the ratio</h2>" + tornado_svg(s))
     if s.reproduction:
-        parts.append("<h2>Published figures, reproduced from the authors’ own assumptions</h2><table>"
-                     "<tr><th>figure</th><th>published</th><th>planner</th><th>difference</th><th>source</th></tr>")
+        parts.append(
+            "<h2>Published figures, reproduced from the authors’ own assumptions</h2><table>"
+            "<tr><th>figure</th><th>published</th><th>planner</th><th>difference</th><th>source</th></tr>"
+        )
         for r in s.reproduction:
             at = f" at {', '.join(f'{k}={x}' for k, x in r['at'].items())}" if r["at"] else ""
             cls = "ok" if abs(r["error"]) <= 0.02 else ("info" if not r["checked"] else "bad")
-            parts.append(f"<tr class='{cls}'><td>{esc(r['metric'] + at)}</td><td>{r['published']:.4g}</td>"
-                         f"<td>{r['planner']:.4g}</td><td>{r['error']:+.1%}</td><td>{esc(r['source'])}"
-                         f"{'<br><i>' + esc(r['note']) + '</i>' if r['note'] else ''}</td></tr>")
+            parts.append(
+                f"<tr class='{cls}'><td>{esc(r['metric'] + at)}</td><td>{r['published']:.4g}</td>"
+                f"<td>{r['planner']:.4g}</td><td>{r['error']:+.1%}</td><td>{esc(r['source'])}"
+                f"{'<br><i>' + esc(r['note']) + '</i>' if r['note'] else ''}</td></tr>"
+            )
         parts.append("</table>")
     if s.corrections:
         parts.append("<h2>Corrections, one on top of another</h2>" + walk_table(s.corrections))
     if claim:
-        parts.append(f"<h2>The ‘10x cheaper energy’ claim at {esc(format_power(v['target.it_power']))}</h2>"
-                     "<p>The Starcloud white paper’s own arithmetic, then each assumption corrected in turn.</p>"
-                     + walk_table(claim))
-    parts.append("<h2>Every assumption and where it comes from</h2><table><tr><th>assumption</th><th>value</th>"
-                 "<th>source</th></tr>")
+        parts.append(
+            f"<h2>The ‘10x cheaper energy’ claim at {esc(format_power(v['target.it_power']))}</h2>"
+            "<p>The Starcloud white paper’s own arithmetic, then each assumption corrected in turn.</p>"
+            + walk_table(claim)
+        )
+    parts.append(
+        "<h2>Every assumption and where it comes from</h2><table><tr><th>assumption</th><th>value</th>"
+        "<th>source</th></tr>"
+    )
     for key in sorted(v):
         fig = s.scenario.figures[key]
         src = esc(fig.source) if fig.source else f"<i>assumption:</i> {esc(fig.assumption)}"
         parts.append(f"<tr><td>{esc(key)}</td><td>{esc(_value(v[key]))}</td><td>{src}</td></tr>")
-    parts.append("</table><p class='note'>Costs are undiscounted totals over the horizon. Generated by skyrack plan.</p>"
-                 "</body></html>")
+    parts.append(
+        "</table><p class='note'>Costs are undiscounted totals over the horizon. Generated by skyrack plan.</p>"
+        "</body></html>"
+    )
     return "".join(parts)
 
 
@@ -90,13 +125,17 @@ def _value(x) -> str:
 
 
 def walk_table(steps: list[dict]) -> str:
-    rows = ["<table><tr><th>step</th><th>why</th><th>orbit $/kWh</th><th>ground $/kWh</th><th>ratio</th>"
-            "<th>launches</th><th>break-even launch</th></tr>"]
+    rows = [
+        "<table><tr><th>step</th><th>why</th><th>orbit $/kWh</th><th>ground $/kWh</th><th>ratio</th>"
+        "<th>launches</th><th>break-even launch</th></tr>"
+    ]
     for st in steps:
         be = st["break_even_launch_per_kg"]
-        rows.append(f"<tr><td>{esc(st['title'])}</td><td>{esc(st['why'])}</td><td>${st['orbit_usd_per_kwh']:.4g}</td>"
-                    f"<td>${st['ground_usd_per_kwh']:.4g}</td><td><b>{st['ratio']:.3g}x</b></td>"
-                    f"<td>{st['launches']:,}</td><td>{f'${be:,.0f}/kg' if be is not None else 'none'}</td></tr>")
+        rows.append(
+            f"<tr><td>{esc(st['title'])}</td><td>{esc(st['why'])}</td><td>${st['orbit_usd_per_kwh']:.4g}</td>"
+            f"<td>${st['ground_usd_per_kwh']:.4g}</td><td><b>{st['ratio']:.3g}x</b></td>"
+            f"<td>{st['launches']:,}</td><td>{f'${be:,.0f}/kg' if be is not None else 'none'}</td></tr>"
+        )
     return "".join(rows) + "</table>"
 
 
@@ -112,26 +151,37 @@ def to_scale_svg(array_m2: float, radiator_m2: float) -> str:
         shapes.append((name, area, "#999999"))
     width, height, pad = 900, 320, 20
     total_side = sum(math.sqrt(a) for _, a, _ in shapes)
-    scale = min((width - pad * (len(shapes) + 1)) / total_side, (height - 80) / math.sqrt(max(a for _, a, _ in shapes)))
+    scale = min(
+        (width - pad * (len(shapes) + 1)) / total_side,
+        (height - 80) / math.sqrt(max(a for _, a, _ in shapes)),
+    )
     x = pad
     out = [f"<svg viewBox='0 0 {width} {height}' width='{width}' height='{height}' role='img'>"]
     for name, area, colour in shapes:
         side = math.sqrt(area) * scale
         y = height - 50 - side
-        out.append(f"<rect x='{x:.1f}' y='{y:.1f}' width='{max(side, 1):.1f}' height='{max(side, 1):.1f}' "
-                   f"fill='{colour}' fill-opacity='0.7'/>")
-        out.append(f"<text x='{x:.1f}' y='{height - 32}' class='s'>{esc(name)}</text>"
-                   f"<text x='{x:.1f}' y='{height - 16}' class='s'>{esc(format_area(area))}</text>")
+        out.append(
+            f"<rect x='{x:.1f}' y='{y:.1f}' width='{max(side, 1):.1f}' height='{max(side, 1):.1f}' "
+            f"fill='{colour}' fill-opacity='0.7'/>"
+        )
+        out.append(
+            f"<text x='{x:.1f}' y='{height - 32}' class='s'>{esc(name)}</text>"
+            f"<text x='{x:.1f}' y='{height - 16}' class='s'>{esc(format_area(area))}</text>"
+        )
         x += max(side, 110) + pad
-    out.append(f"<text x='{pad}' y='16' class='s'>drawn to one scale: "
-               f"{1000 * scale:.3g} px per km of side</text></svg>")
+    out.append(
+        f"<text x='{pad}' y='16' class='s'>drawn to one scale: "
+        f"{1000 * scale:.3g} px per km of side</text></svg>"
+    )
     return "".join(out)
 
 
 def breakdown_svg(s: Study) -> str:
     v, p = s.values, s.plan
-    sides = [("orbit", {k: c for k, c in p.orbit_costs.items() if k in v["model.orbit_costs"] and c > 0}),
-             ("ground", {k: c for k, c in p.ground_costs.items() if k in v["model.ground_costs"] and c > 0})]
+    sides = [
+        ("orbit", {k: c for k, c in p.orbit_costs.items() if k in v["model.orbit_costs"] and c > 0}),
+        ("ground", {k: c for k, c in p.ground_costs.items() if k in v["model.ground_costs"] and c > 0}),
+    ]
     top = max(p.orbit["total_usd"], p.ground["total_usd"]) or 1.0
     width, bar_w, left = 900, 620, 80
     names = sorted({k for _, items in sides for k in items})
@@ -142,66 +192,95 @@ def breakdown_svg(s: Study) -> str:
         out.append(f"<text x='5' y='{y + 22}' class='m'>{label}</text>")
         for k, c in items.items():
             w = c / top * bar_w
-            out.append(f"<rect x='{x:.1f}' y='{y}' width='{w:.1f}' height='32' fill='{colour[k]}'>"
-                       f"<title>{esc(k)}: {esc(format_money(c))}</title></rect>")
+            out.append(
+                f"<rect x='{x:.1f}' y='{y}' width='{w:.1f}' height='32' fill='{colour[k]}'>"
+                f"<title>{esc(k)}: {esc(format_money(c))}</title></rect>"
+            )
             if w > 45:
-                out.append(f"<text x='{x + 3:.1f}' y='{y + 20}' class='w'>{esc(k[:int(w / 7)])}</text>")
+                out.append(f"<text x='{x + 3:.1f}' y='{y + 20}' class='w'>{esc(k[: int(w / 7)])}</text>")
             x += w
-        out.append(f"<text x='{x + 6:.1f}' y='{y + 22}' class='m'>{esc(format_money(sum(items.values())))}</text>")
+        out.append(
+            f"<text x='{x + 6:.1f}' y='{y + 22}' class='m'>{esc(format_money(sum(items.values())))}</text>"
+        )
     legend_x = 5
     for k in names:
-        out.append(f"<rect x='{legend_x}' y='110' width='10' height='10' fill='{colour[k]}'/>"
-                   f"<text x='{legend_x + 13}' y='119' class='s'>{esc(k)}</text>")
+        out.append(
+            f"<rect x='{legend_x}' y='110' width='10' height='10' fill='{colour[k]}'/>"
+            f"<text x='{legend_x + 13}' y='119' class='s'>{esc(k)}</text>"
+        )
         legend_x += 14 + 7 * len(k) + 10
         if legend_x > width - 80:
             break
     out.append("</svg>")
-    left_out = {k: c for k, c in p.orbit_costs.items() if k not in v["model.orbit_costs"] and c > 0
-                and not (k == "satellites") == ("satellites" in v["model.orbit_costs"])}
+    left_out = {
+        k: c
+        for k, c in p.orbit_costs.items()
+        if k not in v["model.orbit_costs"]
+        and c > 0
+        and not (k == "satellites") == ("satellites" in v["model.orbit_costs"])
+    }
     note = ""
     if left_out:
-        note = ("<p class='note'>Not counted by this scenario in orbit: "
-                + ", ".join(f"{esc(k)} {esc(format_money(c))}" for k, c in left_out.items()) + ".</p>")
+        note = (
+            "<p class='note'>Not counted by this scenario in orbit: "
+            + ", ".join(f"{esc(k)} {esc(format_money(c))}" for k, c in left_out.items())
+            + ".</p>"
+        )
     return "".join(out) + note
 
 
 def curve_svg(s: Study) -> str:
     pts = s.launch_curve
-    width, height, l, r, t, b = 900, 320, 60, 20, 20, 40
+    width, height, left, r, t, b = 900, 320, 60, 20, 20, 40
     xs = [math.log10(q["launch_per_kg"]) for q in pts]
     ys = [q["ratio"] for q in pts]
     y_max = max(2.0, min(max(ys), 50.0))
     y_min = 0.0
 
     def X(lx):
-        return l + (lx - xs[0]) / (xs[-1] - xs[0]) * (width - l - r)
+        return left + (lx - xs[0]) / (xs[-1] - xs[0]) * (width - left - r)
 
     def Y(y):
         return t + (1 - (min(y, y_max) - y_min) / (y_max - y_min)) * (height - t - b)
 
     out = [f"<svg viewBox='0 0 {width} {height}' width='{width}' height='{height}'>"]
     for dec in (10, 100, 1000, 10000):
-        out.append(f"<line x1='{X(math.log10(dec)):.1f}' x2='{X(math.log10(dec)):.1f}' y1='{t}' y2='{height - b}' class='g'/>"
-                   f"<text x='{X(math.log10(dec)) - 15:.1f}' y='{height - b + 16}' class='s'>${dec:,}/kg</text>")
+        out.append(
+            f"<line x1='{X(math.log10(dec)):.1f}' x2='{X(math.log10(dec)):.1f}' y1='{t}' y2='{height - b}' class='g'/>"
+            f"<text x='{X(math.log10(dec)) - 15:.1f}' y='{height - b + 16}' class='s'>${dec:,}/kg</text>"
+        )
     for k in range(0, 6):
         yv = y_min + (y_max - y_min) * k / 5
-        out.append(f"<text x='5' y='{Y(yv) + 4:.1f}' class='s'>{yv:.2g}x</text>"
-                   f"<line x1='{l}' x2='{width - r}' y1='{Y(yv):.1f}' y2='{Y(yv):.1f}' class='g'/>")
-    out.append(f"<line x1='{l}' x2='{width - r}' y1='{Y(1):.1f}' y2='{Y(1):.1f}' stroke='#000' stroke-dasharray='4 3'/>"
-               f"<text x='{width - r - 90}' y='{Y(1) - 4:.1f}' class='s'>parity (ratio 1)</text>")
-    path = " ".join(f"{'M' if i == 0 else 'L'}{X(a):.1f},{Y(b_):.1f}" for i, (a, b_) in enumerate(zip(xs, ys)))
+        out.append(
+            f"<text x='5' y='{Y(yv) + 4:.1f}' class='s'>{yv:.2g}x</text>"
+            f"<line x1='{left}' x2='{width - r}' y1='{Y(yv):.1f}' y2='{Y(yv):.1f}' class='g'/>"
+        )
+    out.append(
+        f"<line x1='{left}' x2='{width - r}' y1='{Y(1):.1f}' y2='{Y(1):.1f}' stroke='#000' stroke-dasharray='4 3'/>"
+        f"<text x='{width - r - 90}' y='{Y(1) - 4:.1f}' class='s'>parity (ratio 1)</text>"
+    )
+    path = " ".join(
+        f"{'M' if i == 0 else 'L'}{X(a):.1f},{Y(b_):.1f}" for i, (a, b_) in enumerate(zip(xs, ys))
+    )
     out.append(f"<path d='{path}' fill='none' stroke='#1f77b4' stroke-width='2.5'/>")
     from skyrack.planner.economics import launch_price_per_kg
+
     now = launch_price_per_kg(s.values)
     if 10 <= now <= 10000:
-        out.append(f"<circle cx='{X(math.log10(now)):.1f}' cy='{Y(s.plan.ratio):.1f}' r='5' fill='#ff7f0e'/>"
-                   f"<text x='{X(math.log10(now)) + 8:.1f}' y='{Y(s.plan.ratio) - 6:.1f}' class='s'>assumed ${now:,.0f}/kg: {s.plan.ratio:.3g}x</text>")
+        out.append(
+            f"<circle cx='{X(math.log10(now)):.1f}' cy='{Y(s.plan.ratio):.1f}' r='5' fill='#ff7f0e'/>"
+            f"<text x='{X(math.log10(now)) + 8:.1f}' y='{Y(s.plan.ratio) - 6:.1f}' class='s'>assumed ${now:,.0f}/kg: {s.plan.ratio:.3g}x</text>"
+        )
     be = s.plan.break_even_launch_per_kg
     if be is not None and 10 <= be <= 10000:
-        out.append(f"<circle cx='{X(math.log10(be)):.1f}' cy='{Y(1):.1f}' r='6' fill='#2ca02c'/>"
-                   f"<text x='{X(math.log10(be)) + 8:.1f}' y='{Y(1) + 16:.1f}' class='s'>break-even ${be:,.0f}/kg</text>")
+        out.append(
+            f"<circle cx='{X(math.log10(be)):.1f}' cy='{Y(1):.1f}' r='6' fill='#2ca02c'/>"
+            f"<text x='{X(math.log10(be)) + 8:.1f}' y='{Y(1) + 16:.1f}' class='s'>break-even ${be:,.0f}/kg</text>"
+        )
     elif be is None:
-        out.append(f"<text x='{l + 10}' y='{t + 14}' class='s'>no break-even: orbit costs more even with free launches</text>")
+        out.append(
+            f"<text x='{left + 10}' y='{t + 14}' class='s'>no break-even: orbit costs more even with free launches</text>"
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -220,20 +299,31 @@ def tornado_svg(s: Study) -> str:
     out = [f"<svg viewBox='0 0 {width} {height}' width='{width}' height='{height}'>"]
     for i, r in enumerate(rows):
         y = 20 + i * row_h
-        for val, setting, colour in ((r["ratio_low"], r["low"], "#2ca02c"), (r["ratio_high"], r["high"], "#d62728")):
+        for val, setting, colour in (
+            (r["ratio_low"], r["low"], "#2ca02c"),
+            (r["ratio_high"], r["high"], "#d62728"),
+        ):
             x0, x1 = sorted((X(base), X(val)))
-            out.append(f"<rect x='{x0:.1f}' y='{y}' width='{max(x1 - x0, 1):.1f}' height='{row_h - 6}' fill='{colour}' "
-                       f"fill-opacity='0.75'><title>{esc(r['label'])} = {setting:.4g}: {val:.3g}x</title></rect>")
+            out.append(
+                f"<rect x='{x0:.1f}' y='{y}' width='{max(x1 - x0, 1):.1f}' height='{row_h - 6}' fill='{colour}' "
+                f"fill-opacity='0.75'><title>{esc(r['label'])} = {setting:.4g}: {val:.3g}x</title></rect>"
+            )
             tx = X(val) + (4 if val >= base else -60)
             out.append(f"<text x='{tx:.1f}' y='{y + 14}' class='s'>{setting:.3g}</text>")
         out.append(f"<text x='5' y='{y + 14}' class='s'>{esc(r['label'])} ({r['base']:.3g})</text>")
-    out.append(f"<line x1='{X(base):.1f}' x2='{X(base):.1f}' y1='10' y2='{height - 20}' stroke='#000'/>"
-               f"<text x='{X(base) + 4:.1f}' y='{height - 6}' class='s'>base {base:.3g}x</text>")
+    out.append(
+        f"<line x1='{X(base):.1f}' x2='{X(base):.1f}' y1='10' y2='{height - 20}' stroke='#000'/>"
+        f"<text x='{X(base) + 4:.1f}' y='{height - 6}' class='s'>base {base:.3g}x</text>"
+    )
     if lo < 1 < hi:
-        out.append(f"<line x1='{X(1):.1f}' x2='{X(1):.1f}' y1='10' y2='{height - 20}' stroke='#000' stroke-dasharray='4 3'/>"
-                   f"<text x='{X(1) + 4:.1f}' y='12' class='s'>parity</text>")
-    out.append("</svg><p class='note'>Green: the assumption at its low value; red: at its high value. "
-               "Bars run from the base cost ratio to the ratio with that one assumption changed.</p>")
+        out.append(
+            f"<line x1='{X(1):.1f}' x2='{X(1):.1f}' y1='10' y2='{height - 20}' stroke='#000' stroke-dasharray='4 3'/>"
+            f"<text x='{X(1) + 4:.1f}' y='12' class='s'>parity</text>"
+        )
+    out.append(
+        "</svg><p class='note'>Green: the assumption at its low value; red: at its high value. "
+        "Bars run from the base cost ratio to the ratio with that one assumption changed.</p>"
+    )
     return "".join(out)
 
 

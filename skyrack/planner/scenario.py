@@ -21,16 +21,40 @@ from skyrack.errors import UserError
 from skyrack.planner import units
 from skyrack.profile import Figure, parse_figure
 
-ORBIT_COST_ITEMS = ("arrays", "radiators", "batteries", "compute", "structure", "shielding", "satellites",
-                    "integration", "launch", "development", "operations", "ground_segment", "replacements")
+ORBIT_COST_ITEMS = (
+    "arrays",
+    "radiators",
+    "batteries",
+    "compute",
+    "structure",
+    "shielding",
+    "satellites",
+    "integration",
+    "launch",
+    "development",
+    "operations",
+    "ground_segment",
+    "replacements",
+)
 ORBIT_MASS_ITEMS = ("arrays", "radiators", "batteries", "compute", "structure", "shielding", "satellites")
-GROUND_COST_ITEMS = ("electricity", "water", "generation", "backup_power", "cooling", "building_land",
-                     "fitout", "grid_connection", "compute", "replacements", "operations")
+GROUND_COST_ITEMS = (
+    "electricity",
+    "water",
+    "generation",
+    "backup_power",
+    "cooling",
+    "building_land",
+    "fitout",
+    "grid_connection",
+    "compute",
+    "replacements",
+    "operations",
+)
 
 
 @dataclass(frozen=True)
 class Param:
-    kind: str            # a units kind, or "choice", "items", "orbit", "flag", "launch_count"
+    kind: str  # a units kind, or "choice", "items", "orbit", "flag", "launch_count"
     lo: float | None = None
     hi: float | None = None
     lo_open: bool = False  # the lower bound itself is refused
@@ -115,9 +139,12 @@ PARAMS: dict[str, Param] = {
     "ground.grid_connection_per_w": _p("usd_per_w", **NONNEG),
     "ground.operations_fraction_per_year": _p("fraction", lo=0.0, hi=1.0),
     # how the model is put together (the switches that reproduce each author's arithmetic)
-    "model.sizing": _p("choice", choices=("continuous", "nameplate"),
-                       help="continuous: array and battery carry the IT load through eclipses and "
-                            "degradation; nameplate: array watts = load watts, compute runs only when lit"),
+    "model.sizing": _p(
+        "choice",
+        choices=("continuous", "nameplate"),
+        help="continuous: array and battery carry the IT load through eclipses and "
+        "degradation; nameplate: array watts = load watts, compute runs only when lit",
+    ),
     "model.gpu_attrition": _p("flag", help="failed GPUs in orbit stay failed and deliver nothing"),
     "model.launch_count": _p("launch_count", help="'from_mass' or a fixed number of launches"),
     "model.launch_pricing": _p("choice", choices=("per_kg", "per_launch")),
@@ -140,14 +167,15 @@ class Scenario:
     def values(self) -> dict[str, Any]:
         return {key: check(key, fig.value) for key, fig in self.figures.items()}
 
-    def with_overrides(self, overrides: dict[str, Any], why: str) -> "Scenario":
+    def with_overrides(self, overrides: dict[str, Any], why: str) -> Scenario:
         figures = dict(self.figures)
         for key, value in overrides.items():
             key = resolve_key(key)
             check(key, value)
             figures[key] = Figure(value, assumption=why)
-        return Scenario(self.name, self.description, self.path, figures, self.published, self.corrections,
-                        self.notes)
+        return Scenario(
+            self.name, self.description, self.path, figures, self.published, self.corrections, self.notes
+        )
 
     def source_of(self, key: str) -> str:
         fig = self.figures[key]
@@ -199,7 +227,7 @@ def load_scenario(name_or_path: str | None = None, _seen: tuple[str, ...] = ()) 
             figures[key] = fig
     missing = [k for k in PARAMS if k not in figures]
     if missing:
-        raise UserError(f"{where}: missing assumptions {', '.join(missing)} (or write extends = \"skyrack\")")
+        raise UserError(f'{where}: missing assumptions {", ".join(missing)} (or write extends = "skyrack")')
     published = list(data.get("published") or [])
     for entry in published:
         if not {"metric", "value", "source"} <= set(entry):
@@ -210,9 +238,15 @@ def load_scenario(name_or_path: str | None = None, _seen: tuple[str, ...] = ()) 
             raise UserError(f"{where}: each [[corrections]] needs title, why and a set = {{...}} table")
         for key, value in entry["set"].items():
             _checked(resolve_key(key), value, f"{where} correction {entry['title']!r}")
-    return Scenario(name=str(data.get("name") or path.stem), description=str(data.get("description", "")),
-                    path=where, figures=figures, published=published, corrections=corrections,
-                    notes=[str(n) for n in data.get("notes", [])])
+    return Scenario(
+        name=str(data.get("name") or path.stem),
+        description=str(data.get("description", "")),
+        path=where,
+        figures=figures,
+        published=published,
+        corrections=corrections,
+        notes=[str(n) for n in data.get("notes", [])],
+    )
 
 
 def resolve_key(key: str) -> str:
@@ -228,6 +262,7 @@ def resolve_key(key: str) -> str:
 
 def _did_you_mean(key: str) -> str:
     import difflib
+
     close = difflib.get_close_matches(key, list(PARAMS), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
 

@@ -8,8 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from skyrack.planner import scenario as sc
-from skyrack.planner.economics import (Plan, evaluate, launch_price_per_kg, sunlight_for,
-                                       with_launch_price)
+from skyrack.planner.economics import Plan, evaluate, launch_price_per_kg, sunlight_for, with_launch_price
 
 
 @dataclass
@@ -27,9 +26,15 @@ def study(scenario: sc.Scenario, overrides: dict[str, Any] | None = None, detail
     scen = scenario.with_overrides(overrides, "set on the command line") if overrides else scenario
     values = scen.values()
     plan = evaluate(values)
-    return Study(scen, values, plan, reproduce(scenario) if scenario.published else [],
-                 walk_corrections(values, scenario.corrections),
-                 tornado(values, plan) if detail else [], launch_curve(values) if detail else [])
+    return Study(
+        scen,
+        values,
+        plan,
+        reproduce(scenario) if scenario.published else [],
+        walk_corrections(values, scenario.corrections),
+        tornado(values, plan) if detail else [],
+        launch_curve(values) if detail else [],
+    )
 
 
 def reproduce(scenario: sc.Scenario) -> list[dict]:
@@ -43,18 +48,32 @@ def reproduce(scenario: sc.Scenario) -> list[dict]:
             values[key] = sc.check(key, raw)
         got = evaluate(values).metric(pub["metric"])
         want = float(pub["value"])
-        rows.append({"metric": pub["metric"], "published": want, "planner": got,
-                     "error": (got - want) / want if want else math.nan, "source": pub["source"],
-                     "checked": bool(pub.get("check", True)), "note": pub.get("note", ""),
-                     "at": {k: str(v) for k, v in (pub.get("at") or {}).items()}})
+        rows.append(
+            {
+                "metric": pub["metric"],
+                "published": want,
+                "planner": got,
+                "error": (got - want) / want if want else math.nan,
+                "source": pub["source"],
+                "checked": bool(pub.get("check", True)),
+                "note": pub.get("note", ""),
+                "at": {k: str(v) for k, v in (pub.get("at") or {}).items()},
+            }
+        )
     return rows
 
 
 def headline(plan: Plan) -> dict[str, Any]:
-    return {"orbit_usd": plan.orbit["total_usd"], "ground_usd": plan.ground["total_usd"],
-            "orbit_usd_per_kwh": plan.orbit["usd_per_kwh"], "ground_usd_per_kwh": plan.ground["usd_per_kwh"],
-            "ratio": plan.ratio, "mass_kg": plan.size["mass_kg"], "launches": plan.size["launches_total"],
-            "break_even_launch_per_kg": plan.break_even_launch_per_kg}
+    return {
+        "orbit_usd": plan.orbit["total_usd"],
+        "ground_usd": plan.ground["total_usd"],
+        "orbit_usd_per_kwh": plan.orbit["usd_per_kwh"],
+        "ground_usd_per_kwh": plan.ground["usd_per_kwh"],
+        "ratio": plan.ratio,
+        "mass_kg": plan.size["mass_kg"],
+        "launches": plan.size["launches_total"],
+        "break_even_launch_per_kg": plan.break_even_launch_per_kg,
+    }
 
 
 def walk_corrections(values: dict[str, Any], corrections: list[dict]) -> list[dict]:
@@ -69,7 +88,9 @@ def walk_corrections(values: dict[str, Any], corrections: list[dict]) -> list[di
             key = sc.resolve_key(key)
             current[key] = sc.check(key, raw)
             changed[key] = raw
-        steps.append({"title": corr["title"], "why": corr["why"], "set": changed, **headline(evaluate(current))})
+        steps.append(
+            {"title": corr["title"], "why": corr["why"], "set": changed, **headline(evaluate(current))}
+        )
     return steps
 
 
@@ -104,8 +125,17 @@ def tornado(values: dict[str, Any], plan: Plan) -> list[dict]:
             out.append(evaluate(v, sun, breakeven=False).ratio)
         if abs(out[1] - out[0]) < 1e-9 * max(1.0, abs(plan.ratio)):
             continue
-        rows.append({"key": key, "label": label, "base": x, "low": lo, "high": hi,
-                     "ratio_low": out[0], "ratio_high": out[1]})
+        rows.append(
+            {
+                "key": key,
+                "label": label,
+                "base": x,
+                "low": lo,
+                "high": hi,
+                "ratio_low": out[0],
+                "ratio_high": out[1],
+            }
+        )
     rows.sort(key=lambda r: -abs(r["ratio_high"] - r["ratio_low"]))
     return rows
 
@@ -116,6 +146,10 @@ def launch_curve(values: dict[str, Any], points: int = 25) -> list[dict]:
     out = []
     for k in range(points):
         price = 10 ** (1 + 3 * k / (points - 1))
-        out.append({"launch_per_kg": price, "ratio": evaluate(with_launch_price(values, price), sun,
-                                                               breakeven=False).ratio})
+        out.append(
+            {
+                "launch_per_kg": price,
+                "ratio": evaluate(with_launch_price(values, price), sun, breakeven=False).ratio,
+            }
+        )
     return out

@@ -16,17 +16,22 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
 from skyrack.errors import UserError
-from skyrack.orbit.elements import (MU_EARTH_KM3_S2, R_EARTH_EQUATORIAL_KM, Satellite, from_elements,
-                                     sun_synchronous_inclination_deg)
 from skyrack.orbit import sun
+from skyrack.orbit.elements import (
+    MU_EARTH_KM3_S2,
+    R_EARTH_EQUATORIAL_KM,
+    Satellite,
+    from_elements,
+    sun_synchronous_inclination_deg,
+)
 from skyrack.orbit.twin import OrbitTwin
 
-DESIGN_EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+DESIGN_EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 SAMPLE_EVERY_DAYS = 5.0
 STEP_S = 15.0
 
@@ -38,8 +43,8 @@ class Sunlight:
     altitude_km: float
     inclination_deg: float
     period_s: float
-    sunlit_fraction: float      # time-averaged visible fraction of the solar disk over the year
-    max_eclipse_s: float        # longest single eclipse (half the disk hidden or more)
+    sunlit_fraction: float  # time-averaged visible fraction of the solar disk over the year
+    max_eclipse_s: float  # longest single eclipse (half the disk hidden or more)
     eclipse_orbits_fraction: float  # share of sampled orbits with any eclipse
 
     def as_dict(self) -> dict:
@@ -58,29 +63,53 @@ def design_satellite(spec: str) -> tuple[Satellite, str]:
             if not 0 <= ltan < 24:
                 raise UserError(f"orbit {spec!r}: local time of the ascending node must be in [0, 24) hours")
             from skyrack.profile import raan_for_ltan
+
             incl = sun_synchronous_inclination_deg(alt)
-            sat = from_elements(f"SSO {alt:g} km", DESIGN_EPOCH, altitude_km=alt, inclination_deg=incl,
-                                raan_deg=raan_for_ltan(DESIGN_EPOCH, ltan), source=f"orbit {spec}")
+            sat = from_elements(
+                f"SSO {alt:g} km",
+                DESIGN_EPOCH,
+                altitude_km=alt,
+                inclination_deg=incl,
+                raan_deg=raan_for_ltan(DESIGN_EPOCH, ltan),
+                source=f"orbit {spec}",
+            )
             return sat, f"sun-synchronous {alt:g} km, node at {ltan:g} h local time, {incl:.2f} deg"
         if low.startswith("incl:"):
             parts = low.split(":")[1:]
             if len(parts) != 2:
                 raise UserError(f"orbit {spec!r}: write incl:DEG:ALT_KM, e.g. incl:45:550")
             incl, alt = float(parts[0]), float(parts[1])
-            sat = from_elements(f"{incl:g} deg {alt:g} km", DESIGN_EPOCH, altitude_km=alt,
-                                inclination_deg=incl, raan_deg=0.0, source=f"orbit {spec}")
+            sat = from_elements(
+                f"{incl:g} deg {alt:g} km",
+                DESIGN_EPOCH,
+                altitude_km=alt,
+                inclination_deg=incl,
+                raan_deg=0.0,
+                source=f"orbit {spec}",
+            )
             return sat, f"{incl:g} deg inclination, {alt:g} km circular"
     except ValueError:
         raise UserError(f"orbit {spec!r}: numbers expected, e.g. sso:650 or incl:45:550") from None
     from skyrack.profile import load_profile
+
     profile = load_profile(text)
     rec = profile.satellite.satrec
     alt = _altitude_km(rec)
-    sat = from_elements(profile.name, profile.satellite.epoch, altitude_km=alt,
-                        inclination_deg=math.degrees(rec.inclo), raan_deg=math.degrees(rec.nodeo),
-                        eccentricity=rec.ecco, arg_perigee_deg=math.degrees(rec.argpo),
-                        mean_anomaly_deg=math.degrees(rec.mo), source=f"profile {profile.name}, drag off")
-    return sat, f"{profile.name}: {math.degrees(rec.inclo):.2f} deg, {alt:.0f} km (profile elements, drag off)"
+    sat = from_elements(
+        profile.name,
+        profile.satellite.epoch,
+        altitude_km=alt,
+        inclination_deg=math.degrees(rec.inclo),
+        raan_deg=math.degrees(rec.nodeo),
+        eccentricity=rec.ecco,
+        arg_perigee_deg=math.degrees(rec.argpo),
+        mean_anomaly_deg=math.degrees(rec.mo),
+        source=f"profile {profile.name}, drag off",
+    )
+    return (
+        sat,
+        f"{profile.name}: {math.degrees(rec.inclo):.2f} deg, {alt:.0f} km (profile elements, drag off)",
+    )
 
 
 @functools.lru_cache(maxsize=32)
@@ -112,10 +141,16 @@ def annual_sunlight(spec: str, every_days: float = SAMPLE_EVERY_DAYS, step_s: fl
         runs = np.diff(np.flatnonzero(np.diff(np.concatenate(([0], rolled.view(np.int8), [0])))))[::2]
         longest = max(longest, float(runs.max()) * step_s)
     rec = sat.satrec
-    return Sunlight(orbit=spec, description=description, altitude_km=_altitude_km(rec),
-                    inclination_deg=math.degrees(rec.inclo), period_s=twin.period_s,
-                    sunlit_fraction=float(lit.mean()), max_eclipse_s=longest,
-                    eclipse_orbits_fraction=float(dark.any(axis=1).mean()))
+    return Sunlight(
+        orbit=spec,
+        description=description,
+        altitude_km=_altitude_km(rec),
+        inclination_deg=math.degrees(rec.inclo),
+        period_s=twin.period_s,
+        sunlit_fraction=float(lit.mean()),
+        max_eclipse_s=longest,
+        eclipse_orbits_fraction=float(dark.any(axis=1).mean()),
+    )
 
 
 def _altitude_km(satrec) -> float:

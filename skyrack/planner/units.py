@@ -12,8 +12,10 @@ import re
 
 from skyrack.errors import UserError
 
-_NUMBER = re.compile(r"^\s*(?P<dollar>\$)?\s*(?P<num>[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*"
-                     r"(?:(?P<mult>k|K|M|B|bn|T)(?![a-zA-Z]))?\s*(?P<unit>.*?)\s*$")
+_NUMBER = re.compile(
+    r"^\s*(?P<dollar>\$)?\s*(?P<num>[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?)\s*"
+    r"(?:(?P<mult>k|K|M|B|bn|T)(?![a-zA-Z]))?\s*(?P<unit>.*?)\s*$"
+)
 _MONEY_MULT = {None: 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "B": 1e9, "bn": 1e9, "T": 1e12}
 
 # kind -> (base unit shown to people, {accepted unit spelling (lowercase, no spaces): factor to base})
@@ -82,17 +84,34 @@ def _lookup(units: dict[str, float], unit: str, text: str, kind: str, name: str)
     if unit in units:
         return units[unit]
     base = KINDS[kind][0]
-    raise UserError(f"{name}: unit in {text!r} does not fit; expected {base or 'a plain number'} "
-                    f"(e.g. {example(kind)})")
+    raise UserError(
+        f"{name}: unit in {text!r} does not fit; expected {base or 'a plain number'} (e.g. {example(kind)})"
+    )
 
 
 def example(kind: str) -> str:
-    return {"power": "5GW, 40 MW", "years": "10y", "seconds": "1200 s", "mass": "100 t",
-            "usd": "$8.2M", "usd_per_year": "$10M/yr", "usd_per_kg": "$200/kg", "usd_per_w": "$0.05/W",
-            "usd_per_kwh": "$0.04/kWh", "usd_per_mwh": "$3/MWh", "usd_per_m2": "$500/m2",
-            "w_per_kg": "150 W/kg", "wh_per_kg": "200 Wh/kg", "kg_per_kw": "10 kg/kW",
-            "kg_per_m2": "5 kg/m2", "w_per_m2": "1361 W/m2", "fraction": "0.3 or 30%",
-            "ratio": "1.2", "temperature": "300K or 27C", "count": "3"}.get(kind, "a number")
+    return {
+        "power": "5GW, 40 MW",
+        "years": "10y",
+        "seconds": "1200 s",
+        "mass": "100 t",
+        "usd": "$8.2M",
+        "usd_per_year": "$10M/yr",
+        "usd_per_kg": "$200/kg",
+        "usd_per_w": "$0.05/W",
+        "usd_per_kwh": "$0.04/kWh",
+        "usd_per_mwh": "$3/MWh",
+        "usd_per_m2": "$500/m2",
+        "w_per_kg": "150 W/kg",
+        "wh_per_kg": "200 Wh/kg",
+        "kg_per_kw": "10 kg/kW",
+        "kg_per_m2": "5 kg/m2",
+        "w_per_m2": "1361 W/m2",
+        "fraction": "0.3 or 30%",
+        "ratio": "1.2",
+        "temperature": "300K or 27C",
+        "count": "3",
+    }.get(kind, "a number")
 
 
 def format_power(watts: float) -> str:

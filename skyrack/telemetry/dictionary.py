@@ -21,7 +21,7 @@ class Channel:
     type: str  # "float", "int", "bool" or "str"
     description: str
     yellow: tuple[float, float] | None = None  # outside (lo, hi): caution
-    red: tuple[float, float] | None = None     # outside (lo, hi): alarm
+    red: tuple[float, float] | None = None  # outside (lo, hi): alarm
 
     def limit_state(self, value) -> str:
         """'nominal', 'yellow' or 'red' for a value of this channel."""
@@ -63,7 +63,9 @@ class CommandType:
 CHANNELS: tuple[Channel, ...] = (
     Channel("orbit.lat_deg", "deg", "float", "geodetic latitude of the point beneath"),
     Channel("orbit.lon_deg", "deg", "float", "longitude of the point beneath"),
-    Channel("orbit.alt_km", "km", "float", "height above the WGS84 ellipsoid", yellow=(350, 2000), red=(250, 5000)),
+    Channel(
+        "orbit.alt_km", "km", "float", "height above the WGS84 ellipsoid", yellow=(350, 2000), red=(250, 5000)
+    ),
     Channel("orbit.speed_km_s", "km/s", "float", "inertial speed"),
     Channel("orbit.sunlit", "1", "float", "visible fraction of the solar disk (1 sunlit, 0 eclipse)"),
     Channel("orbit.beta_deg", "deg", "float", "angle between the orbit plane and the Sun"),
@@ -72,13 +74,17 @@ CHANNELS: tuple[Channel, ...] = (
     Channel("orbit.area", "", "str", "broad region beneath, as people say it"),
     Channel("power.array_w", "W", "float", "solar array output"),
     Channel("power.load_w", "W", "float", "total electrical load (bus + GPU)"),
-    Channel("power.battery_soc", "1", "float", "battery state of charge", yellow=(0.35, 1.0), red=(0.25, 1.0)),
+    Channel(
+        "power.battery_soc", "1", "float", "battery state of charge", yellow=(0.35, 1.0), red=(0.25, 1.0)
+    ),
     Channel("power.battery_wh", "Wh", "float", "energy stored in the battery"),
     Channel("gpu.cap_w", "W", "float", "GPU power cap set by the governor (0: paused)"),
     Channel("gpu.temp_c", "degC", "float", "GPU / radiator temperature", yellow=(-20, 80), red=(-40, 85)),
     Channel("gpu.throughput", "1", "float", "training speed as a fraction of full power"),
     Channel("radiation.upset_rate", "1/s", "float", "expected memory upsets per second"),
-    Channel("radiation.dose_rad", "rad", "float", "accumulated ionizing dose", yellow=(0, 2000), red=(0, 15000)),
+    Channel(
+        "radiation.dose_rad", "rad", "float", "accumulated ionizing dose", yellow=(0, 2000), red=(0, 15000)
+    ),
     Channel("faults.injected", "count", "int", "faults injected so far"),
     Channel("faults.detected", "count", "int", "faults detected so far"),
     Channel("faults.recovered", "count", "int", "faults recovered so far"),
@@ -95,8 +101,12 @@ EVENTS: tuple[EventType, ...] = (
     EventType("saa_exit", "info", "leaving the South Atlantic Anomaly", "upset rate back to background"),
     EventType("governor", "info", "{action}: cap {cap_w:.0f} W ({reason})", "a power or heat decision"),
     EventType("fault_injected", "warning", "{kind} fault injected ({where})", "radiation-style fault"),
-    EventType("fault_recovered", "warning", "{kind} fault detected and recovered ({how})", "protection worked"),
-    EventType("fault_silent", "error", "{kind} fault went undetected", "state diverged from the fault-free run"),
+    EventType(
+        "fault_recovered", "warning", "{kind} fault detected and recovered ({how})", "protection worked"
+    ),
+    EventType(
+        "fault_silent", "error", "{kind} fault went undetected", "state diverged from the fault-free run"
+    ),
     EventType("checkpoint", "info", "checkpoint saved at step {step}", "a verified checkpoint"),
     EventType("limit", "warning", "{channel} {state}: {value}", "a channel left its limits"),
     EventType("command", "info", "command {name} {status}", "a command changed state"),
@@ -108,10 +118,16 @@ COMMANDS: tuple[CommandType, ...] = (
     CommandType("pause_training", "stop training steps until resumed"),
     CommandType("resume_training", "resume training steps"),
     CommandType("checkpoint_now", "write a verified checkpoint at the next step"),
-    CommandType("set_power_cap", "limit the GPU power cap",
-                (Argument("cap_w", "float", "upper bound on the GPU power cap", 0.0, 1000.0),)),
-    CommandType("set_stress", "scale the fault injection rate",
-                (Argument("factor", "float", "multiplier on the radiation upset rate", 0.0, 1e9),)),
+    CommandType(
+        "set_power_cap",
+        "limit the GPU power cap",
+        (Argument("cap_w", "float", "upper bound on the GPU power cap", 0.0, 1000.0),),
+    ),
+    CommandType(
+        "set_stress",
+        "scale the fault injection rate",
+        (Argument("factor", "float", "multiplier on the radiation upset rate", 0.0, 1e9),),
+    ),
 )
 
 CHANNEL = {c.name: c for c in CHANNELS}

@@ -44,8 +44,7 @@ def torch_bytes(obj) -> bytes:
     return buffer.getvalue()
 
 
-def write_checkpoint(run_dir: str | os.PathLike, step: int, files: dict[str, bytes],
-                     keep: int = 3) -> Path:
+def write_checkpoint(run_dir: str | os.PathLike, step: int, files: dict[str, bytes], keep: int = 3) -> Path:
     """Write `files` (name -> bytes) as checkpoint `step` of `run_dir`; keep the newest `keep`."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -77,9 +76,12 @@ def list_checkpoints(path: str | os.PathLike) -> list[Path]:
         return [path]
     if not path.is_dir():
         return []
-    found = [p for p in path.iterdir() if p.is_dir() and p.name.startswith(PREFIX)
-             and p.name[len(PREFIX):].isdigit()]
-    return sorted(found, key=lambda p: int(p.name[len(PREFIX):]), reverse=True)
+    found = [
+        p
+        for p in path.iterdir()
+        if p.is_dir() and p.name.startswith(PREFIX) and p.name[len(PREFIX) :].isdigit()
+    ]
+    return sorted(found, key=lambda p: int(p.name[len(PREFIX) :]), reverse=True)
 
 
 def read_verified(ckpt: Path) -> dict[str, bytes]:
@@ -122,14 +124,16 @@ def load_checkpoint(path: str | os.PathLike, fallback: bool = False) -> tuple[Pa
             return ckpt, read_verified(ckpt)
         except CheckpointError as exc:
             if not fallback:
-                raise CheckpointError(f"{exc} (pass --fallback to use the previous good checkpoint)") from None
+                raise CheckpointError(
+                    f"{exc} (pass --fallback to use the previous good checkpoint)"
+                ) from None
             errors.append(str(exc))
     raise CheckpointError(f"no good checkpoint in {path}: {errors[0]}")
 
 
 def _step(ckpt: Path) -> int:
     name = ckpt.name
-    return int(name[len(PREFIX):]) if name.startswith(PREFIX) and name[len(PREFIX):].isdigit() else -1
+    return int(name[len(PREFIX) :]) if name.startswith(PREFIX) and name[len(PREFIX) :].isdigit() else -1
 
 
 def load_torch(data: bytes):

