@@ -7,7 +7,7 @@ from pathlib import Path
 
 from skyrack.errors import UserError
 from skyrack.orbit.timebase import parse_time
-from skyrack.telemetry.runs import runs_root
+from skyrack.telemetry.runs import find_run
 
 BACKEND_HELP = (
     "auto (Gemma if it loads, else composed), gemma, composed, a transformers model directory, "
@@ -84,18 +84,6 @@ def register(sub) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def resolve_run(run: str | None, runs_dir: str | None) -> Path | None:
-    if not run:
-        return None
-    path = Path(run)
-    if (path / "telemetry.sqlite").exists():
-        return path
-    root = runs_root(runs_dir)
-    if (root / run / "telemetry.sqlite").exists():
-        return root / run
-    raise UserError(f"no mission run {run!r} (looked in {path} and {root / run})")
-
-
 def _progress(message: str) -> None:
     sys.stderr.write(f"skyrack: {message}\n")
 
@@ -108,7 +96,7 @@ def _assistant(args):
 
 def _context_kwargs(args) -> dict:
     return {
-        "run_dir": resolve_run(args.run, args.runs_dir),
+        "run_dir": find_run(args.run, args.runs_dir).path if args.run else None,
         "at": parse_time(args.at).timestamp() if args.at else None,
         "profile": args.profile,
         "tle": args.tle,

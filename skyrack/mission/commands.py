@@ -156,8 +156,8 @@ def _time(text: str | None, flag: str) -> float | None:
 
 
 def _archive(args):
-    from skyrack.mission.rundir import find_run
     from skyrack.telemetry.archive import Archive
+    from skyrack.telemetry.runs import find_run
 
     return Archive(find_run(args.run, args.runs_dir).archive, readonly=True)
 
@@ -207,7 +207,7 @@ def cmd_events(args) -> int:
 
 def cmd_report(args) -> int:
     from skyrack.mission.report import write_report
-    from skyrack.mission.rundir import find_run
+    from skyrack.telemetry.runs import find_run
 
     summary = write_report(find_run(args.run, args.runs_dir))
     if args.json:
