@@ -16,10 +16,10 @@ from pathlib import Path
 
 from skyrack.assistant.facts import Fact
 from skyrack.errors import UserError
-from skyrack.orbit.commands import where_report
 from skyrack.orbit.passes import find_passes
 from skyrack.orbit.stations import BUILTIN
 from skyrack.orbit.timebase import iso
+from skyrack.orbit.where import where_report
 from skyrack.telemetry.dictionary import CHANNEL
 from skyrack.telemetry.runs import ARCHIVE_NAME, RunDir, RunMeta
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+from skyrack.cliargs import add_runs_dir_arg, warn
 from skyrack.errors import UserError
 
 
@@ -20,7 +20,7 @@ def register(sub) -> None:
         "(followed live while it runs, replayed once finished)",
     )
     which.add_argument("--live", action="store_true", help="follow the newest running mission")
-    p.add_argument("--runs-dir", metavar="DIR", help="where runs live (default: $SKYRACK_RUNS or ./runs)")
+    add_runs_dir_arg(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=8000, help="port (0: any free port; default 8000)")
     p.add_argument(
@@ -81,8 +81,6 @@ def cmd_serve(args) -> int:
         flush=True,
     )
     if not loopback:
-        sys.stderr.write(
-            f"skyrack: warning: listening on {host}, reachable from other machines; reads need no token\n"
-        )
+        warn(f"listening on {host}, reachable from other machines; reads need no token")
     run_server(app, sock)
     return 0

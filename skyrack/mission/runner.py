@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from skyrack.errors import UserError
+from skyrack.errors import UserError, positive
 from skyrack.mission.rundir import RunLock
 from skyrack.mission.uplink import Operator
 from skyrack.telemetry.runs import RunDir, RunMeta, check_run_id, find_run, new_run_id, profile_for, runs_root
@@ -50,12 +50,6 @@ class Options:
     device: str | None = None
 
 
-def _positive(name: str, value, allow_zero: bool = False):
-    if value is not None and not (value >= 0 if allow_zero else value > 0):
-        raise UserError(f"{name} must be {'zero or more' if allow_zero else 'positive'}, got {value}")
-    return value
-
-
 def default_start(twin, base_s: float) -> float:
     """Half an orbit before the first SAA entry within a day of `base_s` (or `base_s`)."""
     entries = [c.seconds for c in twin.saa_crossings(base_s, base_s + 86400.0, step_s=30.0) if c.rising]
@@ -68,8 +62,8 @@ def plan(opts: Options, say: Callable[[str], None]) -> RunMeta:
     from skyrack.orbit.timebase import iso, parse_time
     from skyrack.orbit.twin import OrbitTwin
 
-    _positive("--hours", opts.hours), _positive("--steps", opts.steps), _positive("--warp", opts.warp)
-    _positive("--stress", opts.stress, allow_zero=True), _positive("--frame-interval", opts.frame_interval)
+    positive("--hours", opts.hours), positive("--steps", opts.steps), positive("--warp", opts.warp)
+    positive("--stress", opts.stress, allow_zero=True), positive("--frame-interval", opts.frame_interval)
     if not 0.0 <= opts.soc <= 1.0:
         raise UserError(f"--soc must lie in 0..1, got {opts.soc}")
     if opts.preset not in PRESET_NAMES:
