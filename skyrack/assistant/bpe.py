@@ -48,14 +48,15 @@ def compile_tokenizer(tokenizer_json: Path, out: Path) -> list[Path]:
     if not expected:
         raise UserError(f"{tokenizer_json} is not a Gemma-style BPE tokenizer; it cannot be compiled")
     vocab: dict[str, int] = model["vocab"]
-    tokens = [""] * len(vocab)
-    for token, i in vocab.items():
+    size = 1 + max([*vocab.values(), *(a["id"] for a in spec["added_tokens"])])
+    tokens = [""] * size
+    for token, i in [*vocab.items(), *((a["content"], a["id"]) for a in spec["added_tokens"])]:
         tokens[i] = token
-    # Rows (left * vocab size + right, rank, merged id), sorted by the first column for searchsorted.
+    # Rows (left * size + right, rank, merged id), sorted by the first column for searchsorted.
     merges = np.empty((len(model["merges"]), 3), dtype=np.int64)
     for rank, pair in enumerate(model["merges"]):
         left, right = pair if isinstance(pair, list) else pair.split(" ", 1)
-        merges[rank] = (vocab[left] * len(vocab) + vocab[right], rank, vocab[left + right])
+        merges[rank] = (vocab[left] * size + vocab[right], rank, vocab[left + right])
     merges = merges[np.argsort(merges[:, 0], kind="stable")]
     blob = [t.encode("utf-8") for t in tokens]
     offsets = np.zeros(len(blob) + 1, dtype=np.int64)
