@@ -346,3 +346,35 @@ def test_real_gemma_through_the_resident_service_as_in_process(tmp_path, monkeyp
     here = Assistant.create("gemma").ask("How high are you?", at=T0)
     assert via == service.url and info["runtime"].startswith("numpy")
     assert result["mode"] == "model" and result["answer"] == here["answer"]
+
+
+@pytest.mark.slow
+def test_real_corrupt_copy_is_detected_and_rebuilt(tmp_path, monkeypatch):
+    """The real conversion, twice, in a cache of its own: a flipped byte in the converted weights
+    is found on the next load, said in one line, and converted again into a copy that answers."""
+    import shutil
+
+    from skyrack.sources import gemma
+    from skyrack.sources.cache import cache_dir
+
+    real = cache_dir("models")
+    if not (real / f"{gemma.GGUF_NAME}.sha256").exists():
+        pytest.skip("the Gemma GGUF is not cached; run `skyrack ask --backend gemma` once to fetch it")
+    monkeypatch.setenv("SKYRACK_CACHE", str(tmp_path))
+    models = cache_dir("models")
+    for name in (gemma.GGUF_NAME, f"{gemma.GGUF_NAME}.sha256"):
+        shutil.copy(real / name, models / name)
+    folder = gemma.converted_dir()
+    weights = folder / "model.safetensors"
+    with weights.open("r+b") as f:
+        f.seek(weights.stat().st_size // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0x10]))
+    lines = []
+    assert gemma.converted_dir(lines.append) == folder
+    assert lines[0].endswith(
+        "has model.safetensors that does not match its recorded sha256; converting it again from the GGUF"
+    )
+    assert gemma.check_converted(folder) is None
+    assert Assistant(MappedGemmaBackend(folder)).ask("How high are you?", at=T0)["verified"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import threading
 import time
 import urllib.error
@@ -78,8 +79,10 @@ class TransformersBackend:
         self.torch = torch
         self.device = str(pick_device(device))
         self.name = name or str(model_dir)
+        marks = [time.perf_counter()]
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+            marks.append(time.perf_counter())
             # Eager attention: for one new token at a time on CPU it is several times cheaper than SDPA here.
             model = AutoModelForCausalLM.from_pretrained(
                 str(model_dir), dtype=torch.float32, attn_implementation="eager"
@@ -88,9 +91,17 @@ class TransformersBackend:
             raise UserError(
                 f"cannot load a transformers model from {model_dir}: {str(exc).splitlines()[0]}"
             ) from None
+        marks.append(time.perf_counter())
         if adapter:
             model = load_adapter(model, adapter)
         self.model = model.to(self.device).eval()
+        marks.append(time.perf_counter())
+        self.load_breakdown = {
+            "imports_s": round(marks[0] - start, 3),
+            "weights_s": round(marks[2] - marks[1], 3),
+            "adapter_s": round(marks[3] - marks[2], 3),
+            "tokenizer_s": round(marks[1] - marks[0], 3),
+        }
         self.adapter = str(adapter) if adapter else None
         self._prefix_cache: dict[str, tuple] = {}
         self._lock = threading.Lock()  # one decode at a time (the ground server may call from threads)
@@ -109,9 +120,11 @@ class TransformersBackend:
         return {
             "backend": self.name,
             "mode": self.mode,
+            "runtime": "transformers",
             "device": self.device,
             "adapter": self.adapter,
             "load_s": round(self.load_s, 2),
+            "load": self.load_breakdown,
         }
 
     def _ids(self, text: str, special: bool):
@@ -151,6 +164,13 @@ class TransformersBackend:
         return text.strip()
 
 
+def _env_threads() -> int:
+    value = os.environ.get("SKYRACK_BLAS_THREADS", "1")
+    if not value.isdigit() or int(value) < 1:
+        raise UserError(f"SKYRACK_BLAS_THREADS must be a positive whole number, not {value!r}")
+    return int(value)
+
+
 class MappedGemmaBackend:
     """Gemma 3 in numpy over its cached float32 safetensors, mapped (skyrack.assistant.npgemma);
     no torch, no transformers: the whole load takes a fraction of a second.
@@ -171,7 +191,7 @@ class MappedGemmaBackend:
         *,
         adapter: str | Path | None = None,
         name: str | None = None,
-        threads: int = 1,
+        threads: int | None = None,
     ):
         start = time.perf_counter()
         from threadpoolctl import ThreadpoolController
@@ -181,11 +201,13 @@ class MappedGemmaBackend:
 
         # One BLAS thread by default: a decode step is bound by memory bandwidth, and OpenBLAS's
         # spinning threads on a 2-core machine that is doing anything else cost 2-5x (measured).
-        self._blas, self.threads = ThreadpoolController(), threads
+        # $SKYRACK_BLAS_THREADS gives more where cores are free.
+        self.threads = threads or _env_threads()
+        self._blas = ThreadpoolController()
         imported = time.perf_counter()
         if adapter:
             verify_adapter(adapter)
-        with self._blas.limit(limits=threads, user_api="blas"):
+        with self._blas.limit(limits=self.threads, user_api="blas"):
             self.model = Gemma3Text(model_dir, adapter)
         loaded = time.perf_counter()
         self.tokenizer = BPETokenizer(model_dir)
@@ -216,6 +238,7 @@ class MappedGemmaBackend:
             "adapter": self.adapter,
             "load_s": round(self.load_s, 3),
             "load": self.load_breakdown,
+            "blas_threads": self.threads,
         }
 
     def _prefix(self, prefix: str):
