@@ -279,7 +279,7 @@ def _lora_deltas(adapter: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray,
     for name in weights.entries:
         # base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight
         module, _, part = name.rpartition(".lora_")
-        if not part:
+        if not part or "layers." not in module:
             raise UserError(f"{folder}: unexpected tensor {name} in the adapter")
         key = module[module.index("layers.") :]
         pair = out.setdefault(key, [None, None])
