@@ -30,10 +30,10 @@ def _setup(steps=STEPS):
     return dataclasses.replace(model_cfg, vocab_size=data.tokenizer.vocab_size), train_cfg, data
 
 
-def _train(protect: bool, flip_at: int | None = None, tmp=None) -> Trainer:
+def _train(protect: bool, flip_at: int | None = None, tmp=None, **guard_options) -> Trainer:
     model_cfg, train_cfg, data = _setup()
     trainer = Trainer(model_cfg, train_cfg, data, tmp, device="cpu")
-    guard = Guard(trainer, enabled=protect, snapshot_every=10)
+    guard = Guard(trainer, enabled=protect, snapshot_every=10, **guard_options)
     while trainer.state.step < STEPS:
         guard.step()
         if trainer.state.step == flip_at:  # a memory upset between steps: top exponent bit
@@ -121,7 +121,16 @@ def test_without_protection_the_same_flip_diverges():
 def test_protection_adds_no_change_without_faults():
     a, b = _train(protect=False), _train(protect=True)
     assert all(torch.equal(x, y) for x, y in zip(_params(a), _params(b)))
-    assert all(d.get("genuine") for d in b.guard.detections)  # only false alarms, recomputed identical
+    assert b.guard.detected() == 0
+
+
+def test_false_alarms_recompute_identical_and_change_nothing():
+    # A zero ABFT threshold makes every step's rounding an alarm: each is recomputed, found
+    # bitwise identical, accepted as genuine, and the state ends where it would unprotected.
+    a, b = _train(protect=False), _train(protect=True, abft_threshold=0.0)
+    assert b.guard.detections and all(d.get("genuine") for d in b.guard.detections)
+    assert b.guard.false_alarms == len(b.guard.detections)
+    assert all(torch.equal(x, y) for x, y in zip(_params(a), _params(b)))
 
 
 def test_corrupted_checkpoint_is_refused_and_previous_used(tmp_path):

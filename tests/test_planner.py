@@ -118,10 +118,20 @@ def test_suncatcher_today_price_reproduced():
     assert today["published"] == 14700 and abs(today["error"]) <= 0.02
 
 
-def test_every_figure_has_a_source_or_is_an_assumption():
-    for name in builtin_scenarios():
-        for key, fig in load_scenario(name).figures.items():
-            assert fig.source or fig.assumption, (name, key)
+@pytest.mark.parametrize(
+    "figure, fragment",
+    [
+        ("price_per_kg = 100", "must be a table"),
+        ('price_per_kg = { value = 100, source = "" }', "neither its source"),
+        ('price_per_kg = { value = 100, assumption = "" }', "neither its source"),
+    ],
+)
+def test_figure_without_provenance_is_refused(tmp_path, figure, fragment):
+    # Loading is what guarantees every built-in figure has a source or an assumption: show it refuses.
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f'extends = "skyrack"\n[launch]\n{figure}\n')
+    with pytest.raises(UserError, match=fragment):
+        load_scenario(str(bad))
 
 
 def test_white_paper_launch_count_once_radiators_count():

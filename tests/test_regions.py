@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -222,14 +221,17 @@ def test_lookup_rejects_bad_latitude(index):
         index.lookup(np.array([np.nan]), np.array([0.0]))
 
 
-def test_speed_of_a_day_of_points(index):
+def test_a_day_of_points_is_named_in_one_call(index):
+    # How fast is bench/orbit.py's business ("of which region naming"); here only that a day of
+    # random points comes back whole, each with a name.
     rng = np.random.default_rng(1)
     lat = np.degrees(np.arcsin(rng.uniform(-1.0, 1.0, 86_400)))
     lon = rng.uniform(-180.0, 180.0, 86_400)
-    index.lookup(lat, lon)
-    start = time.perf_counter()
-    index.lookup(lat, lon)
-    assert time.perf_counter() - start < 0.2
+    codes = index.lookup(lat, lon)
+    assert codes.shape == (86_400,) and 0 <= codes.min() and codes.max() < len(index.regions)
+    # Land outside Antarctica is 26% of the Earth's surface (134.7 of 510 million km²).
+    on_land = np.mean([index.region(int(c)).country is not None for c in codes])
+    assert 0.25 < on_land < 0.28
 
 
 def test_cache_is_verified_and_rebuilt_when_corrupt(tmp_path):
