@@ -47,7 +47,7 @@ class EventType:
 @dataclass(frozen=True)
 class Argument:
     name: str
-    type: str
+    type: str  # "float", "int", "bool" or "str" (JSON values; telemetry.archive.check_command checks them)
     description: str
     minimum: float | None = None
     maximum: float | None = None
@@ -146,3 +146,4 @@ EVENT = {e.name: e for e in EVENTS}
 COMMAND = {c.name: c for c in COMMANDS}
 
 assert all(e.severity in SEVERITIES for e in EVENTS)
+assert all(a.type in ("float", "int", "bool", "str") for c in COMMANDS for a in c.arguments)
