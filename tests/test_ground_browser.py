@@ -18,6 +18,7 @@ import pytest
 from conftest import REPO
 from ground_helpers import ground_server
 
+from skyrack.geo.areas import repeats
 from skyrack.telemetry.archive import Archive
 
 CHROMIUM_FLAGS = [
@@ -157,6 +158,14 @@ def test_page_loads_offline_and_the_satellite_moves(dashboard):
     )
     assert later["lon"] != first["lon"] and later["x"] != first["x"]
     assert page.text_content("#beneath") not in ("", "–")
+    pairs = [
+        ("Indian Ocean", "the Indian Ocean"),
+        ("Mediterranean Sea", "the Mediterranean"),
+        ("Atlantic Ocean", "the North Atlantic"),
+        ("Niger", "West Africa"),
+    ]
+    said_twice = page.evaluate("pairs => pairs.map(([a, b]) => repeats(a, b))", pairs)
+    assert said_twice == [repeats(a, b) for a, b in pairs] == [True, True, False, False]
     assert page.locator("#event-log li").count() > 0
     loopback = urlsplit(server.url).netloc
     assert requests and all(urlsplit(u).netloc == loopback for u in requests), [

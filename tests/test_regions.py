@@ -202,6 +202,7 @@ def test_region_text_and_dict(index):
     assert chad.line == "Chad, Africa (Central Africa)"
     assert index.describe(-20.0, 80.0).line == "Indian Ocean"
     assert index.describe(30.0, -40.0).line == "Atlantic Ocean (the North Atlantic)"
+    assert index.describe(35.0, 18.0).line == "Mediterranean Sea"  # not "(the Mediterranean)" again
     assert index.describe(-20.0, 80.0).spoken == "the Indian Ocean"
     assert index.describe(52.2, 5.5).spoken == "the Netherlands"
     d = index.describe(25.3, 51.2).as_dict()

@@ -21,6 +21,11 @@ async function api(path, options = {}) {
 const utc = (t) => new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19);
 const hhmmss = (t) => new Date(t * 1000).toISOString().slice(11, 19);
 const fixed = (v, n) => (v === undefined || v === null ? "–" : (+v).toFixed(n));
+// Whether `other` beside `name` says a place twice (skyrack.geo.areas.repeats: the same rule).
+function repeats(name, other) {
+  const a = ` ${name.replace(/^the /, "")} `, b = ` ${other.replace(/^the /, "")} `;
+  return a.includes(b) || b.includes(a);
+}
 function esc(s) { const d = document.createElement("div"); d.textContent = String(s); return d.innerHTML; }
 function latLon(lat, lon) {
   return `${Math.abs(lat).toFixed(1)}°${lat >= 0 ? "N" : "S"} ${Math.abs(lon).toFixed(1)}°${lon >= 0 ? "E" : "W"}`;
@@ -65,7 +70,7 @@ function showValues(t, values) {
   state.lastT = t;
   $("#clock").textContent = utc(t);
   if (v["orbit.region"] !== undefined) {
-    const area = v["orbit.area"] && v["orbit.area"] !== v["orbit.region"] ? ` · ${v["orbit.area"]}` : "";
+    const area = v["orbit.area"] && !repeats(v["orbit.region"], v["orbit.area"]) ? ` · ${v["orbit.area"]}` : "";
     $("#beneath").textContent = `${v["orbit.region"]}${area}`;
   }
   const lit = v["orbit.sunlit"];
