@@ -73,8 +73,7 @@ class Training:
         from skyrack.faults.guard import state_bits
         from skyrack.faults.runtime import ProtectedRun
         from skyrack.train import checkpoint
-        from skyrack.train.commands import COMPLETE_WORKS, load_dataset
-        from skyrack.train.data import CharTokenizer
+        from skyrack.train.data import COMPLETE_WORKS, CharTokenizer, load_dataset
         from skyrack.train.trainer import Trainer
 
         files = None
