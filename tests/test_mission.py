@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, assert_clean_error, run_cli
 
+from skyrack.errors import UserError
 from skyrack.telemetry.archive import Archive
 from skyrack.telemetry.dictionary import CHANNEL, CHANNELS, SEVERITIES
+from skyrack.telemetry.runs import RunMeta, choose_run
 
 TICK = 30.0
 FAST = {"OMP_NUM_THREADS": "1"}  # the tiny model runs best on one thread of a busy machine
@@ -253,6 +255,11 @@ def test_sigkill_then_resume_continues_without_duplicate_or_missing_frames(tmp_p
         killed_at = archive.frame_count()
         step_at_kill = archive.latest()["train.step"][2]
     assert (runs / "k1" / "mission.lock").exists()  # left behind by the dead process: stale
+    # Readers see the killed run as interrupted, not "running" forever (the archive still says so).
+    assert RunMeta.read(runs / "k1").status == "interrupted"
+    assert choose_run(runs).run_id == "k1"
+    with pytest.raises(UserError, match="no running mission"):
+        choose_run(runs, live=True)
 
     result = run_cli(
         "mission",
@@ -283,7 +290,6 @@ def test_sigkill_then_resume_continues_without_duplicate_or_missing_frames(tmp_p
 
 
 def test_lock_keeps_one_mission_per_run_directory(tmp_path):
-    from skyrack.errors import UserError
     from skyrack.mission.rundir import RunLock
     from skyrack.telemetry.runs import RunDir
 
@@ -441,3 +447,22 @@ def test_dashboard_redraws_in_place_on_a_terminal_and_logs_lines_elsewhere():
     view.update(snap)
     view.update(snap)
     assert plain.getvalue().count("\n") == 1 and "\x1b" not in plain.getvalue()
+
+
+def test_a_running_run_whose_writer_died_reads_as_interrupted(tmp_path):
+    from skyrack.telemetry.runs import RunDir
+
+    run = RunDir(tmp_path / "r")
+    run.path.mkdir()
+    with Archive(run.archive) as archive:
+        RunMeta(run_id="r", status="running").write(archive)
+    assert RunMeta.read(run).status == "running"  # no lock: nothing to judge by (a test flight)
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    run.lock.write_text(json.dumps(me))
+    assert RunMeta.read(run).status == "running" and not run.writer_gone()
+    run.lock.write_text(json.dumps({**me, "pid": 2**22 + 12345}))  # beyond pid_max: never alive
+    assert RunMeta.read(run).status == "interrupted" and run.writer_gone()
+    run.lock.write_text(json.dumps({**me, "pid": 2**22 + 12345, "host": "elsewhere"}))
+    assert RunMeta.read(run).status == "running"  # another host's process cannot be checked
+    with Archive(run.archive) as archive:
+        assert archive.meta("status") == "running"  # reading changed nothing

@@ -148,7 +148,10 @@ class Ground:
         return self._writer
 
     def meta(self) -> dict:
-        return self.archive().all_meta()
+        meta = self.archive().all_meta()
+        if meta.get("status") == "running" and self.run.writer_gone():
+            meta["status"] = "interrupted"  # killed without a word (RunMeta.read says the same)
+        return meta
 
     def twin(self):
         if self._twin is None:
@@ -492,7 +495,7 @@ def create_app(
 
         def queue():
             archive = ground.writer()
-            if archive.meta("status") != "running":
+            if archive.meta("status") != "running" or ground.run.writer_gone():
                 raise HTTPException(409, "the mission is not running; commands are accepted only in flight")
             known = archive.command_by_key(idempotency_key) if idempotency_key is not None else None
             if known is not None:
