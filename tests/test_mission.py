@@ -267,6 +267,10 @@ def test_sigkill_then_resume_continues_without_duplicate_or_missing_frames(tmp_p
         "k1",
         "--runs-dir",
         str(runs),
+        "--stress",
+        "30",  # the options a resume may change are applied
+        "--warp",
+        "160",
         "--no-dashboard",
         "--json",
         env=FAST,
@@ -284,6 +288,8 @@ def test_sigkill_then_resume_continues_without_duplicate_or_missing_frames(tmp_p
     assert [s for s, _ in rows] == list(range(1, len(rows) + 1))
     assert [t for _, t in rows] == [start_t + k * TICK for k in range(len(rows))]
     assert len(rows) > killed_at and len(resumed) == 1
+    assert resumed[0]["data"]["message"].endswith("now warp x160, stress x30")
+    assert summary["stress"] == 30 and summary["warp"] == 160
     assert steps[-1] == 40 and step_at_kill < 40
     assert summary["frames"] == len(rows) and summary["frames_contiguous"] and summary["sessions"] == 2
     assert summary["training_steps"] == 40 and summary["status"] == "finished"
@@ -343,6 +349,9 @@ def test_clear_errors(tmp_path, play, flown, capsys):
     )
     refused("unknown severity", "events", "m1", "--runs-dir", str(runs), "--severity", "loud")
     refused("finished", "mission", "--resume", "m1", "--runs-dir", str(runs))
+    for option in (["--seed", "7"], ["--preset", "tiny"], ["--hours", "3"], ["--soc", "0.9"]):
+        refused(f"{option[0]} cannot change", "mission", "--resume", "m1", "--runs-dir", str(runs), *option)
+    refused("--stress", "mission", "--resume", "m1", "--runs-dir", str(runs), "--stress", "-1")
     refused("already exists", *mission_args(runs, "m1", play))
     refused("not a directory", *mission_args(not_a_dir, "x", play))
     refused("bad run id", *mission_args(runs, "../x", play))
