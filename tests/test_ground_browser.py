@@ -7,6 +7,7 @@ where `make test` installs it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -201,4 +202,26 @@ def test_the_chat_answers_where_are_you(dashboard):
         assert "assistant" in answer  # the page shows the server's 503 message
         pytest.skip("skyrack.assistant.service is not on this branch yet: the page shows the 503, no answer")
     assert answer and "error" not in answer.lower()
+    assert not errors, errors
+
+
+def test_the_mission_summary_shows_once_written(dashboard):
+    """summary.json (what `skyrack report` writes when a mission ends) has its own card."""
+    page, server, _, errors = dashboard
+    from skyrack.mission.report import read_series, summarize
+    from skyrack.storage import atomic_write_text
+    from skyrack.telemetry.runs import RunDir
+
+    run = RunDir(server.runs_dir / "e2e-run")
+    if not run.summary.exists():  # still flying: no card yet; write what `skyrack report` would
+        assert page.eval_on_selector("#summary", "e => e.hidden")
+        with Archive(run.archive, readonly=True) as archive:
+            summary = summarize(run, archive, read_series(archive), archive.events())
+        atomic_write_text(run.summary, json.dumps(summary, default=str))
+    summary = json.loads(run.summary.read_text())
+    page.reload()
+    wait_until(page, "!document.querySelector('#summary').hidden", 20)
+    text = page.text_content("#summary-list")
+    assert f"{summary['faults']['injected']} injected" in text and f"{summary['frames']}" in text
+    assert "status" in text and summary["status"] in text
     assert not errors, errors

@@ -199,6 +199,38 @@ function connect() {
   source.addEventListener("event", (m) => { state.cursor = m.lastEventId; addEvent(JSON.parse(m.data), true); });
 }
 
+// summary.json (the report's headline numbers), once the mission has written it.
+const SUMMARY_ROWS = [
+  ["status", (s) => s.status],
+  ["simulated", (s) => `${fixed(s.simulated_hours, 2)} h · ${s.orbits ?? "–"} orbits`],
+  ["frames", (s) => `${s.frames}${s.frames_contiguous ? "" : " (gaps)"}`],
+  ["sessions", (s) => `${s.sessions} (${s.resumes} resumed)`],
+  ["eclipses · SAA", (s) => `${s.eclipses} · ${s.saa_crossings}`],
+  ["battery", (s) => `min ${fixed(100 * s.battery_min_soc, 0)}% · end ${fixed(100 * s.battery_end_soc, 0)}%`],
+  ["GPU", (s) => `max ${fixed(s.gpu_max_temp_c, 1)} °C · duty ${fixed(100 * s.gpu_duty, 0)}%`],
+  ["governor", (s) => `${s.governor_decisions} decisions · ${s.governor_pauses} pauses`],
+  ["training", (s) => `${s.training_steps ?? "–"} steps · loss ${fixed(s.first_loss, 3)} → ${fixed(s.final_loss, 3)}`],
+  ["validation loss", (s) => fixed(s.final_val_loss, 4)],
+  ["faults", (s) => `${s.faults.injected} injected · ${s.faults.detected} detected · ${s.faults.recovered} recovered`],
+  ["commands", (s) => Object.entries(s.commands).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(" · ") || "none"],
+];
+function showSummary(report) {
+  if (!report) return false;
+  $("#summary-list").innerHTML = SUMMARY_ROWS.map(([label, text]) => {
+    let value;
+    try { value = text(report); } catch (e) { value = "–"; }
+    return `<div><dt>${esc(label)}</dt><dd>${esc(value ?? "–")}</dd></div>`;
+  }).join("");
+  $("#summary").hidden = false;
+  return true;
+}
+function watchSummary(report) {
+  if (showSummary(report)) return;
+  const timer = setInterval(async () => {
+    try { if (showSummary((await api("/api/summary")).summary)) clearInterval(timer); } catch (e) { /* next time */ }
+  }, 20000);
+}
+
 let map;
 async function main() {
   map = new WorldMap($("#map"));
@@ -211,6 +243,7 @@ async function main() {
   const badge = $("#mode");
   badge.textContent = summary.mode === "live" ? "live" : `replay ${summary.replay_speed}×`;
   badge.className = `badge ${summary.mode}`;
+  watchSummary(summary.summary);
   api("/api/map/countries").then((g) => map.setCountries(g));
   api("/api/stations").then((s) => map.setStations(s.stations));
   const latest = summary.latest;
