@@ -178,6 +178,13 @@ def test_bad_input_is_refused_with_clear_json(mission):
         ("/api/track", {"step_s": 0.001}, 422, ""),
         ("/api/commands/0", {}, 422, ""),
         ("/api/commands/999999", {}, 404, "no command"),
+        # found by tests/test_ground_fuzz.py (each was a 500):
+        ("/api/commands", {"after": 243137203523825434624}, 422, "less than or equal"),  # past SQLite's ints
+        ("/api/events", {"after": 2**63}, 422, "less than or equal"),
+        ("/api/history/power.battery_soc", {"after": 2**64}, 422, "less than or equal"),
+        ("/api/track", {"at": 5.623474813249313e16}, 400, "outside the ephemeris"),  # no year to name
+        ("/api/track", {"at": 3e9}, 400, "2065-01-24 is outside the ephemeris"),
+        ("/api/passes", {"station": "wallops", "at": -3e9}, 400, "outside the ephemeris"),
     ]
     for path, params, status, fragment in cases:
         response = client.get(path, params=params)

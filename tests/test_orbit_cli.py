@@ -72,6 +72,7 @@ def test_bad_tle_files(tmp_path, cli, tle, fragment):
         (("passes", "--station", "wallops", "--tle", "/nonexistent.tle"), "not found"),
         (("orbit", "--step", "0"), "--step"),
         (("passes",), "--station"),
+        (("where", "--at", "1890-01-01T00:00:00Z"), "outside the ephemeris"),  # was a traceback
     ],
 )
 def test_bad_input_is_one_clear_line(cli, args, fragment):

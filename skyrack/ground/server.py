@@ -49,6 +49,7 @@ STATIC_TYPES = {
     ".ico": "image/x-icon",
 }
 MAX_PAGE = 5000
+MAX_ID = 2**62  # ids and cursors: SQLite's integers are 64-bit; a larger one is refused, not a 500
 MAX_RANGE_S = 366 * 86400.0
 MAX_TRACK_S = 2 * 86400.0
 MAX_PASS_HOURS = 72.0
@@ -332,7 +333,9 @@ def create_app(
         channel: Annotated[str, PathParam(max_length=64)],
         since: Annotated[float | None, Query(description="simulated POSIX seconds")] = None,
         until: Annotated[float | None, Query(description="simulated POSIX seconds")] = None,
-        after: Annotated[int, Query(ge=0, description="cursor: the `next` of the previous page")] = 0,
+        after: Annotated[
+            int, Query(ge=0, le=MAX_ID, description="cursor: the `next` of the previous page")
+        ] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
     ):
         if channel not in CHANNEL:
@@ -359,7 +362,7 @@ def create_app(
     @app.get("/api/events", tags=["telemetry"], summary="events at or above a severity, paged")
     def events(
         severity: Annotated[str | None, Query(pattern="^(" + "|".join(SEVERITIES) + ")$")] = None,
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 200,
         last: Annotated[bool, Query(description="the newest `limit` events instead of the oldest")] = False,
     ):
@@ -519,13 +522,14 @@ def create_app(
 
     @app.get("/api/commands", tags=["commands"], summary="commands, oldest first, paged")
     def list_commands(
-        after: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 200
+        after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 200,
     ):
         rows = ground.archive().commands(after_id=after, limit=limit)
         return {"commands": rows, "next": rows[-1]["id"] if len(rows) == limit else None}
 
     @app.get("/api/commands/{cid}", tags=["commands"], summary="one command and its state")
-    def get_command(cid: Annotated[int, PathParam(ge=1, le=2**62)]):
+    def get_command(cid: Annotated[int, PathParam(ge=1, le=MAX_ID)]):
         try:
             return ground.archive().command(cid)
         except UserError as exc:
