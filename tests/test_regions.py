@@ -139,7 +139,8 @@ def test_places(index, lat, lon, name, continent, area):
 
 
 def test_small_states_missing_at_this_scale_fall_to_their_surroundings(index):
-    # Documented limitation: Singapore and Malta have no 1:110m polygon.
+    # Documented limitation: Singapore and Malta have no 1:110m polygon (why the finer scale is
+    # not used yet: skyrack/sources/geography.py).
     assert index.describe(1.35, 103.82).name in ("Malaysia", "Singapore Strait", "South China Sea")
     assert index.describe(35.9, 14.45).name == "Mediterranean Sea"
 
