@@ -93,9 +93,9 @@ def default_start(twin, base_s: float) -> float:
 
 def plan(opts: Options, say: Callable[[str], None]) -> RunMeta:
     """The archive meta of a new mission."""
-    from skyrack.mission.training import PRESET_NAMES
     from skyrack.orbit.timebase import iso, parse_time
     from skyrack.orbit.twin import OrbitTwin
+    from skyrack.train.config import PRESETS
 
     opts = dataclasses.replace(opts, **{k: v for k, v in DEFAULTS.items() if getattr(opts, k) is None})
 
@@ -103,8 +103,8 @@ def plan(opts: Options, say: Callable[[str], None]) -> RunMeta:
     positive("--stress", opts.stress, allow_zero=True), positive("--frame-interval", opts.frame_interval)
     if not 0.0 <= opts.soc <= 1.0:
         raise UserError(f"--soc must lie in 0..1, got {opts.soc}")
-    if opts.preset not in PRESET_NAMES:
-        raise UserError(f"unknown preset {opts.preset!r}; one of {', '.join(PRESET_NAMES)}")
+    if opts.preset not in PRESETS:
+        raise UserError(f"unknown preset {opts.preset!r}; one of {', '.join(sorted(PRESETS))}")
     if opts.data is not None:
         from skyrack.train.data import read_text_file
 
