@@ -81,7 +81,7 @@ def refuse_fixed_options(opts: Options) -> None:
     if given:
         raise UserError(
             f"--resume continues mission {opts.resume} as it was planned: {', '.join(given)} cannot change "
-            f"(only --warp, --stress and --device can)"
+            f"(only {', '.join('--' + name for name in CHANGEABLE_ON_RESUME)} can)"
         )
 
 
