@@ -96,6 +96,8 @@ class Training:
             model_cfg = dataclasses.replace(model_cfg, vocab_size=dataset.tokenizer.vocab_size)
             train_cfg = dataclasses.replace(train_cfg, seed=seed)
         self.trainer = Trainer(model_cfg, train_cfg, dataset, checkpoints, device=device)
+        if self.trainer.precision_note:
+            say(self.trainer.precision_note)
         if files is not None:
             self.trainer.load_state(files)
         self.run = ProtectedRun(self.trainer, protect=True, seed=seed * 1000 + session)
