@@ -4,6 +4,12 @@
     python3 bench/train_speed.py --device cuda    # GPU: target 1.47, nanoGPT's GPU-recipe model
     python3 bench/train_speed.py --skip-reference # only skyrack's run
 
+Runtime on an idle 2-core AVX2 machine: about 3 minutes (nanoGPT's 2000 iterations are two
+thirds of it). The machine comes first: the CPU's model and vector extensions (AVX2, AVX-512,
+AVX-512 BF16, AMX), the threads torch uses, then (CPU) the time of one step of the cpu preset
+with Muon orthogonalizing in float32 and in bf16, interleaved in this process, and the
+precision skyrack picks here.
+
 Data: `<repo>/../shared/data/tinyshakespeare.txt` (skipped with a message when absent), split as
 nanoGPT's prepare.py does: the first 90% trains, the contiguous last 10% (111,540 characters)
 validates; vocabulary from the whole file.
@@ -40,7 +46,8 @@ import torch  # noqa: E402
 
 from skyrack.train.config import TrainConfig, preset  # noqa: E402
 from skyrack.train.data import build_dataset, eval_offsets  # noqa: E402
-from skyrack.train.trainer import Trainer  # noqa: E402
+from skyrack.train.hardware import cpu_info  # noqa: E402
+from skyrack.train.trainer import Trainer, muon_precision  # noqa: E402
 
 DATA = REPO.parent / "shared" / "data" / "tinyshakespeare.txt"
 
@@ -123,6 +130,30 @@ def nanogpt_estimate(trainer: Trainer, split, eval_iters: int, gen: torch.Genera
     return float(torch.stack(losses).mean())
 
 
+def precision_steps(dataset, rounds: int = 4, steps: int = 3) -> dict:
+    """Wall ms of one step of the cpu preset with Muon orthogonalizing in float32 and in bf16:
+    both trainers built first, then `rounds` x `steps` steps of each, interleaved (median)."""
+    trainers = {}
+    for precision in ("float32", "bfloat16"):
+        model_cfg, train_cfg = preset(
+            "cpu", vocab_size=dataset.tokenizer.vocab_size, muon_precision=precision
+        )
+        trainers[precision] = Trainer(model_cfg, train_cfg, dataset, device="cpu")
+        trainers[precision].step()  # warm up
+    times = {k: [] for k in trainers}
+    for _ in range(rounds):
+        for precision, trainer in trainers.items():
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                trainer.step()
+            times[precision].append((time.perf_counter() - t0) / steps * 1000)
+    dtype, why = muon_precision(preset("cpu")[1], torch.device("cpu"))
+    out = {k: round(sorted(v)[len(v) // 2], 1) for k, v in times.items()}
+    out["chosen"] = str(dtype).removeprefix("torch.")
+    out["why"] = why
+    return out
+
+
 def run_reference(dataset, kind: str, device: str) -> dict:
     ref = REFERENCE[kind]
     model_cfg, train_cfg = preset(
@@ -164,12 +195,15 @@ def main(argv=None) -> int:
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     p.add_argument("--data", type=Path, default=DATA, help=f"tiny Shakespeare (default: {DATA})")
     p.add_argument("--skip-reference", action="store_true")
+    p.add_argument("--skip-precision", action="store_true", help="no float32/bf16 Muon step comparison")
+    p.add_argument("--threads", type=int, help="torch threads (default: torch's, one per core)")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     for name in (
         "steps",
         "batch_size",
         "lr",
         "muon_lr",
+        "muon_precision",
         "warmup_steps",
         "min_lr_ratio",
         "weight_decay",
@@ -181,14 +215,15 @@ def main(argv=None) -> int:
     if not args.data.exists():
         print(f"skipped: {args.data} is absent (the benchmark needs tiny Shakespeare there)")
         return 0
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     kind = "cuda" if device.startswith("cuda") else "cpu"
     text = args.data.read_text(encoding="utf-8")
     dataset = build_dataset(text, "tinyshakespeare", hashlib.sha256(text.encode()).hexdigest(), "tail")
-    machine = (
-        f"{platform.node()}: {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}"
-        + (f", {torch.cuda.get_device_name()}" if kind == "cuda" else "")
+    cpu = cpu_info()
+    machine = f"{platform.node()}: {cpu.describe()}, torch {torch.__version__}" + (
+        f", {torch.cuda.get_device_name()}" if kind == "cuda" else ""
     )
     print(
         f"tiny Shakespeare: {len(text):,} chars, vocab {dataset.tokenizer.vocab_size}, "
@@ -200,8 +235,21 @@ def main(argv=None) -> int:
         for k, v in vars(args).items()
         if k in {f.name for f in dataclasses.fields(TrainConfig)} and v is not None
     }
+    result = {
+        "machine": machine,
+        "cpu": cpu.as_dict(),
+        "device": device,
+    }
+    if kind == "cpu" and not args.skip_precision:
+        prec = precision_steps(dataset)
+        result["muon_step_ms"] = prec
+        print(
+            f"cpu preset step (Muon + AdamW, batch 24 x 64): float32 orthogonalization {prec['float32']:.0f} ms, "
+            f"bf16 {prec['bfloat16']:.0f} ms; skyrack picks {prec['chosen']} here ({prec['why']})",
+            flush=True,
+        )
     ours = run_ours(dataset, kind, device, overrides)
-    result = {"machine": machine, "device": device, "ours": ours}
+    result["ours"] = ours
     if ours["reached"]:
         print(
             f"skyrack: val {ours['reached'][1]:.4f} <= {ours['target']} at step "
