@@ -12,8 +12,9 @@ stopped mid-schedule. By default (no `--warp`) a mission is paced instead:
   recomputed every tick: training ends at that share of the mission whatever a step costs in
   wall time, and steps lost to restarts or replayed after faults are absorbed;
 - a new mission first measures a step here (a few real steps, then the trainer is restored bit
-  for bit); if the schedule would take longer than the wall-time budget (`--minutes`, default 5),
-  it says so and trains a shorter schedule of the same recipe that fits, never a cut-off one.
+  for bit); if the schedule would take well over the wall-time budget (`--minutes`, default 5;
+  `SLACK`), it says so and trains a shorter schedule of the same recipe that fits, never a
+  cut-off one.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 MARGIN = 0.85  # training is paced to end here: the rest of the compute absorbs lost steps
 OVERHEAD = 1.3  # a mission step over a bare one: protection, evaluations, checkpoints, recoveries
 MIN_STEPS = 200  # below this a character model has not yet learnt words: not worth a shorter run
+SLACK = 1.2  # the budget is "about" M minutes: a schedule up to this much longer is still trained whole
 
 
 def compute_budget(craft, operator, first_tick: int, n_ticks: int) -> np.ndarray:
@@ -89,13 +91,13 @@ def fit_schedule(trainer, wall_budget_s: float, say: Callable[[str], None], pres
     step_s = measure_step_s(trainer) * OVERHEAD
     steps = trainer.cfg.steps
     need_s = steps * step_s
-    if need_s <= wall_budget_s:
+    if need_s <= SLACK * wall_budget_s:
         say(
             f"pacing: all {steps} steps of the {preset_name} preset fit the mission: a step takes "
             f"~{step_s:.2f} s here with protection (measured), ~{need_s / 60:.1f} min of training"
         )
         return step_s
-    fit = max(MIN_STEPS, int(wall_budget_s / step_s))
+    fit = max(MIN_STEPS, int(wall_budget_s / step_s))  # the shorter schedule fits the budget itself
     if fit >= steps:
         return step_s
     trainer.cfg = dataclasses.replace(

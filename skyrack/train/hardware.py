@@ -55,7 +55,7 @@ class CpuInfo:
 
         return (
             f"{self.model}: AVX2 {yes(self.avx2)}, AVX-512 {yes(self.avx512)}, "
-            f"BF16 {yes(self.avx512_bf16)}, AMX {yes(self.amx_bf16)}, {self.threads} threads"
+            f"BF16 {yes(self.avx512_bf16)}, AMX {yes(self.amx_bf16)}, {self.threads} thread{'s' * (self.threads != 1)}"
         )
 
     def as_dict(self) -> dict:
