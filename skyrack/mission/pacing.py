@@ -67,7 +67,7 @@ class Pace:
         return max(left, 1e-9) / max(1, steps_left)
 
 
-def measure_step_s(trainer, warmup: int = 2, steps: int = 6) -> float:
+def measure_step_s(trainer, warmup: int = 1, steps: int = 4) -> float:
     """Median wall seconds of a bare training step here; the trainer is then restored to
     exactly where it was (the run stays bitwise the same)."""
     snap = trainer.snapshot()
