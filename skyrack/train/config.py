@@ -28,9 +28,7 @@ class TrainConfig:
     optimizer: str = "adamw"  # "adamw", or "muon": Muon for hidden matrices, AdamW for the rest
     lr: float = 1e-3  # peak AdamW learning rate
     muon_lr: float = 0.02  # peak Muon learning rate (hidden matrices), when optimizer="muon"
-    muon_precision: str = (
-        "auto"  # Muon's orthogonalization: "auto" (what is fast here), "float32", "bfloat16"
-    )
+    muon_precision: str = "auto"  # Muon's orthogonalization: "auto" (fast here), "float32", "bfloat16"
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio at the last step
     warmup_steps: int = 100
     weight_decay: float = 0.1  # on matrices and embeddings, never on norms
@@ -90,6 +88,20 @@ PRESETS: dict[str, dict[str, dict]] = {
             eval_interval=250,
             eval_windows=240,
             checkpoint_interval=500,
+        ),
+    },
+    # A model that trains in seconds: smoke tests, quick looks, the fault campaign.
+    "tiny": {
+        "model": dict(block_size=32, n_layer=2, n_head=2, n_embd=64, dropout=0.0),
+        "train": dict(
+            steps=300,
+            batch_size=16,
+            optimizer="adamw",
+            lr=3e-3,
+            warmup_steps=20,
+            eval_interval=100,
+            eval_windows=64,
+            checkpoint_interval=25,
         ),
     },
 }
