@@ -247,6 +247,7 @@ class Flight:
         if resuming:  # the options a resume may change (CHANGEABLE_ON_RESUME), applied
             if self.opts.warp is not None and self.opts.warp != meta.warp:
                 meta.warp = float(self.opts.warp)
+                meta.pacing = False  # a warp given is the pace from now on
                 changed.append(f"warp x{meta.warp:g}")
             if self.opts.stress is not None:
                 meta.stress = float(self.opts.stress)
