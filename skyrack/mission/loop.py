@@ -194,12 +194,14 @@ class Mission:
             )
 
         gpu_w = craft.gpu_draw_w(cap)
-        values = self._values(now, cap, gpu_w, fraction)
+        # the heaters keep the die ready for the cap in force, or the one the governor waits for
+        heater_w = craft.heater_w(now, gpu_w, (cap if cap > 0 else decision.warm_w) if active else None)
+        values = self._values(now, cap, gpu_w, fraction, heater_w)
         events += self._limits(values)
         self.archive.write_frame(t, values, events)
         self.previous = values
         self._show(t, now, values, events)
-        craft.advance(now, gpu_w)
+        craft.advance(now, gpu_w, heater_w)
         self.k += 1
 
     def _crossings(self, now) -> list[Event]:
@@ -215,7 +217,7 @@ class Mission:
         path = self.training.save()
         return f"checkpoint at step {self.training.step_count}" + (f" ({path.name})" if path else "")
 
-    def _values(self, now, cap: float, gpu_w: float, fraction: float) -> dict:
+    def _values(self, now, cap: float, gpu_w: float, fraction: float, heater_w: float) -> dict:
         craft, training = self.craft, self.training
         counts = training.run.counts()
         state = training.trainer.state
@@ -231,11 +233,12 @@ class Mission:
             "orbit.region": now.region,
             "orbit.area": now.area,
             "power.array_w": now.array_w,
-            "power.load_w": craft.spec.bus_baseline_power_w + gpu_w,
+            "power.load_w": craft.spec.bus_baseline_power_w + gpu_w + heater_w,
             "power.battery_soc": battery / craft.spec.battery_capacity_wh,
             "power.battery_wh": battery,
             "gpu.cap_w": cap,
             "gpu.temp_c": craft.gpu_temp_c(gpu_w),
+            "gpu.heater_w": heater_w,
             "gpu.throughput": fraction,
             "radiation.upset_rate": now.upsets_per_s * self.operator.stress,
             "radiation.dose_rad": craft.dose_rad,
