@@ -154,6 +154,10 @@ class Mission:
             )
         active = not training.done
         cap = op.cap(decision.cap_w, craft.spec.gpu_min_power_w) if active else 0.0
+        # the heaters keep the die ready for the cap in force, or the one the governor waits for
+        warm_w = (cap if cap > 0 else decision.warm_w) if active else None
+        if cap > 0 and craft.gpu_temp_c(cap) < craft.spec.gpu_min_operating_temp_c:
+            cap = 0.0  # an operator's lower cap would run the die below its minimum: wait for the heaters
         if decision.checkpoint and active and training.step_count > 0:
             training.save()  # the governor foresees a pause: keep the work done so far
         fraction = craft.throughput(cap)
@@ -194,8 +198,7 @@ class Mission:
             )
 
         gpu_w = craft.gpu_draw_w(cap)
-        # the heaters keep the die ready for the cap in force, or the one the governor waits for
-        heater_w = craft.heater_w(now, gpu_w, (cap if cap > 0 else decision.warm_w) if active else None)
+        heater_w = craft.heater_w(now, gpu_w, warm_w)
         values = self._values(now, cap, gpu_w, fraction, heater_w)
         events += self._limits(values)
         self.archive.write_frame(t, values, events)
