@@ -35,8 +35,17 @@ def register(subparsers) -> None:
         "--warp",
         type=float,
         metavar="X",
-        help="simulated seconds per wall second of training at full power "
-        "(default: the mission's length over 5 minutes)",
+        help="simulated seconds per wall second of training at full power; the wall time then "
+        "sets how many steps are trained (default: paced, the preset's whole schedule fitted "
+        "into the mission)",
+    )
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=5.0,
+        metavar="M",
+        help="wall-time budget of a paced mission (default 5): a machine too slow to train the "
+        "preset in it trains a shorter schedule, and says so",
     )
     p.add_argument(
         "--stress",
@@ -117,6 +126,7 @@ def cmd_mission(args) -> int:
         soc=args.soc,
         seed=args.seed,
         device=args.device,
+        minutes=args.minutes,
     )
     out = sys.stderr if args.json else sys.stdout
     view = Dashboard(stream=out, live=not args.no_dashboard)

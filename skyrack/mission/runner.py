@@ -5,8 +5,11 @@ A new mission's defaults (each overridable):
 - start: half an orbit before the first South Atlantic Anomaly crossing after the elements'
   epoch (after now when the elements are fresh), so that a short mission sees the anomaly;
 - length: 2.1 orbits (two full orbits, each with its eclipse);
-- warp: the mission's length over 5 minutes (`DEFAULT_WALL_S`): at full power the cpu preset
-  trains through the whole mission in about that much wall time; throttled or paused it is faster;
+- pacing (no `--warp`): the preset's whole schedule is fitted into the mission, ending at 85% of
+  the compute the bus allows, whatever a step costs here; a machine too slow to do it in about 5
+  minutes of wall time (`--minutes`) is told so and trains a shorter schedule of the same recipe
+  (`skyrack.mission.pacing`). With `--warp` (or `--steps`) one step stands for warp x its wall
+  time instead, and the wall time sets how many steps a mission trains;
 - battery at 50% (`--soc`), so that the governor has to plan from the first tick;
 - stress 10: ten times the profile's upset rate, so that two orbits see a few dozen faults.
 """
@@ -48,6 +51,7 @@ class Options:
     soc: float = 0.5
     seed: int = 1337
     device: str | None = None
+    minutes: float = DEFAULT_WALL_S / 60.0  # wall-time budget of a paced mission
 
 
 def default_start(twin, base_s: float) -> float:
@@ -64,6 +68,7 @@ def plan(opts: Options, say: Callable[[str], None]) -> RunMeta:
 
     positive("--hours", opts.hours), positive("--steps", opts.steps), positive("--warp", opts.warp)
     positive("--stress", opts.stress, allow_zero=True), positive("--frame-interval", opts.frame_interval)
+    positive("--minutes", opts.minutes)
     if not 0.0 <= opts.soc <= 1.0:
         raise UserError(f"--soc must lie in 0..1, got {opts.soc}")
     if opts.preset not in PRESETS:
@@ -117,6 +122,8 @@ def plan(opts: Options, say: Callable[[str], None]) -> RunMeta:
         wall_started=time.time(),
         satellite=profile.satellite.name,
         steps=opts.steps,
+        pacing=opts.warp is None and opts.steps is None,
+        wall_budget_s=float(opts.minutes * 60.0),
         seed=opts.seed,
         initial_soc=opts.soc,
         data=str(Path(opts.data).resolve()) if opts.data else None,
@@ -211,6 +218,9 @@ class Flight:
             )
             craft.advance(craft.at(k), gpu_w)
             first_tick = k + 1
+        pace = fit = None
+        if meta.pacing:
+            pace, fit = self._pace(craft, operator, first_tick, resuming)
         self.training = Training(
             self.run.checkpoints,
             preset_name=meta.preset,
@@ -220,6 +230,7 @@ class Flight:
             session=meta.session,
             say=self.say,
             device=self.opts.device,
+            fit=fit,
         )
         offsets = {name: int(values[name]) if values else 0 for name in COUNTERS}
         self.mission = Mission(
@@ -232,6 +243,7 @@ class Flight:
             first_tick=first_tick,
             offsets=offsets,
             previous=values,
+            pace=pace,
         )
         meta.write(self.archive)  # the plan goes on record once everything is ready to fly
         if resuming:
@@ -239,6 +251,29 @@ class Flight:
                 f"mission resumed (session {meta.session}) after frame {last[0] if last else 0}; "
                 f"training continues from step {self.training.step_count}"
             )
+
+    def _pace(self, craft, operator, first_tick: int, resuming: bool):
+        """(the Pace of this session, the schedule fit of a new mission's trainer or None)."""
+        from skyrack.mission.pacing import MARGIN, Pace, compute_budget, fit_schedule
+
+        meta = self.meta
+        n_ticks = int(round((meta.end_t - meta.start_t) / meta.frame_interval_s))
+        pace = Pace(compute_budget(craft, operator, first_tick, n_ticks), first_tick)
+        if resuming:
+            return pace, None
+
+        def fit(trainer) -> None:
+            self.say(
+                f"the bus allows {pace.total_s / 60:.0f} min of full-power GPU time over the mission; "
+                f"training is paced to end at {MARGIN:.0%} of it"
+            )
+            if pace.total_s <= 0:
+                self.say("warning: the bus never powers the GPU in this mission: no training will run")
+                return
+            step_s = fit_schedule(trainer, meta.wall_budget_s, self.say, meta.preset)
+            meta.warp = MARGIN * pace.total_s / (trainer.cfg.steps * step_s)
+
+        return pace, fit
 
     def fly(self) -> dict:
         from skyrack.mission.report import write_report

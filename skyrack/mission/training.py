@@ -49,7 +49,9 @@ class Training:
         session: int,
         say: Callable[[str], None],
         device: str | None = None,
+        fit: Callable | None = None,
     ):
+        """`fit(trainer)`, on a new run only, may shorten its schedule before the first checkpoint."""
         from skyrack.faults.guard import state_bits
         from skyrack.faults.runtime import ProtectedRun
         from skyrack.train import checkpoint
@@ -79,6 +81,8 @@ class Training:
             say(self.trainer.precision_note)
         if files is not None:
             self.trainer.load_state(files)
+        elif fit is not None:
+            fit(self.trainer)
         self.run = ProtectedRun(self.trainer, protect=True, seed=seed * 1000 + session)
         self.run.listeners.append(self._heard)
         if files is None:

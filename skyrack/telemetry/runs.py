@@ -178,6 +178,8 @@ class RunMeta:
     status: str | None = None  # "running", "finished" or "interrupted"
     wall_started: float | None = None  # wall-clock POSIX seconds of the first session
     steps: int | None = None  # fly until training reaches this step (None: fly the hours)
+    pacing: bool | None = None  # the preset's schedule fitted into the mission (skyrack.mission.pacing)
+    wall_budget_s: float | None = None  # the wall time a paced mission aims at
     seed: int | None = None
     initial_soc: float | None = None
     data: str | None = None  # the training text (None: the complete works of Shakespeare)

@@ -12,6 +12,7 @@ same on every run on one machine and a fixed seed stays bitwise reproducible.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import platform
 from dataclasses import dataclass, field
@@ -54,7 +55,7 @@ class CpuInfo:
 
         return (
             f"{self.model}: AVX2 {yes(self.avx2)}, AVX-512 {yes(self.avx512)}, "
-            f"BF16 {yes(self.avx512_bf16)}, AMX {yes(self.amx_bf16)}, {self.threads} threads"
+            f"BF16 {yes(self.avx512_bf16)}, AMX {yes(self.amx_bf16)}, {self.threads} thread{'s' * (self.threads != 1)}"
         )
 
     def as_dict(self) -> dict:
@@ -72,9 +73,13 @@ class CpuInfo:
 _TORCH_FLAGS = {"avx2": "avx2", "avx512_f": "avx512f", "avx512_bf16": "avx512_bf16", "amx_bf16": "amx_bf16"}
 
 
-@functools.cache
 def cpu_info() -> CpuInfo:
-    """This machine's CPU (read once per process)."""
+    """This machine's CPU (read once per process) and the threads torch uses now."""
+    return dataclasses.replace(_cpu(), threads=torch.get_num_threads())
+
+
+@functools.cache
+def _cpu() -> CpuInfo:
     model, flags = "", set()
     try:
         caps = torch._C._cpu._get_cpu_capability()  # torch's bundled cpuinfo: every OS torch runs on
@@ -93,9 +98,7 @@ def cpu_info() -> CpuInfo:
         except OSError:
             pass
     return CpuInfo(
-        model=model or platform.processor() or platform.machine() or "unknown CPU",
-        flags=frozenset(flags),
-        threads=torch.get_num_threads(),
+        model=model or platform.processor() or platform.machine() or "unknown CPU", flags=frozenset(flags)
     )
 
 

@@ -48,6 +48,7 @@ import torch
 import torch.distributed as dist
 
 from skyrack.device import pick_device
+from skyrack.errors import UserError
 from skyrack.train import checkpoint
 from skyrack.train.config import ModelConfig, TrainConfig, to_dict
 from skyrack.train.data import BatchSampler, Dataset, eval_offsets
