@@ -16,6 +16,7 @@ A new mission's defaults (each overridable):
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from collections.abc import Callable
@@ -35,23 +36,57 @@ COUNTERS = ("faults.injected", "faults.detected", "faults.recovered")
 
 @dataclass
 class Options:
+    """What `skyrack mission` was told; None is "not given" (a new mission takes `DEFAULTS`)."""
+
     profile: str | None = None
     tle: str | None = None
     start: str | None = None
     hours: float | None = None
     steps: int | None = None
     warp: float | None = None
-    stress: float = 10.0
-    preset: str = "cpu"
+    stress: float | None = None
+    preset: str | None = None
     data: str | None = None
     run_id: str | None = None
     resume: str | None = None
     runs_dir: str | None = None
-    frame_interval: float = 10.0
-    soc: float = 0.5
-    seed: int = 1337
+    frame_interval: float | None = None
+    soc: float | None = None
+    seed: int | None = None
     device: str | None = None
     minutes: float = DEFAULT_WALL_S / 60.0  # wall-time budget of a paced mission
+
+
+DEFAULTS = {"stress": 10.0, "preset": "cpu", "frame_interval": 10.0, "soc": 0.5, "seed": 1337}
+
+# A resumed mission keeps its plan. These options may change on resume: the pace of the clock,
+# the fault rate (a `set_stress` command does the same in flight) and where training runs.
+# Every other one fixes the orbit, the clock's grid or the training job the archive and the
+# checkpoints were made with, and is refused.
+CHANGEABLE_ON_RESUME = ("warp", "stress", "device")
+FIXED_ON_RESUME = {
+    "profile": "--profile",
+    "tle": "--tle",
+    "start": "--start",
+    "hours": "--hours",
+    "steps": "--steps",
+    "preset": "--preset",
+    "data": "--data",
+    "run_id": "--run-id",
+    "frame_interval": "--frame-interval",
+    "soc": "--soc",
+    "seed": "--seed",
+}
+
+
+def refuse_fixed_options(opts: Options) -> None:
+    """One line naming the options a resume cannot apply, if any were given."""
+    given = [flag for name, flag in FIXED_ON_RESUME.items() if getattr(opts, name) is not None]
+    if given:
+        raise UserError(
+            f"--resume continues mission {opts.resume} as it was planned: {', '.join(given)} cannot change "
+            f"(only {', '.join('--' + name for name in CHANGEABLE_ON_RESUME)} can)"
+        )
 
 
 def default_start(twin, base_s: float) -> float:
@@ -65,6 +100,8 @@ def plan(opts: Options, say: Callable[[str], None]) -> RunMeta:
     from skyrack.orbit.timebase import iso, parse_time
     from skyrack.orbit.twin import OrbitTwin
     from skyrack.train.config import PRESETS
+
+    opts = dataclasses.replace(opts, **{k: v for k, v in DEFAULTS.items() if getattr(opts, k) is None})
 
     positive("--hours", opts.hours), positive("--steps", opts.steps), positive("--warp", opts.warp)
     positive("--stress", opts.stress, allow_zero=True), positive("--frame-interval", opts.frame_interval)
@@ -142,6 +179,8 @@ class Flight:
         if root.exists() and not root.is_dir():
             raise UserError(f"runs directory {root} is not a directory")
         if opts.resume:
+            refuse_fixed_options(opts)
+            positive("--warp", opts.warp), positive("--stress", opts.stress, allow_zero=True)
             self.run = find_run(opts.resume, root)
             meta = None
         else:
@@ -204,9 +243,19 @@ class Flight:
             tick_s=meta.frame_interval_s,
             initial_soc=meta.initial_soc,
         )
+        changed = []
+        if resuming:  # the options a resume may change (CHANGEABLE_ON_RESUME), applied
+            if self.opts.warp is not None and self.opts.warp != meta.warp:
+                meta.warp = float(self.opts.warp)
+                changed.append(f"warp x{meta.warp:g}")
+            if self.opts.stress is not None:
+                meta.stress = float(self.opts.stress)
+                changed.append(f"stress x{meta.stress:g}")
         operator = Operator(stress=meta.stress)
         if resuming and self.archive.meta("operator"):
             operator = Operator(**self.archive.meta("operator"))
+            if self.opts.stress is not None:  # given now, it replaces what the ground last set
+                operator.stress = meta.stress
         last = self.archive.last_frame()
         values = {name: value for name, (_, _, value) in self.archive.latest().items()} if last else None
         first_tick = 0
@@ -250,6 +299,7 @@ class Flight:
             self.mission.say(
                 f"mission resumed (session {meta.session}) after frame {last[0] if last else 0}; "
                 f"training continues from step {self.training.step_count}"
+                + (f"; now {', '.join(changed)}" if changed else "")
             )
 
     def _pace(self, craft, operator, first_tick: int, resuming: bool):

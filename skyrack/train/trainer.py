@@ -158,6 +158,16 @@ class Trainer:
         out_dir: str | os.PathLike | None = None,
         device: str | None = None,
     ):
+        """A trainer owns the process it runs in. Building one changes process-wide torch state,
+        on purpose and without undoing it, because a training step needs it for as long as the
+        trainer lives (scoping it to one call would lose it between steps):
+
+        * on CPU, `torch.use_deterministic_algorithms(True)`: bitwise replay and resume;
+        * on CUDA, TF32 matmuls and convolutions allowed (`torch.backends.*.allow_tf32`);
+        * Python's, NumPy's and torch's global generators seeded from `train_cfg.seed + rank`;
+        * with several ranks, the current CUDA device set to this rank's.
+
+        Code sharing the process with a trainer sees the same settings."""
         self.model_cfg, self.cfg, self.dataset = model_cfg, train_cfg, dataset
         self.out_dir = Path(out_dir) if out_dir else None
         self.rank, self.world, local_rank = _distributed()
