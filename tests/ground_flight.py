@@ -136,6 +136,7 @@ class Flight:
                 "power.battery_wh": self.soc * BATTERY_WH,
                 "gpu.cap_w": self.cap_w,
                 "gpu.temp_c": 20.0 + self.cap_w / 8.0,
+                "gpu.heater_w": 0.0 if self.cap_w > 0 else 150.0,
                 "gpu.throughput": self.cap_w / 700.0,
                 "radiation.upset_rate": 1e-4 * self.stress * (30 if in_saa else 1),
                 "radiation.dose_rad": 0.01 * self.step_count,

@@ -200,6 +200,56 @@ def test_governor_holds_limits_on_stressed_bus(starcloud, figures, soc, temp_c):
     assert tl.summary()["gpu_duty"] > 0.3
 
 
+def _assert_operating_range(tl):
+    """While the GPU runs its die stays inside the profile's operating range; the heaters never
+    draw more than they are rated for, and their draw is a load on the bus."""
+    spec, running = tl.spec, tl.gpu_cap_w > 0
+    assert running.any()
+    assert tl.temp_c[running].min() >= spec.gpu_min_operating_temp_c
+    assert tl.temp_c[running].max() <= spec.gpu_temp_limit_c
+    assert (
+        np.all(tl.heater_w >= 0)
+        and tl.heater_w.max() <= spec.heater_survival_w + spec.heater_operational_w + 1e-9
+    )
+    assert np.allclose(tl.load_w, spec.bus_baseline_power_w + tl.gpu_w + tl.heater_w)
+
+
+def test_gpu_stays_in_its_operating_range_over_a_day(starcloud_day, cli):
+    _assert_operating_range(starcloud_day)
+    result = cli("power", "--at", "2026-07-26T06:00:00Z", "--hours", "24", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)["summary"]
+    assert summary["min_operating_temp_c"] <= summary["min_running_temp_c"]
+    assert summary["max_temp_c"] <= summary["temp_limit_c"]
+
+
+def test_a_cold_gpu_waits_for_its_heaters(starcloud):
+    profile, twin = starcloud
+    tl = simulate(profile, twin, AT, 24.0, 10.0, initial_temp_c=-60.0)
+    _assert_operating_range(tl)
+    first = tl.events[0]
+    assert first.kind == "pause" and "below its minimum operating" in first.reason
+    waiting = np.argmax(tl.gpu_cap_w > 0)
+    assert waiting > 0 and tl.heater_w[:waiting].min() > 0  # warmed from the bus before it ran
+    assert tl.temp_c[waiting] >= tl.spec.gpu_min_operating_temp_c
+    assert tl.summary()["heater_energy_wh"] > 0
+
+
+def test_a_paused_gpu_in_eclipse_is_kept_warm_by_its_heaters(starcloud):
+    _, twin = starcloud
+    tl = simulate(
+        _stressed(battery_capacity_wh=400, radiator_area_m2=0.6, array_area_m2=1.3),
+        twin,
+        AT,
+        24.0,
+        10.0,
+        initial_soc=0.35,
+    )
+    _assert_operating_range(tl)
+    assert tl.summary()["pauses"] >= 1 and tl.heater_w.max() > 0
+    assert tl.radiator_c.min() >= tl.spec.survival_temp_c
+
+
 def test_governor_foresees_eclipse_pause(starcloud):
     _, twin = starcloud
     tl = simulate(

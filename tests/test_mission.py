@@ -206,6 +206,7 @@ def test_report_is_self_contained(flown):
         "What the satellite learned to write",
     ):
         assert figure in html
+    assert "heaters W" in html and "heaters (peak" in html  # the heaters' power, charted and summed
 
 
 def test_telemetry_and_events_commands_return_what_was_written(flown):

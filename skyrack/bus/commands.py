@@ -51,6 +51,7 @@ def _rows(timeline: BusTimeline, every_s: float) -> list[dict]:
                 "load_w": round(float(timeline.load_w[i]), 1),
                 "gpu_cap_w": round(float(timeline.gpu_cap_w[i]), 1),
                 "gpu_temp_c": round(float(timeline.temp_c[i]), 2),
+                "heater_w": round(float(timeline.heater_w[i]), 1),
                 "radiator_c": round(float(timeline.radiator_c[i]), 2),
                 "in_saa": bool(timeline.in_saa[i]),
                 "upsets_per_bit_day": float(f"{timeline.upset_rate[i]:.4g}"),
@@ -121,6 +122,11 @@ def cmd_power(args) -> int:
     print(
         f"battery: lowest {s['min_soc']:.1%} (reserve {s['reserve_soc']:.0%}); "
         f"GPU hottest {s['max_temp_c']:.1f} C (limit {s['temp_limit_c']:.0f} C)"
+    )
+    coldest = "never ran" if s["min_running_temp_c"] is None else f"{s['min_running_temp_c']:.1f} C"
+    print(
+        f"heaters: {s['heater_energy_wh']:.0f} Wh, peak {s['heater_max_w']:.0f} W; GPU coldest while running "
+        f"{coldest} (minimum operating {s['min_operating_temp_c']:.0f} C)"
     )
     print(
         f"GPU: running {s['gpu_duty']:.1%} of the time at {s['gpu_average_cap_w']:.0f} W on average, "

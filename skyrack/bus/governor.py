@@ -5,7 +5,7 @@ point of the battery on any orbit; inside an eclipse, to the end of this one and
 picks the highest power cap whose predicted battery
 energy there stays above the reserve plus a margin, with the same battery function the power
 model integrates. Throughput is concave in the cap, so one cap held through sunlight and
-eclipse beats running fast and pausing; only when no cap of at least `gpu_min_power_w` can be
+eclipse beats running fast and pausing; only when no cap of at least `min_cap_w` (below) can be
 held through the eclipse does it plan to run in sunlight and pause for the eclipse, and then it
 says so `checkpoint_lead_s` ahead ("checkpoint-before-pause") so the trainer can save first.
 
@@ -13,6 +13,13 @@ Heat is held the same way: a cap is allowed only if the die stays under the limi
 margin both now and at the radiator's equilibrium for that cap under the most environmental heat
 this orbit plane can bring (`max_power_for_temperature`). The node can only approach that
 equilibrium, so the limit holds between ticks without a forecast of the node's path.
+
+Cold is held too. The GPU never runs below its minimum operating temperature: while the die at
+the chosen cap would be colder, the GPU waits and the operational heaters warm it (`warm_w` of
+the decision: the power they prepare the die for). Below the cap at which its own heat keeps the
+die warm through an eclipse (`min_cap_w`, over Earth infrared alone) the heaters would have to make
+up the difference, so no lower cap is ever chosen: it would draw as much from the bus for less
+training. The energy plan counts the survival heater wherever it plans a paused GPU in eclipse.
 
 Power-to-speed (an assumption, per profile): throughput fraction = (cap / max) ^ exponent, with
 exponent `gpu_power_speed_exponent` (0.7 for the H100 profiles: power-capping notes report
@@ -29,7 +36,7 @@ import numpy as np
 
 from skyrack.bus.power import battery_flows
 from skyrack.bus.spec import BusSpec
-from skyrack.bus.thermal import KELVIN, max_power_for_temperature
+from skyrack.bus.thermal import KELVIN, Heaters, max_power_for_temperature
 
 
 def throughput_fraction(cap_w: float, max_w: float, exponent: float) -> float:
@@ -82,6 +89,7 @@ class Decision:
     running: bool
     gpu_w: float  # what the GPU draws: its cap, or its idle power when paused
     checkpoint: bool = False
+    warm_w: float | None = None  # the draw the heaters keep the die warm enough for; None: survival only
 
     def as_dict(self) -> dict:
         from skyrack.orbit.timebase import iso
@@ -163,8 +171,13 @@ class Governor:
         horizon_s: float = 5700.0,
         resume_hysteresis_w: float = 20.0,
         event_step_w: float = 25.0,
+        env_floor_w: float = 0.0,
     ):
         self.spec = spec
+        # the least environmental heat on this orbit (Earth infrared, in eclipse); 0 if unknown
+        self.heaters = Heaters(spec)
+        self.min_cap_w = max(spec.gpu_min_power_w, self._self_heating_w(env_floor_w))
+        self.survival_w = self.heaters.steady_w(spec.gpu_idle_power_w, env_floor_w, False)
         full_load_w = spec.bus_baseline_power_w + spec.gpu_max_power_w
         self.energy_margin_wh = (
             energy_margin_wh
@@ -187,6 +200,17 @@ class Governor:
         self._steady_cap: float | None = None
         self.events: list[Decision] = []
 
+    def _self_heating_w(self, env_w: float) -> float:
+        """The lowest GPU power whose own heat keeps the die at its operating setpoint, with
+        `env_w` of environmental heat, once the node has settled (no heater needed above it)."""
+        heaters, lo, hi = self.heaters, 0.0, self.spec.gpu_max_power_w
+        if heaters.steady_w(hi, env_w, True) > 0:
+            return hi
+        for _ in range(14):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if heaters.steady_w(mid, env_w, True) > 0 else (lo, mid)
+        return float(math.ceil(hi))
+
     def throughput_fraction(self, cap_w: float) -> float:
         return throughput_fraction(cap_w, self.spec.gpu_max_power_w, self.spec.gpu_power_speed_exponent)
 
@@ -205,7 +229,7 @@ class Governor:
     def _max_cap(self, low_point, near: float | None = None) -> float | None:
         """Highest cap in [min, cap_hi] whose predicted low point meets the target, or None.
         `near` (last tick's answer) narrows the bisection when the answer has not moved far."""
-        lo, hi = self.spec.gpu_min_power_w, self.cap_hi
+        lo, hi = self.min_cap_w, self.cap_hi
         if hi < lo or low_point(lo) < self.target_wh:
             return None
         if low_point(hi) >= self.target_wh:
@@ -254,8 +278,8 @@ class Governor:
                 return cap, "steady", "energy allows full power"
             return cap, "steady", f"energy: {cap:.0f} W keeps the battery above {low} {where}"
         if orbit.sunlit >= 0.5 and len(segments) == 2:
-            idle = self.spec.gpu_idle_power_w
-            cap = self._max_cap(lambda p: self._low_point(energy, array_w, segments, p, idle))
+            paused = self.spec.gpu_idle_power_w + self.survival_w
+            cap = self._max_cap(lambda p: self._low_point(energy, array_w, segments, p, paused))
             if cap is not None:
                 return (
                     cap,
@@ -268,7 +292,7 @@ class Governor:
         return (
             None,
             "none",
-            f"energy: even {self.spec.gpu_min_power_w:.0f} W would take the battery below {low} {where}",
+            f"energy: even {self.min_cap_w:.0f} W would take the battery below {low} {where}",
         )
 
     # -- the tick ---------------------------------------------------------------------------
@@ -277,7 +301,7 @@ class Governor:
         energy_cap, mode, reason = self.plan(orbit, bus, light)
         thermal_cap = max_power_for_temperature(self.spec, self.limit_k, bus.env_bound_w, bus.radiator_k)
         cap = energy_cap
-        min_w = self.spec.gpu_min_power_w
+        min_w = self.min_cap_w
         if cap is not None and thermal_cap < cap:
             cap = float(math.floor(thermal_cap))
             reason = (
@@ -287,6 +311,15 @@ class Governor:
             )
         resume_w = min_w if self.running else min(min_w + self.resume_hysteresis_w, self.cap_hi)
         can_run = cap is not None and cap >= resume_w
+        warm_w = None
+        if can_run:
+            die_k = bus.radiator_k + cap * self.spec.gpu_thermal_resistance_k_per_w
+            if die_k < self.heaters.min_operating_k:
+                can_run, warm_w = False, cap
+                reason = (
+                    f"thermal: the GPU would run at {die_k - KELVIN:.0f} C, below its minimum operating "
+                    f"{self.heaters.min_operating_k - KELVIN:.0f} C; heaters warming it"
+                )
 
         if not can_run:
             if self.running or self._event_cap_w is None:
@@ -301,14 +334,15 @@ class Governor:
                         False,
                         self.spec.gpu_idle_power_w,
                         checkpoint=unforeseen and self._event_cap_w is not None,
+                        warm_w=warm_w,
                     )
                 )
-            return Decision(now, "hold", 0.0, reason, False, self.spec.gpu_idle_power_w)
+            return Decision(now, "hold", 0.0, reason, False, self.spec.gpu_idle_power_w, warm_w=warm_w)
 
         if not self.running:
             self.running, self.cap_w, self._checkpoint_at = True, cap, None
             kind = "resume" if self._event_cap_w is not None else "set-cap"
-            return self._record(Decision(now, kind, cap, reason, True, cap))
+            return self._record(Decision(now, kind, cap, reason, True, cap, warm_w=cap))
 
         self.cap_w = cap
         if (
@@ -327,11 +361,12 @@ class Governor:
                     True,
                     cap,
                     checkpoint=True,
+                    warm_w=cap,
                 )
             )
         if abs(cap - self._event_cap_w) >= self.event_step_w:
-            return self._record(Decision(now, "set-cap", cap, reason, True, cap))
-        return Decision(now, "hold", cap, reason, True, cap)
+            return self._record(Decision(now, "set-cap", cap, reason, True, cap, warm_w=cap))
+        return Decision(now, "hold", cap, reason, True, cap, warm_w=cap)
 
     def _checkpointed_recently(self, now: float) -> bool:
         return self._checkpoint_at is not None and now - self._checkpoint_at <= 3 * self.checkpoint_lead_s

@@ -38,6 +38,7 @@ def timeline_svg(timeline, title: str) -> str:
                 ("array", timeline.array_w, "#e69f00"),
                 ("loads", timeline.load_w, "#0072b2"),
                 ("shed", timeline.shed_w, "#999999"),
+                ("heaters", timeline.heater_w, "#cc79a7"),
             ],
             [],
         ),
@@ -46,7 +47,7 @@ def timeline_svg(timeline, title: str) -> str:
             None,
             None,
             [("GPU", timeline.temp_c, "#d55e00"), ("radiator", timeline.radiator_c, "#cc79a7")],
-            [(spec.gpu_temp_limit_c, "limit")],
+            [(spec.gpu_temp_limit_c, "limit"), (spec.gpu_min_operating_temp_c, "min operating")],
         ),
         (
             "GPU power cap (W)",

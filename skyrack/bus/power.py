@@ -11,8 +11,9 @@ Model and its assumptions:
 - The array tracks the Sun: output = irradiance x area x cell efficiency x pointing factor x
   (1 - degradation per year)^(years since launch). No temperature coefficient, no
   maximum-power-point losses beyond what the pointing factor absorbs.
-- Loads = the bus baseline + the GPU's draw. A running GPU is assumed to draw its full power cap
-  (training saturates it); a paused one draws its idle power.
+- Loads = the bus baseline + the GPU's draw + the GPU's heaters (`skyrack.bus.thermal.Heaters`).
+  A running GPU is assumed to draw its full power cap (training saturates it); a paused one draws
+  its idle power.
 - The battery charges with efficiency eta_c and discharges with eta_d, each limited in bus-side
   power. When it is full the surplus is shed (the array is pulled off its maximum power point)
   and recorded; when it is empty, or its discharge limit is reached, the load it cannot carry is
@@ -64,9 +65,9 @@ class SolarArray:
         return self.full_sun_w(seconds, irradiance) * np.asarray(sunlit)
 
 
-def load_w(spec: BusSpec, gpu_w: float) -> float:
-    """The loads node: bus baseline plus the GPU's draw (W)."""
-    return spec.bus_baseline_power_w + gpu_w
+def load_w(spec: BusSpec, gpu_w: float, heater_w: float = 0.0) -> float:
+    """The loads node: bus baseline plus the GPU's draw and its heaters' (W)."""
+    return spec.bus_baseline_power_w + gpu_w + heater_w
 
 
 def gpu_draw_w(spec: BusSpec, cap_w: float, running: bool) -> float:
@@ -135,6 +136,7 @@ class PowerSystem:
         self.array = SolarArray(spec)
         self.battery = Battery(spec, soc)
 
-    def step(self, dt_s: float, array_w: float, gpu_w: float) -> PowerStep:
-        """Advance `dt_s` with the array giving `array_w` and the GPU drawing `gpu_w`."""
-        return self.battery.step(dt_s, array_w - load_w(self.spec, gpu_w))
+    def step(self, dt_s: float, array_w: float, gpu_w: float, heater_w: float = 0.0) -> PowerStep:
+        """Advance `dt_s` with the array giving `array_w`, the GPU drawing `gpu_w` and its
+        heaters `heater_w`."""
+        return self.battery.step(dt_s, array_w - load_w(self.spec, gpu_w, heater_w))

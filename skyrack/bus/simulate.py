@@ -31,6 +31,7 @@ class BusTimeline:
     load_w: np.ndarray
     gpu_w: np.ndarray  # what the GPU draws (cap, or idle when paused)
     gpu_cap_w: np.ndarray  # 0 while paused
+    heater_w: np.ndarray  # the GPU's survival + operational heaters
     shed_w: np.ndarray
     unmet_w: np.ndarray
     battery_wh: np.ndarray  # at the start of the tick; `final_battery_wh` after the last
@@ -61,6 +62,10 @@ class BusTimeline:
             "reserve_soc": self.spec.battery_reserve_fraction,
             "max_temp_c": round(float(self.temp_c.max()), 2),
             "temp_limit_c": self.spec.gpu_temp_limit_c,
+            "min_running_temp_c": round(float(self.temp_c[running].min()), 2) if running.any() else None,
+            "min_operating_temp_c": self.spec.gpu_min_operating_temp_c,
+            "heater_energy_wh": round(float(self.heater_w.sum() * dt_h), 1),
+            "heater_max_w": round(float(self.heater_w.max()), 1),
             "gpu_duty": round(float(running.mean()), 4),
             "gpu_average_cap_w": round(float(self.gpu_cap_w[running].mean()) if running.any() else 0.0, 1),
             "throughput": round(float(self.throughput.mean()), 4),
@@ -121,7 +126,8 @@ def simulate(
     power = PowerSystem(spec, initial_soc)
     thermal = ThermalModel(spec)
     radiation = RadiationModel.for_orbit(spec, twin, start, graded_saa)
-    governor = governor or Governor(spec)
+    governor = governor or Governor(spec, env_floor_w=thermal.infrared_w(float(state.alt_km.min())))
+    heaters = governor.heaters
     schedule = EclipseSchedule.from_twin(twin, float(seconds[0]), float(seconds[-1]) + tick_s)
 
     # Ticks that hold an eclipse edge get the share of the tick spent in sunlight; the others the
@@ -129,13 +135,14 @@ def simulate(
     lit = schedule.lit_fraction(seconds, tick_s)
     lit = np.where((lit > 0.0) & (lit < 1.0), lit, state.sunlit)
     inputs = bus_inputs(state, power, thermal, lit)
-    if initial_temp_c is None:  # start at equilibrium with an idle GPU
-        thermal.radiator_k = thermal.equilibrium_k(spec.gpu_idle_power_w, float(inputs.env_w[0]))
+    if initial_temp_c is None:  # at equilibrium with an idle GPU, the heaters holding it ready
+        thermal.radiator_k = heaters.initial_node_k(thermal, float(inputs.env_w[0]))
     else:
         thermal.radiator_k = initial_temp_c + KELVIN
 
     gpu = np.empty(n)
     cap = np.empty(n)
+    heat = np.empty(n)
     shed = np.empty(n)
     unmet = np.empty(n)
     battery = np.empty(n)
@@ -155,11 +162,13 @@ def simulate(
         )
         battery[i] = power.battery.energy_wh
         radiator[i] = thermal.radiator_k
-        step = power.step(tick_s, array_l[i], decision.gpu_w)
-        thermal.step(tick_s, decision.gpu_w, env_l[i])
-        gpu[i], cap[i], shed[i], unmet[i] = decision.gpu_w, decision.cap_w, step.shed_w, step.unmet_w
+        heater_w = sum(heaters.power_w(thermal, tick_s, decision.gpu_w, env_l[i], decision.warm_w))
+        step = power.step(tick_s, array_l[i], decision.gpu_w, heater_w)
+        thermal.step(tick_s, decision.gpu_w, env_l[i], heater_w)
+        gpu[i], cap[i], heat[i] = decision.gpu_w, decision.cap_w, heater_w
+        shed[i], unmet[i] = step.shed_w, step.unmet_w
 
-    loads = spec.bus_baseline_power_w + gpu
+    loads = spec.bus_baseline_power_w + gpu + heat
     rate = radiation.upset_rate_per_bit_day(state.lat_deg, state.lon_deg)
     throughput = np.where(
         cap > 0,
@@ -175,6 +184,7 @@ def simulate(
         load_w=loads,
         gpu_w=gpu,
         gpu_cap_w=cap,
+        heater_w=heat,
         shed_w=shed,
         unmet_w=unmet,
         battery_wh=battery,

@@ -36,6 +36,10 @@ class BusSpec:
     gpu_power_speed_exponent: float
     # thermal
     gpu_temp_limit_c: float
+    gpu_min_operating_temp_c: float  # the governor never runs the GPU colder
+    survival_temp_c: float  # the survival heater holds the GPU's node at least this warm
+    heater_survival_w: float  # rated power of the survival heater
+    heater_operational_w: float  # rated power of the operational heater, beside it
     gpu_thermal_resistance_k_per_w: float
     radiator_area_m2: float
     radiator_emissivity: float
@@ -101,6 +105,15 @@ class BusSpec:
             raise UserError(
                 f"profile {name!r}: battery_reserve_fraction must lie in 0..1, "
                 f"got {self.battery_reserve_fraction}"
+            )
+        for key in ("heater_survival_w", "heater_operational_w"):
+            if not getattr(self, key) >= 0:
+                raise UserError(
+                    f"profile {name!r}: bus figure {key!r} must be >= 0, got {getattr(self, key)}"
+                )
+        if not self.survival_temp_c <= self.gpu_min_operating_temp_c < self.gpu_temp_limit_c:
+            raise UserError(
+                f"profile {name!r}: need survival_temp_c <= gpu_min_operating_temp_c < gpu_temp_limit_c"
             )
         if not self.gpu_idle_power_w <= self.gpu_min_power_w <= self.gpu_max_power_w:
             raise UserError(f"profile {name!r}: need gpu_idle_power_w <= gpu_min_power_w <= gpu_max_power_w")

@@ -18,8 +18,15 @@ Model and its assumptions (each a choice of this project, stated as such):
   F is the view factor from a plate whose normal is horizontal to a sphere seen from
   H = (R_E + h) / R_E: F = (arctan(1/X) - X / H^2) / pi with X = sqrt(H^2 - 1) (Gilmore,
   Spacecraft Thermal Control Handbook; checked here by Monte Carlo): 0.267 at 500 km.
-- The node integrates C dT/dt = P_gpu + Q_env - eps sigma 2A T^4 with a backward-Euler step
-  linearized in T^4: unconditionally stable for any step and exact at equilibrium.
+- The node integrates C dT/dt = P_gpu + P_heaters + Q_env - eps sigma 2A T^4 with a
+  backward-Euler step linearized in T^4: unconditionally stable for any step and exact at
+  equilibrium.
+- Heaters (`Heaters`) sit on the same node and draw their power from the bus, as on any
+  spacecraft whose radiator is sized for the payload's full dissipation: a survival heater holds
+  the node at the profile's survival temperature at all times, and an operational heater holds
+  the die at its minimum operating temperature (plus a margin) while the GPU runs or is about to.
+  Each is a thermostat with an ideal proportional band: over a tick it gives the power that
+  brings the node to its setpoint at the tick's end, up to its rated power.
 """
 
 from __future__ import annotations
@@ -96,20 +103,91 @@ class ThermalModel:
         node = self.radiator_k if radiator_k is None else radiator_k
         return node + gpu_w * self.spec.gpu_thermal_resistance_k_per_w
 
-    def step(self, dt_s: float, gpu_w: float, env_w: float) -> float:
-        """Advance `dt_s` with the GPU dissipating `gpu_w` and the environment giving `env_w`;
-        returns the node's new temperature (K)."""
+    def node_after(self, dt_s: float, heat_w: float) -> float:
+        """The node's temperature (K) after `dt_s` with `heat_w` in from the GPU, the heaters and
+        the environment; the state is not changed."""
         t = self.radiator_k
         emit = self._emit
         t3 = t * t * t
-        self.radiator_k = t + dt_s * (gpu_w + env_w - emit * t3 * t) / (
+        return t + dt_s * (heat_w - emit * t3 * t) / (self.spec.thermal_mass_j_per_k + dt_s * 4.0 * emit * t3)
+
+    def heat_to_reach_w(self, target_k: float, dt_s: float) -> float:
+        """The heat input (W) that brings the node to `target_k` in `dt_s` (the inverse of
+        `node_after`); negative where the node gets there unheated."""
+        t = self.radiator_k
+        emit = self._emit
+        t3 = t * t * t
+        return (target_k - t) * (
             self.spec.thermal_mass_j_per_k + dt_s * 4.0 * emit * t3
-        )
+        ) / dt_s + emit * t3 * t
+
+    def step(self, dt_s: float, gpu_w: float, env_w: float, heater_w: float = 0.0) -> float:
+        """Advance `dt_s` with the GPU dissipating `gpu_w`, the heaters `heater_w` and the
+        environment giving `env_w`; returns the node's new temperature (K)."""
+        self.radiator_k = self.node_after(dt_s, gpu_w + heater_w + env_w)
         return self.radiator_k
+
+    def infrared_w(self, alt_km: float) -> float:
+        """Earth infrared on both faces at `alt_km`: all the environment gives in eclipse."""
+        s = self.spec
+        return float(
+            s.radiator_emissivity
+            * EARTH_IR_W_M2
+            * view_factor_vertical_plate(alt_km)
+            * 2.0
+            * s.radiator_area_m2
+        )
 
     def time_constant_s(self, at_k: float) -> float:
         """How fast the node relaxes near `at_k` (s): C / (4 eps sigma 2A T^3)."""
         return self.spec.thermal_mass_j_per_k / (4.0 * self._emit * at_k**3)
+
+
+class Heaters:
+    """The survival and operational heaters of the GPU's node (see the module's notes)."""
+
+    def __init__(self, spec: BusSpec, margin_k: float = 2.0):
+        self.spec = spec
+        self.survival_k = spec.survival_temp_c + KELVIN
+        self.min_operating_k = spec.gpu_min_operating_temp_c + KELVIN
+        self.setpoint_k = self.min_operating_k + margin_k  # the die's, while it is to operate
+        self._emit = spec.radiator_emissivity * SIGMA * 2.0 * spec.radiator_area_m2
+
+    def node_setpoint_k(self, gpu_w: float, operating: bool) -> float:
+        """The node temperature the heaters hold: the survival one, or (operating) the one that
+        puts the die drawing `gpu_w` at its operating setpoint, whichever is warmer."""
+        if not operating:
+            return self.survival_k
+        return max(self.survival_k, self.setpoint_k - gpu_w * self.spec.gpu_thermal_resistance_k_per_w)
+
+    def power_w(
+        self, thermal: ThermalModel, dt_s: float, gpu_w: float, env_w: float, warm_w: float | None
+    ) -> tuple[float, float]:
+        """(survival W, operational W) over the next `dt_s` with the GPU drawing `gpu_w`; the
+        operational heater keeps the die warm enough to run at `warm_w` (None: it is off)."""
+        s = self.spec
+        survival = min(
+            s.heater_survival_w, max(0.0, thermal.heat_to_reach_w(self.survival_k, dt_s) - gpu_w - env_w)
+        )
+        if warm_w is None:
+            return survival, 0.0
+        need = thermal.heat_to_reach_w(self.node_setpoint_k(warm_w, True), dt_s) - gpu_w - env_w - survival
+        return survival, min(s.heater_operational_w, max(0.0, need))
+
+    def steady_w(self, gpu_w: float, env_w: float, operating: bool) -> float:
+        """What the heaters draw once the node has settled with the GPU at `gpu_w` and `env_w`
+        from the environment (the governor's estimate for its energy plan; an upper bound, as
+        the node's heat capacity delays the cooling)."""
+        s = self.spec
+        t = self.node_setpoint_k(gpu_w, operating)
+        cap = s.heater_survival_w + (s.heater_operational_w if operating else 0.0)
+        return min(cap, max(0.0, self._emit * t**4 - gpu_w - env_w))
+
+    def initial_node_k(self, thermal: ThermalModel, env_w: float) -> float:
+        """Where a run starts: the node at equilibrium with an idle GPU, or, if that is colder, at
+        the heaters' operating setpoint (the heaters have held the payload ready)."""
+        idle = self.spec.gpu_idle_power_w
+        return max(thermal.equilibrium_k(idle, env_w), self.node_setpoint_k(idle, True))
 
 
 def celsius(kelvin):

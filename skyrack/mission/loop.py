@@ -157,6 +157,10 @@ class Mission:
             )
         active = not training.done
         cap = op.cap(decision.cap_w, craft.spec.gpu_min_power_w) if active else 0.0
+        # the heaters keep the die ready for the cap in force, or the one the governor waits for
+        warm_w = (cap if cap > 0 else decision.warm_w) if active else None
+        if cap > 0 and craft.gpu_temp_c(cap) < craft.spec.gpu_min_operating_temp_c:
+            cap = 0.0  # an operator's lower cap would run the die below its minimum: wait for the heaters
         if decision.checkpoint and active and training.step_count > 0:
             training.save()  # the governor foresees a pause: keep the work done so far
         fraction = craft.throughput(cap)
@@ -200,12 +204,13 @@ class Mission:
             )
 
         gpu_w = craft.gpu_draw_w(cap)
-        values = self._values(now, cap, gpu_w, fraction)
+        heater_w = craft.heater_w(now, gpu_w, warm_w)
+        values = self._values(now, cap, gpu_w, fraction, heater_w)
         events += self._limits(values)
         self.archive.write_frame(t, values, events)
         self.previous = values
         self._show(t, now, values, events)
-        craft.advance(now, gpu_w)
+        craft.advance(now, gpu_w, heater_w)
         self.k += 1
 
     def _crossings(self, now) -> list[Event]:
@@ -221,7 +226,7 @@ class Mission:
         path = self.training.save()
         return f"checkpoint at step {self.training.step_count}" + (f" ({path.name})" if path else "")
 
-    def _values(self, now, cap: float, gpu_w: float, fraction: float) -> dict:
+    def _values(self, now, cap: float, gpu_w: float, fraction: float, heater_w: float) -> dict:
         craft, training = self.craft, self.training
         counts = training.run.counts()
         state = training.trainer.state
@@ -237,11 +242,12 @@ class Mission:
             "orbit.region": now.region,
             "orbit.area": now.area,
             "power.array_w": now.array_w,
-            "power.load_w": craft.spec.bus_baseline_power_w + gpu_w,
+            "power.load_w": craft.spec.bus_baseline_power_w + gpu_w + heater_w,
             "power.battery_soc": battery / craft.spec.battery_capacity_wh,
             "power.battery_wh": battery,
             "gpu.cap_w": cap,
             "gpu.temp_c": craft.gpu_temp_c(gpu_w),
+            "gpu.heater_w": heater_w,
             "gpu.throughput": fraction,
             "radiation.upset_rate": now.upsets_per_s * self.operator.stress,
             "radiation.dose_rad": craft.dose_rad,

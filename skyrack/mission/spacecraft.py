@@ -55,13 +55,14 @@ class Spacecraft:
         self.thermal = ThermalModel(spec)
         # measured over a day from the mission's start: the same on every resume
         self.radiation = RadiationModel.for_orbit(spec, twin, start_s)
-        self.governor = Governor(spec)
         self.schedule = EclipseSchedule.from_twin(twin, start_s, end_s)
         self.dose_rad = 0.0
         self._ahead: dict[int, Now] = {}
         self._look_ahead(0)
         first = self._ahead[0]
-        self.thermal.radiator_k = self.thermal.equilibrium_k(spec.gpu_idle_power_w, first.env_w)
+        self.governor = Governor(spec, env_floor_w=self.thermal.infrared_w(first.alt_km))
+        self.heaters = self.governor.heaters
+        self.thermal.radiator_k = self.heaters.initial_node_k(self.thermal, first.env_w)
 
     # -- the orbit, a batch at a time ----------------------------------------------------------
     def time_of(self, k: int) -> float:
@@ -158,10 +159,15 @@ class Spacecraft:
     def gpu_temp_c(self, gpu_w: float) -> float:
         return self.thermal.gpu_temperature_k(gpu_w) - KELVIN
 
-    def advance(self, now: Now, gpu_w: float) -> PowerStep:
+    def heater_w(self, now: Now, gpu_w: float, warm_w: float | None) -> float:
+        """What the GPU's heaters draw over this tick (survival, and operational while the die
+        is kept warm enough to run at `warm_w`)."""
+        return sum(self.heaters.power_w(self.thermal, self.tick_s, gpu_w, now.env_w, warm_w))
+
+    def advance(self, now: Now, gpu_w: float, heater_w: float = 0.0) -> PowerStep:
         """Hold this tick's inputs and draw over the tick."""
-        step = self.power.step(self.tick_s, now.array_w, gpu_w)
-        self.thermal.step(self.tick_s, gpu_w, now.env_w)
+        step = self.power.step(self.tick_s, now.array_w, gpu_w, heater_w)
+        self.thermal.step(self.tick_s, gpu_w, now.env_w, heater_w)
         self.dose_rad += now.dose_rate_rad_s * self.tick_s
         return step
 

@@ -73,13 +73,14 @@ CHANNELS: tuple[Channel, ...] = (
     Channel("orbit.region", "", "str", "country or sea beneath"),
     Channel("orbit.area", "", "str", "broad region beneath, as people say it"),
     Channel("power.array_w", "W", "float", "solar array output"),
-    Channel("power.load_w", "W", "float", "total electrical load (bus + GPU)"),
+    Channel("power.load_w", "W", "float", "total electrical load (bus + GPU + its heaters)"),
     Channel(
         "power.battery_soc", "1", "float", "battery state of charge", yellow=(0.35, 1.0), red=(0.25, 1.0)
     ),
     Channel("power.battery_wh", "Wh", "float", "energy stored in the battery"),
     Channel("gpu.cap_w", "W", "float", "GPU power cap set by the governor (0: paused)"),
     Channel("gpu.temp_c", "degC", "float", "GPU / radiator temperature", yellow=(-20, 80), red=(-40, 85)),
+    Channel("gpu.heater_w", "W", "float", "survival and operational heaters of the GPU's radiator node"),
     Channel("gpu.throughput", "1", "float", "training speed as a fraction of full power"),
     Channel("radiation.upset_rate", "1/s", "float", "expected memory upsets per second"),
     Channel(
