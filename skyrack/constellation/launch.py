@@ -35,6 +35,7 @@ ALGOS = ("ddp", "diloco")
 DEFAULT_STEP_S = 2.0  # assumption: simulated seconds of one inner step on the satellite's accelerator
 DDP_MAX_WAIT_S = 86400.0  # DDP cannot step without its all-reduce: it waits for the links up to a day
 DILOCO_MAX_WAIT_S = 5700.0  # about one orbit: past it a DiLoCo round ends without a sync
+REBOOT_ROUNDS = 1  # assumption: a killed satellite misses the round after its kill while it reboots
 
 
 @dataclass
@@ -154,6 +155,7 @@ def prepare(opts: Options, say=print) -> tuple[dict, Sky]:
     params = list(model.parameters())
     frags = outer.fragments(params, opts.fragments if opts.algo == "diloco" else 1)
     quant = opts.quant if opts.algo == "diloco" else "none"
+    kill = _parse_kill(opts.kill, opts.satellites, rounds)
     payload = [outer.payload_bytes([params[i].numel() for i in f], quant) for f in frags]
     plan = plan_rounds(
         sky,
@@ -163,6 +165,8 @@ def prepare(opts: Options, say=print) -> tuple[dict, Sky]:
         payload_bytes=payload,
         max_wait_s=DDP_MAX_WAIT_S if opts.algo == "ddp" else DILOCO_MAX_WAIT_S,
         dropout_every_round=opts.dropout_every_round,
+        kill=kill,
+        reboot_rounds=REBOOT_ROUNDS,
     )
     eval_every = max(1, round(max(1, train_cfg.eval_interval) / spr))
     doc = {
@@ -191,7 +195,7 @@ def prepare(opts: Options, say=print) -> tuple[dict, Sky]:
         "start_t": start,
         "links": dataclasses.asdict(sky.links),
         "link_figures": {k: dataclasses.asdict(v) for k, v in geo.LINK_FIGURES.items()},
-        "kill": _parse_kill(opts.kill, opts.satellites, rounds),
+        "kill": kill,
         "dropout_every_round": opts.dropout_every_round,
         "timeout_s": opts.timeout_s,
         "rounds": [r.as_dict() for r in plan],
@@ -287,7 +291,20 @@ def train(opts: Options, say=print, live: bool = True) -> dict:
     try:
         for rnd in doc["rounds"]:
             view.round = rnd["index"]
-            results.append(coord.settle(rnd["index"], rnd["participants"], rnd["sync_t"] is not None))
+            # a satellite back from a reboot is waited for while its torchrun lives (bounded)
+            back = [
+                s
+                for s in rnd["participants"]
+                if rnd["index"] > 0 and s in doc["rounds"][rnd["index"] - 1]["killed"]
+            ]
+            results.append(
+                coord.settle(
+                    rnd["index"],
+                    rnd["participants"],
+                    rnd["sync_t"] is not None,
+                    patient={s: (lambda s=s: procs[s].poll() is None) for s in back},
+                )
+            )
             if all(p.poll() is not None for p in procs):
                 break
         for p in procs:

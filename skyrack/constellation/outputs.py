@@ -113,6 +113,15 @@ def summarize(doc: dict, logs, results, exits, wall_s: float) -> dict:
         "models_agree": len(digests) == 1,
         "per_satellite": sats,
         "curves": c,
+        "rounds": [
+            {
+                "index": r["index"],
+                "members": res["members"],
+                "synced": res["synced"],
+                "end_s": r["end_t"] - doc["start_t"],
+            }
+            for r, res in zip(rounds, results)
+        ],
         "failures": [res for res in results if res.get("failed") or res.get("missing")],
     }
 

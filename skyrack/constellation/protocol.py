@@ -78,10 +78,17 @@ class Coordinator:
                 return arrived
             time.sleep(POLL_S)
 
-    def settle(self, r: int, expected: list[int], sync: bool) -> dict:
+    def settle(self, r: int, expected: list[int], sync: bool, patient: dict | None = None) -> dict:
+        """Settle round r. `patient` {sat: alive()}: satellites coming back from a restart, waited
+        for while alive() holds (up to the round timeout) whatever their heartbeat says."""
         store = self.store
+        patient = patient or {}
         put(store, "current", r)
-        members = self._wait_count(f"arrived/{r}", expected, "arrive", r, lambda s: not self._gone(s, r))
+
+        def alive(s: int) -> bool:
+            return patient[s]() if s in patient else not self._gone(s, r)
+
+        members = self._wait_count(f"arrived/{r}", expected, "arrive", r, alive)
         incs = {s: get(store, f"arrive/{r}/{s}")["inc"] for s in members}
         gid = "g-" + "-".join(f"{s}.{incs[s]}" for s in members)
         publish = bool(members) and len(members) < self.n

@@ -48,6 +48,7 @@ class Round:
     participants: list[int]  # did the round's inner steps and take part in its sync
     paused: list[int]  # the governor kept them from the round
     dropped: list[int]  # dropped out on purpose (a forced dropout)
+    killed: list[int] = field(default_factory=list)  # killed by a radiation interrupt, or rebooting
     wait_s: float = 0.0
     rate_bps: float = 0.0
     wire_bytes: float = 0.0  # per participant
@@ -200,9 +201,12 @@ def plan_rounds(
     payload_bytes: list[float],
     max_wait_s: float,
     dropout_every_round: bool = False,
+    kill: dict | None = None,
+    reboot_rounds: int = 1,
 ) -> list[Round]:
     """The rounds on the simulated clock. `payload_bytes[r % len]` is what round r all-reduces
-    (one entry per streaming fragment)."""
+    (one entry per streaming fragment). `kill` {"sat", "round"}: that satellite's process dies
+    during the round and is back `reboot_rounds` rounds later."""
     out: list[Round] = []
     t = sky.start_t
     work = steps_per_round * step_s
@@ -216,9 +220,10 @@ def plan_rounds(
         t = idle_until
         k = sky.tick_of(t)
         dropped = [r % sky.n] if dropout_every_round else []
+        killed = [kill["sat"]] if kill and kill["round"] <= r <= kill["round"] + reboot_rounds else []
         paused, done = [], {}
         for s in range(sky.n):
-            if s in dropped:
+            if s in dropped or s in killed:
                 continue
             end = sky.finish_time(s, t, work) if sky.fraction(s, k) > 0 else None
             if end is None:
@@ -228,7 +233,7 @@ def plan_rounds(
         members = sorted(done)
         compute_end = max(done.values()) if done else t
         fragment = r % len(payload_bytes)
-        rnd = Round(r, t, compute_end, None, compute_end, members, paused, dropped, fragment=fragment)
+        rnd = Round(r, t, compute_end, None, compute_end, members, paused, dropped, killed, fragment=fragment)
         if len(members) == 1:
             rnd.sync_t = compute_end  # a lone satellite applies its own outer step: nothing to send
         elif members:

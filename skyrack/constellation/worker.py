@@ -177,8 +177,9 @@ class Satellite:
     # -- rounds --------------------------------------------------------------------------------
     def run(self) -> None:
         first = 0
-        if self.inc > 0:
-            first = int(protocol.get(self.store, "current")) + 1
+        if self.inc > 0:  # join the round being settled, unless its members are already known
+            first = int(protocol.get(self.store, "current"))
+            first += self.store.check([f"members/{first}"])
             self.log("restart", incarnation=self.inc, rejoin_round=first)
         else:
             self.log("start", incarnation=0)
@@ -186,6 +187,12 @@ class Satellite:
         for rnd in self.rounds[first:]:
             r = rnd["index"]
             self.member.beat(r, state="computing", loss=self.last_loss, tokens=self.tokens)
+            if kill.get("sat") == self.sat and kill.get("round") == r and self.inc == 0:
+                for i in range(self.spr // 2):  # the interrupt strikes halfway through the round
+                    self._set_lr(r * self.spr + i)
+                    self._grads()
+                self.log("killed", round=r, step=self.spr // 2)
+                os._exit(KILLED_EXIT)
             if self.sat not in rnd["participants"]:
                 self.member.beat(
                     r, state="paused" if self.sat in rnd["paused"] else "dropped", loss=self.last_loss
@@ -198,13 +205,9 @@ class Satellite:
             if self.stale and not self.heal(r):
                 self.log("absent", round=r, why="healing")
                 continue
-            killed_here = kill.get("sat") == self.sat and kill.get("round") == r and self.inc == 0
             losses = []
             steps = self.spr if self.algo == "diloco" else 1
             for i in range(steps):
-                if killed_here and i == steps // 2:
-                    self.log("killed", round=r, step=i)
-                    os._exit(KILLED_EXIT)
                 self._set_lr(r * self.spr + i)
                 losses.append(self._grads())
                 if self.algo == "diloco":
@@ -242,6 +245,8 @@ class Satellite:
                 bytes=sent,
                 bytes_total=self.bytes_sent,
             )
+        if self.stale and self.rounds:  # back after the last round: take the final state
+            self.heal(len(self.rounds))
         val = self.evaluate()
         self.member.beat(len(self.rounds), state="finished", loss=self.last_loss, tokens=self.tokens, val=val)
         self.log(
