@@ -5,9 +5,9 @@ radiation interrupt kills it, `torchrun` starts it again) makes the actual round
 coordinator, the `skyrack constellation train` process that hosts the store, settles each round:
 
     worker:       beat/{sat}         {"inc", "round", "t"}   alive, and the round it works on
-    worker:       arrive/{r}/{sat}   inner steps done, ready to sync   (+1 on arrived/{r})
+    worker:       arrive/{r}/{sat}   inner steps done, ready to sync
     coordinator:  members/{r}        {"members", "gid", "sync", "publish", "donor"}
-    worker:       done/{r}/{sat}     {"ok"}                             (+1 on donec/{r})
+    worker:       done/{r}/{sat}     {"ok"}
     donor:        state              torch.save({"round", ...}): the synced state, for rejoiners
     coordinator:  result/{r}         {"synced", "members"};  committed = the last synced round
 
@@ -27,7 +27,7 @@ import torch.distributed as dist
 
 GONE_S = 20.0  # wall seconds without a heartbeat after which a satellite is given up for this round
 ROUND_TIMEOUT_S = 300.0
-POLL_S = 0.002
+POLL_S = 0.001
 
 
 def connect(host: str, port: int, *, master: bool = False, timeout_s: float = 600.0) -> dist.TCPStore:
@@ -66,16 +66,20 @@ class Coordinator:
             return False  # not started yet: wait for it (up to the round timeout)
         return beat["round"] > r or time.time() - beat["t"] > self.gone_s
 
-    def _wait_count(self, counter: str, expected: list[int], prefix: str, r: int, alive) -> list[int]:
+    def _wait_keys(self, expected: list[int], prefix: str, r: int, alive) -> list[int]:
+        """The satellites in `expected` whose key `prefix/r/sat` appears, waiting until every one
+        is there or every missing one is given up."""
         t0 = time.time()
         while True:
-            count = int(self.store.add(counter, 0))
-            arrived = [s for s in expected if self.store.check([f"{prefix}/{r}/{s}"])]
-            if count >= len(expected) or len(arrived) == len(expected):
-                return arrived
-            missing = [s for s in expected if s not in arrived]
+            present = [s for s in expected if self.store.check([f"{prefix}/{r}/{s}"])]
+            missing = [s for s in expected if s not in present]
+            if not missing:
+                return present
             if all(not alive(s) for s in missing) or time.time() - t0 > self.round_timeout_s:
-                return arrived
+                # a worker writes its key before it beats for a later round: look once more
+                return [s for s in expected if self.store.check([f"{prefix}/{r}/{s}"])]
+            # (store.wait with a timeout would block server-side, but logs a warning each time
+            # it runs out: a short sleep costs about as little here)
             time.sleep(POLL_S)
 
     def settle(self, r: int, expected: list[int], sync: bool, patient: dict | None = None) -> dict:
@@ -88,7 +92,7 @@ class Coordinator:
         def alive(s: int) -> bool:
             return patient[s]() if s in patient else not self._gone(s, r)
 
-        members = self._wait_count(f"arrived/{r}", expected, "arrive", r, alive)
+        members = self._wait_keys(expected, "arrive", r, alive)
         incs = {s: get(store, f"arrive/{r}/{s}")["inc"] for s in members}
         gid = "g-" + "-".join(f"{s}.{incs[s]}" for s in members)
         publish = bool(members) and len(members) < self.n
@@ -100,7 +104,7 @@ class Coordinator:
             "donor": members[0] if members else None,
         }
         put(store, f"members/{r}", msg)
-        done = self._wait_count(f"donec/{r}", members, "done", r, lambda s: not self._gone(s, r))
+        done = self._wait_keys(members, "done", r, lambda s: not self._gone(s, r))
         ok = [s for s in done if get(store, f"done/{r}/{s}")["ok"]]
         synced = msg["sync"] and len(ok) == len(members)
         if synced:
@@ -122,20 +126,20 @@ class Member:
     def __init__(self, store, sat: int, inc: int, timeout_s: float = 120.0):
         self.store, self.sat, self.inc, self.timeout_s = store, sat, inc, timeout_s
         self.groups: dict[str, tuple[object, int]] = {}
+        self.last_beat = 0.0
 
     def beat(self, r: int, **status) -> None:
-        put(self.store, f"beat/{self.sat}", {"inc": self.inc, "round": r, "t": time.time()})
+        self.last_beat = time.time()
+        put(self.store, f"beat/{self.sat}", {"inc": self.inc, "round": r, "t": self.last_beat})
         if status:
             put(self.store, f"status/{self.sat}", {"inc": self.inc, "round": r, **status})
 
     def arrive(self, r: int) -> dict:
         put(self.store, f"arrive/{r}/{self.sat}", {"inc": self.inc})
-        self.store.add(f"arrived/{r}", 1)
         return get(self.store, f"members/{r}")
 
     def done(self, r: int, ok: bool) -> None:
         put(self.store, f"done/{r}/{self.sat}", {"ok": ok})
-        self.store.add(f"donec/{r}", 1)
 
     def result(self, r: int) -> dict:
         return get(self.store, f"result/{r}")

@@ -28,6 +28,7 @@ from skyrack.train.model import GPT
 from skyrack.train.trainer import build_optimizers, lr_factor
 
 KILLED_EXIT = 137  # what a radiation interrupt leaves: the process is gone
+BEAT_S = 0.5  # wall seconds between heartbeats inside a round
 
 
 class Log:
@@ -212,7 +213,8 @@ class Satellite:
                 losses.append(self._grads())
                 if self.algo == "diloco":
                     self._update()
-                self.member.beat(r, state="computing", loss=losses[-1], tokens=self.tokens)
+                if time.time() - self.member.last_beat > BEAT_S:
+                    self.member.beat(r, state="computing", loss=losses[-1], tokens=self.tokens)
             self.last_loss = sum(losses) / len(losses)
             self.member.beat(r, state="syncing", loss=self.last_loss, tokens=self.tokens)
             msg = self.member.arrive(r)
