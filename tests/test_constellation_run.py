@@ -100,3 +100,21 @@ def test_ddp_across_four_processes_all_reduces_every_step(tmp_path, corpus):
     assert s["syncs"] == 12 and s["models_agree"]
     assert all(p["bytes_allreduced"] == 12 * 4 * s["parameters"] for p in s["per_satellite"])
     assert s["final_val_loss"] < s["curves"]["train_loss"][0]
+
+
+def test_syncs_wait_for_a_link_window(corpus):
+    # two satellites in counter-rotating planes see each other for minutes twice an orbit
+    doc, sky = prepare(
+        Options(satellites=2, formation="walker", planes=2, inner_steps=50, steps=300, data=corpus),
+        say=lambda m: None,
+    )
+    rounds = doc["rounds"]
+    assert any(r["wait_s"] > 600 for r in rounds)
+    for r in rounds:
+        assert r["sync_t"] is not None
+        up, _ = sky.link_state(sky.tick_of(r["sync_t"]))
+        assert up[0, 1]
+        if r["wait_s"] > 0:
+            up, _ = sky.link_state(sky.tick_of(r["compute_end_t"]))
+            assert not up[0, 1]
+        assert r["end_t"] > r["sync_t"]  # the bytes take time at the window's rate

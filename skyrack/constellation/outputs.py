@@ -142,51 +142,30 @@ def write(run_dir: Path, doc: dict, sky, results, exits, wall_s: float) -> dict:
 
 
 def build_timeline(doc, sky, results, logs, end_t: float) -> list[dict]:
-    """Link windows, syncs, dropouts and rejoins on the simulated clock."""
+    """Link windows, syncs, dropouts and rejoins on the simulated clock; each entry names the
+    satellites it concerns (`sats`, indices)."""
     names = doc["satellites"]
     out = []
+
+    def add(t, kind, sats, what, end=None):
+        out.append({"t": t, "kind": kind, "sats": list(sats), "what": what, **({"end": end} if end else {})})
+
     for w in sky.windows(end_t):
-        out.append(
-            {"t": w["start"], "end": w["end"], "kind": "link", "what": f"{names[w['a']]} - {names[w['b']]}"}
-        )
+        add(w["start"], "link", (w["a"], w["b"]), f"{names[w['a']]} - {names[w['b']]}", w["end"])
     rounds = doc["rounds"]
     for rnd, res in zip(rounds, results):
+        i = rnd["index"]
         if res["synced"]:
-            out.append(
-                {
-                    "t": rnd["sync_t"],
-                    "end": rnd["end_t"],
-                    "kind": "sync",
-                    "what": f"round {rnd['index']}: {len(res['members'])} satellites, "
-                    f"waited {rnd['wait_s']:.0f} s for the links",
-                }
-            )
+            what = f"round {i}: {len(res['members'])} satellites, waited {rnd['wait_s']:.0f} s for the links"
+            add(rnd["sync_t"], "sync", res["members"], what, rnd["end_t"])
         elif rnd["sync_t"] is None:
-            out.append(
-                {
-                    "t": rnd["compute_end_t"],
-                    "kind": "no-sync",
-                    "what": f"round {rnd['index']}: links never joined",
-                }
-            )
+            add(rnd["compute_end_t"], "no-sync", rnd["participants"], f"round {i}: the links never joined")
         for s in rnd["dropped"]:
-            out.append(
-                {
-                    "t": rnd["start_t"],
-                    "kind": "dropout",
-                    "what": f"{names[s]} drops out of round {rnd['index']}",
-                }
-            )
+            add(rnd["start_t"], "dropout", [s], f"{names[s]} drops out of round {i}")
         for s in rnd["paused"]:
-            out.append({"t": rnd["start_t"], "kind": "paused", "what": f"{names[s]} paused by its governor"})
+            add(rnd["start_t"], "paused", [s], f"{names[s]} paused by its governor in round {i}")
         for s in res.get("missing", []):
-            out.append(
-                {
-                    "t": rnd["start_t"],
-                    "kind": "lost",
-                    "what": f"{names[s]} did not reach round {rnd['index']}",
-                }
-            )
+            add(rnd["start_t"], "lost", [s], f"{names[s]} did not reach round {i}")
     for k, rows in enumerate(logs):
         for row in rows:
             if row["kind"] in ("heal", "killed", "restart"):
@@ -197,7 +176,7 @@ def build_timeline(doc, sky, results, logs, end_t: float) -> list[dict]:
                     "killed": f"{names[k]} killed by a radiation interrupt",
                     "restart": f"{names[k]} restarted (incarnation {row.get('incarnation')})",
                 }[row["kind"]]
-                out.append({"t": t, "kind": row["kind"], "what": what})
+                add(t, row["kind"], [k], what)
     out.sort(key=lambda e: e["t"])
     return out
 
@@ -220,7 +199,7 @@ def write_archives(run_dir: Path, doc, sky, logs, timeline, end_t: float) -> lis
             if row["kind"] == "round":
                 step += doc["steps_per_round"] if doc["algo"] == "diloco" else 1
                 marks.append((rounds[row["round"]]["end_t"], step, row["train_loss"], row.get("val_loss")))
-        mine = [e for e in timeline if name in e["what"] or e["kind"] in ("sync", "no-sync")]
+        mine = [e for e in timeline if k in e["sats"]]
         path = run_dir.parent / f"{run_dir.name}-sat-{k + 1}" / ARCHIVE_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
         with Archive(path) as archive:

@@ -226,7 +226,9 @@ class Satellite:
                     ok = False
                     self.log("sync_failed", round=r, error=str(exc).splitlines()[0][:200])
             elif self.algo == "ddp":
-                self._update()  # alone on the link graph: the step from its own gradient
+                self._update()  # left out of the sync: the step from its own gradient
+            if self.sat not in msg["members"] and self.member.result(r)["synced"]:
+                self.stale = True  # given up for this round while the others synced
             if ok and msg["sync"] and msg["publish"] and msg["donor"] == self.sat:
                 self._publish(r)
             self.member.done(r, ok)
