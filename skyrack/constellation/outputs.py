@@ -182,6 +182,8 @@ def build_timeline(doc, sky, results, logs, end_t: float) -> list[dict]:
 
 
 def write_archives(run_dir: Path, doc, sky, logs, timeline, end_t: float) -> list[str]:
+    from sgp4.exporter import export_tle
+
     from skyrack.telemetry.archive import Archive, Event
     from skyrack.telemetry.runs import ARCHIVE_NAME
 
@@ -202,12 +204,18 @@ def write_archives(run_dir: Path, doc, sky, logs, timeline, end_t: float) -> lis
         mine = [e for e in timeline if k in e["sats"]]
         path = run_dir.parent / f"{run_dir.name}-sat-{k + 1}" / ARCHIVE_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
+        # this satellite's own orbit, for whoever rebuilds its twin from the archive (the
+        # ground station): a TLE of its elements (metre-level from the formation's)
+        line1, line2 = export_tle(sky.satellites[k].satrec)
+        tle = path.parent / "elements.tle"
+        atomic_write_text(tle, f"{name}\n{line1}\n{line2}\n")
         with Archive(path) as archive:
             for key, value in {
                 "run_id": path.parent.name,
                 "satellite": name,
                 "constellation": run_dir.name,
                 "profile": doc["profile"],
+                "tle_file": str(tle.resolve()),
                 "start_t": doc["start_t"],
                 "end_t": end_t,
                 "frame_interval_s": tick,
