@@ -32,6 +32,11 @@ VARIANTS = {
     "diloco-int8": dict(algo="diloco", quant="int8"),
     "diloco-int4": dict(algo="diloco", quant="int4"),
     "diloco-int4-dropout": dict(algo="diloco", quant="int4", dropout_every_round=True),
+    # ablations: the outer step as plain averaging (lr 1, no momentum), and more rounds
+    "diloco-avg": dict(algo="diloco", outer_lr=1.0, outer_momentum=0.0),
+    "diloco-avg-int4-dropout": dict(
+        algo="diloco", outer_lr=1.0, outer_momentum=0.0, quant="int4", dropout_every_round=True
+    ),
 }
 
 

@@ -20,14 +20,16 @@ incarnations, so a restarted process always gets a fresh one.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from datetime import timedelta
 
 import torch.distributed as dist
 
-GONE_S = 20.0  # wall seconds without a heartbeat after which a satellite is given up for this round
+GONE_S = 20.0  # wall seconds without a heartbeat after which a satellite is given up (dead or hung)
 ROUND_TIMEOUT_S = 300.0
 POLL_S = 0.001
+BEAT_S = 1.0  # wall seconds between a worker's background heartbeats
 
 
 def connect(host: str, port: int, *, master: bool = False, timeout_s: float = 600.0) -> dist.TCPStore:
@@ -121,14 +123,31 @@ class Coordinator:
 
 
 class Member:
-    """A worker's side of the protocol."""
+    """A worker's side of the protocol. Its heartbeat comes from a thread with its own store
+    connection, so a worker blocked in a long collective or a wait still counts as alive."""
 
-    def __init__(self, store, sat: int, inc: int, timeout_s: float = 120.0):
+    def __init__(self, store, sat: int, inc: int, timeout_s: float = 120.0, address: tuple | None = None):
         self.store, self.sat, self.inc, self.timeout_s = store, sat, inc, timeout_s
         self.groups: dict[str, tuple[object, int]] = {}
         self.last_beat = 0.0
+        self.round = 0
+        self._stop = threading.Event()
+        if address is not None:
+            beat_store = connect(*address, timeout_s=timeout_s)
+            threading.Thread(target=self._beating, args=(beat_store,), daemon=True).start()
+
+    def _beating(self, store) -> None:
+        while not self._stop.wait(BEAT_S):
+            try:
+                put(store, f"beat/{self.sat}", {"inc": self.inc, "round": self.round, "t": time.time()})
+            except RuntimeError:  # the coordinator is gone: the main loop will find out
+                return
+
+    def close(self) -> None:
+        self._stop.set()
 
     def beat(self, r: int, **status) -> None:
+        self.round = r
         self.last_beat = time.time()
         put(self.store, f"beat/{self.sat}", {"inc": self.inc, "round": r, "t": self.last_beat})
         if status:

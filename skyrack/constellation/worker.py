@@ -76,7 +76,9 @@ class Satellite:
         self.frags = outer.fragments(self.params, int(plan["fragments"]))
         host, port = plan["store"].rsplit(":", 1)
         self.store = protocol.connect(host, int(port), timeout_s=float(plan["timeout_s"]))
-        self.member = protocol.Member(self.store, sat, inc, timeout_s=float(plan["timeout_s"]))
+        self.member = protocol.Member(
+            self.store, sat, inc, timeout_s=float(plan["timeout_s"]), address=(host, int(port))
+        )
         self.stale = inc > 0  # a restarted process has lost everything
         self.tokens = 0
         self.bytes_sent = 0
