@@ -7,20 +7,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from skyrack.cliargs import add_device_arg, positive
 from skyrack.errors import UserError
 from skyrack.train.config import PRESETS, ModelConfig, TrainConfig, from_dict, preset
+from skyrack.train.sample import generate_text, load_model
 
-if TYPE_CHECKING:
-    from skyrack.train.data import CharTokenizer, Dataset
-
-COMPLETE_WORKS = "shakespeare-complete-works"
 _MODEL_FLAGS = ("block_size", "n_layer", "n_head", "n_embd", "dropout")
 _TRAIN_FLAGS = (
     "steps",
@@ -58,7 +54,7 @@ def register(subparsers) -> None:
         help="with --resume: if the newest checkpoint is corrupt, use the previous good one",
     )
     p.add_argument("--json", action="store_true", help="print one JSON line per evaluation on stdout")
-    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when present)")
+    add_device_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress output on stderr")
     sizes = p.add_argument_group("overrides of the preset")
     defaults = {**dataclasses.asdict(ModelConfig()), **dataclasses.asdict(TrainConfig())}
@@ -79,46 +75,11 @@ def register(subparsers) -> None:
     s.add_argument("--seed", type=int, default=1337, metavar="S")
     s.add_argument("--temperature", type=float, default=0.8)
     s.add_argument("--top-k", type=int, default=200)
-    s.add_argument("--device", help="cpu, cuda, ... (default: cuda when present)")
+    add_device_arg(s)
     s.add_argument(
         "--fallback", action="store_true", help="use the previous good checkpoint if the newest is corrupt"
     )
     s.set_defaults(func=cmd_sample)
-
-
-# -- data ---------------------------------------------------------------------------------------
-def load_dataset(
-    data_file: str | None, tokenizer: CharTokenizer | None = None, say=print, expect_sha256: str | None = None
-) -> Dataset:
-    """The complete works (default) or `data_file`, tokenized and split. With `expect_sha256`
-    (resuming), other data is refused before anything else is done."""
-    from skyrack.train.data import build_dataset, read_text_file
-
-    if data_file is None:
-        from skyrack.sources.shakespeare import complete_works
-
-        corpus = complete_works()
-        text, name, digest, rule = corpus.text, COMPLETE_WORKS, corpus.sha256, "chunks"
-        info = corpus.describe()
-        report = (
-            f"corpus: complete works of Shakespeare ({info['works']} works, "
-            f"{info['characters']:,} characters, vocabulary {info['vocabulary']}), "
-            f"from {info['source']}, sha256 {digest[:12]}"
-        )
-    else:
-        text = read_text_file(data_file)
-        name, digest, rule = str(Path(data_file).resolve()), hashlib.sha256(text.encode()).hexdigest(), "tail"
-        report = (
-            f"corpus: {data_file} ({len(text):,} characters, vocabulary {len(set(text))}), "
-            f"sha256 {digest[:12]}"
-        )
-    if expect_sha256 and digest != expect_sha256:
-        raise UserError(
-            f"the checkpoint was trained on other data (sha256 {expect_sha256[:12]}, "
-            f"not {digest[:12]} of {data_file or 'the complete works'})"
-        )
-    say(report)
-    return build_dataset(text, name, digest, rule, tokenizer)
 
 
 # -- train --------------------------------------------------------------------------------------
@@ -137,9 +98,10 @@ def _validate(model: ModelConfig, train: TrainConfig) -> None:
         "eval_interval",
         "checkpoint_interval",
     ):
-        value = getattr(model, name, None) if hasattr(model, name) else getattr(train, name)
-        if value <= 0:
-            raise UserError(f"--{name.replace('_', '-')} must be positive, not {value}")
+        positive(
+            "--" + name.replace("_", "-"),
+            getattr(model, name) if hasattr(model, name) else getattr(train, name),
+        )
     if model.n_embd % model.n_head:
         raise UserError(f"--n-embd ({model.n_embd}) must be a multiple of --n-head ({model.n_head})")
     if not 0.0 <= model.dropout < 1.0:
@@ -148,7 +110,7 @@ def _validate(model: ModelConfig, train: TrainConfig) -> None:
 
 def cmd_train(args) -> int:
     from skyrack.train import checkpoint
-    from skyrack.train.data import CharTokenizer
+    from skyrack.train.data import COMPLETE_WORKS, CharTokenizer, load_dataset
     from skyrack.train.trainer import Progress, Trainer, run
 
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -213,26 +175,6 @@ def cmd_train(args) -> int:
 
 
 # -- sample -------------------------------------------------------------------------------------
-def load_model(path: str, device: str | None = None, fallback: bool = False):
-    """(model in eval mode, tokenizer, checkpoint dir) from a verified checkpoint."""
-    from skyrack.train import checkpoint
-    from skyrack.train.data import CharTokenizer
-    from skyrack.train.model import GPT
-    from skyrack.train.trainer import pick_device
-
-    ckpt_dir, files = checkpoint.load_checkpoint(path, fallback=fallback)
-    model_cfg, _ = from_dict(json.loads(files["config.json"]))
-    tokenizer = CharTokenizer.from_json(files["tokenizer.json"].decode())
-    model = GPT(model_cfg)
-    try:
-        model.load_state_dict(checkpoint.load_torch(files["model.pt"]))
-    except RuntimeError as exc:
-        raise UserError(
-            f"checkpoint {ckpt_dir} does not match its config: {str(exc).splitlines()[0]}"
-        ) from None
-    return model.to(pick_device(device)).eval(), tokenizer, ckpt_dir
-
-
 def cmd_sample(args) -> int:
     if args.tokens < 0:
         raise UserError("--tokens must be zero or more")
@@ -248,27 +190,3 @@ def cmd_sample(args) -> int:
     )
     sys.stdout.write(text + "\n")
     return 0
-
-
-def generate_text(
-    model,
-    tokenizer,
-    prompt: str | None,
-    tokens: int,
-    *,
-    seed: int = 1337,
-    temperature: float = 0.8,
-    top_k: int | None = 200,
-) -> str:
-    """`prompt` (default: a newline) continued by `tokens` sampled characters, reproducibly."""
-    import torch
-
-    prompt = prompt if prompt is not None else ("\n" if "\n" in tokenizer.index else tokenizer.chars[0])
-    if not prompt:
-        raise UserError("--prompt is empty; give at least one character")
-    ids = tokenizer.encode(prompt)  # one-line UserError for characters outside the vocabulary
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    idx = torch.tensor([ids], dtype=torch.long, device=device)
-    out = model.generate(idx, tokens, temperature=temperature, top_k=top_k or None, generator=generator)
-    return tokenizer.decode(out[0].tolist())
