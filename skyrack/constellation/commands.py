@@ -54,7 +54,7 @@ def register(sub) -> None:
 
 
 def cmd_train(args) -> int:
-    from skyrack.cli import print_json
+    from skyrack.cliargs import print_json
     from skyrack.constellation.launch import Options, train
 
     opts = Options(

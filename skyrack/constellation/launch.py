@@ -130,6 +130,8 @@ def prepare(opts: Options, say=print) -> tuple[dict, Sky]:
         if opts.optimizer not in ("adamw", "muon"):
             raise UserError(f"--optimizer must be adamw or muon, got {opts.optimizer!r}")
         train_cfg = dataclasses.replace(train_cfg, optimizer=opts.optimizer)
+    if Path(opts.profile).is_file():
+        opts = dataclasses.replace(opts, profile=str(Path(opts.profile).resolve()))  # the archives name it
     profile = load_profile(opts.profile)
     satellites = geo.build_formation(
         profile.satellite,
@@ -194,7 +196,7 @@ def prepare(opts: Options, say=print) -> tuple[dict, Sky]:
         "tick_s": opts.tick_s,
         "start_t": start,
         "links": dataclasses.asdict(sky.links),
-        "link_figures": {k: dataclasses.asdict(v) for k, v in geo.LINK_FIGURES.items()},
+        "link_figures": geo.LINK_FIGURES,
         "kill": kill,
         "dropout_every_round": opts.dropout_every_round,
         "timeout_s": opts.timeout_s,
@@ -259,8 +261,7 @@ class View:
 def train(opts: Options, say=print, live: bool = True) -> dict:
     """Plan, fly and write one constellation run; returns its summary."""
     from skyrack.constellation import outputs
-    from skyrack.mission.rundir import check_run_id
-    from skyrack.telemetry.runs import runs_root
+    from skyrack.telemetry.runs import check_run_id, runs_root
 
     doc, sky = prepare(opts, say)
     port = opts.port or _free_port()

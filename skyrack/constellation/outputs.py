@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from html import escape
 from pathlib import Path
 
@@ -133,7 +134,7 @@ def write(run_dir: Path, doc: dict, sky, results, exits, wall_s: float) -> dict:
     timeline = build_timeline(doc, sky, results, logs, end_t)
     summary["timeline"] = timeline
     summary["run_id"] = run_dir.name
-    summary["archives"] = write_archives(run_dir, doc, sky, logs, timeline, end_t)
+    summary["archives"] = write_archives(run_dir, doc, sky, logs, timeline, end_t, time.time() - wall_s)
     atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=1, default=str))
     atomic_write_text(
         run_dir / "report.html", report_html([summary], title=f"Constellation run {run_dir.name}")
@@ -181,11 +182,11 @@ def build_timeline(doc, sky, results, logs, end_t: float) -> list[dict]:
     return out
 
 
-def write_archives(run_dir: Path, doc, sky, logs, timeline, end_t: float) -> list[str]:
+def write_archives(run_dir: Path, doc, sky, logs, timeline, end_t: float, wall_started: float) -> list[str]:
     from sgp4.exporter import export_tle
 
     from skyrack.telemetry.archive import Archive, Event
-    from skyrack.telemetry.runs import ARCHIVE_NAME
+    from skyrack.telemetry.runs import ARCHIVE_NAME, RunMeta
 
     paths = []
     rounds = doc["rounds"]
@@ -210,19 +211,21 @@ def write_archives(run_dir: Path, doc, sky, logs, timeline, end_t: float) -> lis
         tle = path.parent / "elements.tle"
         atomic_write_text(tle, f"{name}\n{line1}\n{line2}\n")
         with Archive(path) as archive:
-            for key, value in {
-                "run_id": path.parent.name,
-                "satellite": name,
-                "constellation": run_dir.name,
-                "profile": doc["profile"],
-                "tle_file": str(tle.resolve()),
-                "start_t": doc["start_t"],
-                "end_t": end_t,
-                "frame_interval_s": tick,
-                "status": "finished",
-                "preset": doc["preset"],
-            }.items():
-                archive.set_meta(key, value)
+            RunMeta(
+                run_id=path.parent.name,
+                satellite=name,
+                profile=doc["profile"],
+                tle_file=str(tle.resolve()),
+                start_t=doc["start_t"],
+                end_t=end_t,
+                frame_interval_s=tick,
+                preset=doc["preset"],
+                status="finished",
+                wall_started=wall_started,
+                seed=doc["seed"],
+                data=doc["data"],
+            ).write(archive)
+            archive.set_meta("constellation", run_dir.name)
             mi, ei = 0, 0
             cur = {"train.step": 0, "train.loss": None, "train.val_loss": None}
             prev_sunlit = None

@@ -25,32 +25,39 @@ import numpy as np
 
 from skyrack.errors import UserError
 from skyrack.orbit.elements import MU_EARTH_KM3_S2, R_EARTH_EQUATORIAL_KM, Satellite, from_elements
-from skyrack.profile import Figure
 
 FORMATIONS = ("train", "walker", "cluster")
 
-LINK_FIGURES: dict[str, Figure] = {
-    "grazing_altitude_km": Figure(
-        100.0, assumption="beam kept above the Karman line, clear of refraction and scattering"
+# Each figure as a profile states one (skyrack.profile.Figure): its value and its source or why
+# it is an assumption. (The orbit library stays below the profile module.)
+LINK_FIGURES: dict[str, dict] = {
+    "grazing_altitude_km": dict(
+        value=100.0, assumption="beam kept above the Karman line, clear of refraction and scattering"
     ),
-    "max_range_km": Figure(5000.0, assumption="rated range of a LEO optical terminal (no sourced figure)"),
-    "reference_rate_bps": Figure(100e9, assumption="100 Gbit/s at the reference range, a current terminal"),
-    "reference_range_km": Figure(1000.0, assumption="range at which the reference rate holds"),
-    "max_rate_bps": Figure(1.6e12, source="Suncatcher bench demonstration, 1.6 Tbit/s (arXiv 2511.19468)"),
-    "cluster_radius_km": Figure(
-        1.0, source="Suncatcher: 81 satellites within a 1 km radius (arXiv 2511.19468)"
+    "max_range_km": dict(
+        value=5000.0, assumption="rated range of a LEO optical terminal (no sourced figure)"
     ),
-    "train_separation_km": Figure(100.0, assumption="a string of pearls 100 km apart"),
+    "reference_rate_bps": dict(
+        value=100e9, assumption="100 Gbit/s at the reference range, a current terminal"
+    ),
+    "reference_range_km": dict(value=1000.0, assumption="range at which the reference rate holds"),
+    "max_rate_bps": dict(
+        value=1.6e12, source="Suncatcher bench demonstration, 1.6 Tbit/s (arXiv 2511.19468)"
+    ),
+    "cluster_radius_km": dict(
+        value=1.0, source="Suncatcher: 81 satellites within a 1 km radius (arXiv 2511.19468)"
+    ),
+    "train_separation_km": dict(value=100.0, assumption="a string of pearls 100 km apart"),
 }
 
 
 @dataclass(frozen=True)
 class LinkModel:
-    grazing_altitude_km: float = LINK_FIGURES["grazing_altitude_km"].value
-    max_range_km: float = LINK_FIGURES["max_range_km"].value
-    reference_rate_bps: float = LINK_FIGURES["reference_rate_bps"].value
-    reference_range_km: float = LINK_FIGURES["reference_range_km"].value
-    max_rate_bps: float = LINK_FIGURES["max_rate_bps"].value
+    grazing_altitude_km: float = LINK_FIGURES["grazing_altitude_km"]["value"]
+    max_range_km: float = LINK_FIGURES["max_range_km"]["value"]
+    reference_rate_bps: float = LINK_FIGURES["reference_rate_bps"]["value"]
+    reference_range_km: float = LINK_FIGURES["reference_range_km"]["value"]
+    max_rate_bps: float = LINK_FIGURES["max_rate_bps"]["value"]
 
     def rate_bps(self, range_km: np.ndarray) -> np.ndarray:
         """Data rate at `range_km`: 1 / range^2 from the reference, capped by the modem."""
@@ -95,7 +102,7 @@ def build_formation(
     offsets: list[tuple[float, float, float, float, float]] = []
     e0, w0 = el["eccentricity"], el["arg_perigee_deg"]
     if kind == "train":
-        sep = LINK_FIGURES["train_separation_km"].value if separation_km is None else separation_km
+        sep = LINK_FIGURES["train_separation_km"]["value"] if separation_km is None else separation_km
         if sep <= 0:
             raise UserError(f"--separation must be positive, got {sep} km")
         step = math.degrees(2.0 * math.asin(min(1.0, sep / (2.0 * a))))
@@ -111,7 +118,7 @@ def build_formation(
             for k in range(s)
         ]
     else:
-        rho = LINK_FIGURES["cluster_radius_km"].value if radius_km is None else radius_km
+        rho = LINK_FIGURES["cluster_radius_km"]["value"] if radius_km is None else radius_km
         if rho <= 0:
             raise UserError(f"--radius must be positive, got {rho} km")
         # Parallel eccentricity and inclination vectors (the classic passively safe formation):
