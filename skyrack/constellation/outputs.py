@@ -100,6 +100,10 @@ def summarize(doc: dict, logs, results, exits, wall_s: float) -> dict:
         "inner_steps": doc["inner_steps"],
         "quant": doc["quant"],
         "fragments": doc["fragments"],
+        "dropout_every_round": doc["dropout_every_round"],
+        "outer_lr": doc["outer_lr"],
+        "outer_momentum": doc["outer_momentum"],
+        "kill": doc["kill"],
         "parameters": doc["parameters"],
         "rounds_planned": len(rounds),
         "rounds_settled": len(results),
@@ -342,7 +346,11 @@ def _label(s: dict) -> str:
         return "DDP"
     q = "" if s["quant"] == "none" else f" {s['quant']}"
     f = "" if s["fragments"] == 1 else f" {s['fragments']} fragments"
-    return f"DiLoCo H={s['inner_steps']}{q}{f}"
+    d = " dropout/round" if s.get("dropout_every_round") else ""
+    o = "" if (s.get("outer_lr"), s.get("outer_momentum")) in ((0.7, 0.9), (None, None)) else " averaging"
+    if o and (s["outer_lr"], s["outer_momentum"]) != (1.0, 0.0):
+        o = f" outer lr {s['outer_lr']:g} m {s['outer_momentum']:g}"
+    return f"DiLoCo H={s['inner_steps']}{q}{f}{d}{o}"
 
 
 def report_html(summaries: list[dict], title: str) -> str:
@@ -404,6 +412,13 @@ def report_html(summaries: list[dict], title: str) -> str:
     for s in summaries:
         parts.append(f"<h2>Timeline: {escape(_label(s))}</h2>")
         events = [e for e in s.get("timeline", []) if e["kind"] != "link"]
+        syncs = [e for e in events if e["kind"] == "sync"]
+        if len(syncs) > 40:  # a DDP run syncs every step: say so once
+            events = [e for e in events if e["kind"] != "sync"]
+            parts.append(
+                f"<p>{len(syncs)} syncs, one every {(syncs[-1]['t'] - syncs[0]['t']) / (len(syncs) - 1):.1f} "
+                "simulated seconds (not listed one by one).</p>"
+            )
         links = [e for e in s.get("timeline", []) if e["kind"] == "link"]
         parts.append(
             f"<p>{len(links)} link windows; "
