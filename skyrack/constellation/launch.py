@@ -237,9 +237,8 @@ class View:
         for k in range(self.n):
             st = protocol.peek(store, f"status/{k}") or {}
             loss, tokens = st.get("loss"), st.get("tokens")
-            line = (
-                f"  {self.names[k]:<16} {st.get('state', 'starting'):<10} round {st.get('round', 0) + 1:>4}"
-            )
+            shown = min(st.get("round", 0) + 1, self.rounds)  # "finished" beats past the last round
+            line = f"  {self.names[k]:<16} {st.get('state', 'starting'):<10} round {shown:>4}"
             if loss is not None:
                 line += f"  loss {loss:.3f}"
             if tokens:
