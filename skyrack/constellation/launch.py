@@ -113,9 +113,9 @@ def _vocabulary(path: str) -> int:
 
 def prepare(opts: Options, say=print) -> tuple[dict, Sky]:
     """Check every input and lay the rounds on the clock; nothing is started or written."""
-    from skyrack.mission.training import configs
     from skyrack.orbit.timebase import parse_time
     from skyrack.profile import load_profile
+    from skyrack.train.config import PRESETS, preset
     from skyrack.train.model import GPT
 
     if opts.satellites < 2:
@@ -132,7 +132,11 @@ def prepare(opts: Options, say=print) -> tuple[dict, Sky]:
         raise UserError(f"--step-seconds must be positive, got {opts.step_s}")
     if not 0 <= opts.port < 65536:
         raise UserError(f"--port must be 0..65535, got {opts.port}")
-    model_cfg, train_cfg = configs(opts.preset, opts.steps)
+    if opts.preset not in PRESETS:
+        raise UserError(f"unknown preset {opts.preset!r}; one of {', '.join(sorted(PRESETS))}")
+    if opts.steps is not None and opts.steps < 1:
+        raise UserError(f"--steps must be at least 1, got {opts.steps}")
+    model_cfg, train_cfg = preset(opts.preset, steps=opts.steps)
     if opts.optimizer:
         if opts.optimizer not in ("adamw", "muon"):
             raise UserError(f"--optimizer must be adamw or muon, got {opts.optimizer!r}")
