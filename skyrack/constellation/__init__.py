@@ -1,0 +1,1 @@
+"""Training one model across a constellation of satellites over inter-satellite links."""

@@ -1,0 +1,120 @@
+"""Real runs: one torchrun per satellite, gloo over the coordinator's store."""
+
+import json
+import socket
+import sqlite3
+
+import pytest
+
+from skyrack.cli import main
+from skyrack.constellation.launch import Options, prepare, train
+from skyrack.faults.campaign import generated_corpus
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "play.txt"
+    path.write_text(generated_corpus(), encoding="utf-8")
+    return str(path)
+
+
+def _bad(capsys, *argv):
+    assert main(["constellation", "train", *argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+def test_bad_input_is_one_line_and_exit_2(capsys, corpus):
+    assert "at least 2" in _bad(capsys, "--satellites", "1")
+    assert "--inner-steps" in _bad(capsys, "--inner-steps", "0")
+    assert "never joins" in _bad(capsys, "--formation", "walker", "--satellites", "2", "--data", corpus)
+    assert "divide" in _bad(capsys, "--inner-steps", "10", "--fragments", "3")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert "in use" in _bad(
+            capsys, "--port", str(port), "--data", corpus, "--steps", "4", "--inner-steps", "2"
+        )
+
+
+def test_the_plan_drops_one_satellite_a_round_in_turn(corpus):
+    doc, _ = prepare(
+        Options(satellites=3, inner_steps=4, steps=24, data=corpus, dropout_every_round=True),
+        say=lambda m: None,
+    )
+    rounds = doc["rounds"]
+    assert [r["dropped"] for r in rounds] == [[0], [1], [2], [0], [1], [2]]
+    assert all(len(r["participants"]) == 2 and r["sync_t"] is not None for r in rounds)
+    # the clock: 4 steps of 2 s, then the sync's bytes over a 1.6 Tbit/s cluster link
+    r0 = rounds[0]
+    assert r0["compute_end_t"] - r0["start_t"] == pytest.approx(8.0)
+    assert r0["wire_bytes"] == pytest.approx(doc["payload_bytes"][0])  # 2 (n - 1) / n with n = 2
+    # (absolute times near 1.8e9 s carry ~2e-7 s of rounding)
+    assert r0["end_t"] - r0["sync_t"] == pytest.approx(doc["payload_bytes"][0] * 8 / 1.6e12, abs=5e-7)
+
+
+def test_a_run_trains_counts_its_bytes_and_heals_a_killed_satellite(tmp_path, corpus):
+    opts = Options(
+        satellites=2,
+        algo="diloco",
+        inner_steps=5,
+        steps=20,
+        data=corpus,
+        runs_dir=str(tmp_path),
+        run_id="run",
+        kill="2@1",  # satellite 2's process dies halfway through round 1
+        gone_s=10.0,
+        timeout_s=90.0,
+    )
+    s = train(opts, say=lambda m: None, live=False)
+    a, b = s["per_satellite"]
+    # the survivor went on: four synced rounds; each with a peer all-reduced every parameter in fp32
+    assert s["syncs"] == 4
+    # (it is out of round 1, where it dies, and 2, where it reboots; round 3 waits for it)
+    assert [r["members"] for r in s["rounds"]] == [[0, 1], [0], [0], [0, 1]]
+    assert a["bytes_allreduced"] == 2 * s["parameters"] * 4
+    # the killed one came back, healed from its peer, and holds the same model at the end
+    assert b["killed"] == [1] and b["restarts"] == 1 and b["heals"] == 1 and b["exit_code"] == 0
+    assert a["digest"] == b["digest"] and s["models_agree"]
+    # the loss fell
+    first_train = s["curves"]["train_loss"][0]
+    assert s["final_val_loss"] < first_train - 0.5
+    # outputs: the report, and an archive per satellite that the ground server can read
+    run = tmp_path / "run"
+    assert "Timeline" in (run / "report.html").read_text()
+    assert json.loads((run / "summary.json").read_text())["syncs"] == 4
+    for k in (1, 2):
+        db = sqlite3.connect(tmp_path / f"run-sat-{k}" / "telemetry.sqlite")
+        frames = db.execute("SELECT COUNT(*) FROM frames").fetchone()[0]
+        steps = db.execute("SELECT MAX(value) FROM samples WHERE channel = 'train.step'").fetchone()[0]
+        assert frames >= 2 and steps >= 10
+    assert any(e["kind"] == "heal" for e in s["timeline"])
+
+
+@pytest.mark.slow
+def test_ddp_across_four_processes_all_reduces_every_step(tmp_path, corpus):
+    opts = Options(satellites=4, algo="ddp", steps=12, data=corpus, runs_dir=str(tmp_path), run_id="ddp")
+    s = train(opts, say=lambda m: None, live=False)
+    assert s["syncs"] == 12 and s["models_agree"]
+    assert all(p["bytes_allreduced"] == 12 * 4 * s["parameters"] for p in s["per_satellite"])
+    assert s["final_val_loss"] < s["curves"]["train_loss"][0]
+
+
+def test_syncs_wait_for_a_link_window(corpus):
+    # two satellites in counter-rotating planes see each other for minutes twice an orbit
+    doc, sky = prepare(
+        Options(satellites=2, formation="walker", planes=2, inner_steps=50, steps=300, data=corpus),
+        say=lambda m: None,
+    )
+    rounds = doc["rounds"]
+    assert any(r["wait_s"] > 600 for r in rounds)
+    for r in rounds:
+        assert r["sync_t"] is not None
+        up, _ = sky.link_state(sky.tick_of(r["sync_t"]))
+        assert up[0, 1]
+        if r["wait_s"] > 0:
+            up, _ = sky.link_state(sky.tick_of(r["compute_end_t"]))
+            assert not up[0, 1]
+        assert r["end_t"] > r["sync_t"]  # the bytes take time at the window's rate
