@@ -32,7 +32,7 @@ class Operator:
 def execute(archive, t: float, operator: Operator, checkpoint_now: Callable[[], str]) -> bool:
     """Run every queued command; returns whether the operator state changed."""
     changed = False
-    for cmd in archive.pending_commands():
+    for cmd in archive.pending_commands(t):  # a time-tagged command waits for its time
         archive.set_command_status(cmd["id"], "dispatched", now=t)
         name, args = cmd["name"], cmd["args"]
         try:

@@ -1,0 +1,285 @@
+"""The space-ground link: contacts and rates, CCSDS packets, the lossy downlink, the ground archive."""
+
+import math
+
+import numpy as np
+import pytest
+from skyfield.api import EarthSatellite, wgs84
+
+from skyrack.link import packets as P
+from skyrack.link.contacts import Schedule, downlink_rate_bps, eb_n0_db, station_contacts
+from skyrack.link.ground import GroundArchive
+from skyrack.link.radio import radio_of
+from skyrack.link.session import Channel, Link
+from skyrack.orbit.passes import look_angles
+from skyrack.orbit.stations import resolve_station
+from skyrack.orbit.timebase import skyfield_time
+from skyrack.orbit.twin import OrbitTwin
+from skyrack.profile import load_profile
+from skyrack.sources.ephemeris import timescale
+from skyrack.telemetry.archive import Archive, Event
+from skyrack.telemetry.dictionary import CHANNELS, EVENTS
+
+START = 1785066359.0  # the default mission's start for the built-in elements
+
+
+@pytest.fixture(scope="module")
+def profile():
+    return load_profile("starcloud-1")
+
+
+@pytest.fixture(scope="module")
+def twin(profile):
+    return OrbitTwin(profile.satellite)
+
+
+@pytest.fixture(scope="module")
+def radio(profile):
+    return radio_of(profile)
+
+
+# -- contacts and rates --------------------------------------------------------------------------
+def test_contacts_are_the_passes_skyfield_finds(profile, twin, radio):
+    contacts = station_contacts(twin, radio, START, START + 86400)
+    lines = profile.satellite.satrec  # the same elements, through Skyfield's own SGP4 and frames
+    sat = EarthSatellite.from_satrec(lines, timescale())
+    ref = []
+    for key in radio.stations:
+        st = resolve_station(key)
+        topos = wgs84.latlon(st.lat_deg, st.lon_deg, elevation_m=st.height_km * 1000)
+        times, kinds = sat.find_events(topos, skyfield_time(START), skyfield_time(START + 86400), 10.0)
+        ts = [t.utc_datetime().timestamp() for t in times]
+        rises = [t for t, k in zip(ts, kinds) if k == 0]
+        sets = [t for t, k in zip(ts, kinds) if k == 2]
+        ref += [(st.name, r, s) for r, s in zip(rises, sets)]
+    ref.sort(key=lambda x: x[1])
+    assert len(contacts) == len(ref) >= 15
+    for c, (name, rise, set_) in zip(contacts, ref):
+        assert c.station == name
+        assert abs(c.set_s - set_) < 2
+        assert abs(c.rise_s - rise) < 2 or c.rise_s > rise  # an overlapping pass waits for the antenna
+    for a, b in zip(contacts, contacts[1:]):
+        assert a.set_s <= b.rise_s
+
+
+def test_default_mission_has_two_contacts(twin, radio):
+    end = START + 2.1 * twin.period_s
+    inside = [c for c in station_contacts(twin, radio, START, end) if c.rise_s < end]
+    assert len(inside) >= 2
+
+
+def test_contact_volume_is_the_integral_of_its_rate(twin, radio):
+    from dataclasses import replace
+
+    weak = replace(radio, tx_power_w=0.02)  # a weaker radio, so that the rate changes over the pass
+    (c, *_) = station_contacts(twin, weak, START, START + 3 * 3600)
+    fine = np.linspace(c.rise_s, c.set_s, 40001)
+    _, _, rng = look_angles(twin, resolve_station(c.key), fine)
+    rate = downlink_rate_bps(weak, rng)
+    assert rate.min() < rate.max()  # the ladder steps during the pass
+    integral = float(np.sum(0.5 * (rate[1:] + rate[:-1]) * np.diff(fine)))
+    assert c.volume_bits == pytest.approx(integral, rel=0.01)
+    mid = 0.5 * (c.rise_s + c.set_s)
+    assert c.bits_between(c.rise_s - 100, mid) + c.bits_between(mid, c.set_s + 100) == pytest.approx(
+        c.volume_bits
+    )
+
+
+def test_link_budget_closes_and_fails_as_expected(radio):
+    assert eb_n0_db(radio, 2000.0, radio.downlink_rate_bps) > radio.required_eb_n0_db
+    assert downlink_rate_bps(radio, [800.0])[0] == radio.downlink_rate_bps
+    assert downlink_rate_bps(radio, [1e9])[0] == 0.0
+
+
+def test_schedule_state(twin, radio):
+    sched = Schedule(station_contacts(twin, radio, START, START + 86400))
+    first = sched.contacts[0]
+    before = sched.state(first.rise_s - 60)
+    assert not before["in_contact"] and before["next_station"] == first.station
+    assert before["next_in_s"] == pytest.approx(60)
+    inside = sched.state(first.rise_s + 30)
+    assert inside["in_contact"] and inside["left_s"] == pytest.approx(first.duration_s - 30)
+
+
+# -- packets ---------------------------------------------------------------------------------------
+def random_frame(rng):
+    values = {}
+    for c in CHANNELS:
+        if c.type == "float":
+            values[c.name] = (
+                None if rng.random() < 0.05 else float(rng.normal() * 10.0 ** rng.integers(-3, 6))
+            )
+        elif c.type == "int":
+            values[c.name] = int(rng.integers(-(2**62), 2**62))
+        elif c.type == "bool":
+            values[c.name] = bool(rng.random() < 0.5)
+        else:
+            values[c.name] = "".join(rng.choice(list("abcé Ωxyz"), size=int(rng.integers(0, 12))))
+    return values
+
+
+@pytest.mark.parametrize("n", [10_000, pytest.param(100_000, marks=pytest.mark.slow)])
+def test_frames_round_trip(n):
+    rng = np.random.default_rng(1)
+    base = 1785066359.0
+    template = [random_frame(rng) for _ in range(200)]
+    for i in range(n):
+        values = template[i % 200]
+        t = base + i * 10.0 + (i % 1000) / 1000.0
+        p = P.decode(P.encode_frame(i + 1, t, values, i))
+        assert p.kind == "hk" and p.index == i + 1 and p.seq_count == i % P.SEQ_MODULO
+        assert p.t == pytest.approx(t, abs=5e-4)
+        assert p.body == values
+
+
+def test_events_round_trip():
+    for i, e in enumerate(EVENTS):
+        data = (
+            {"name": "ping", "status": "completed", "id": 3, "result": "pong"}
+            if e.name == "command"
+            else {"x": i}
+        )
+        event = {
+            "id": i + 1,
+            "seq": i or None,
+            "t": 1e9 + i,
+            "name": e.name,
+            "severity": e.severity,
+            "message": "m ü",
+            "data": data,
+        }
+        p = P.decode(P.encode_event(event, i))
+        assert p.index == i + 1 and p.kind == ("verify" if e.name == "command" else "event")
+        assert p.body == {k: event[k] for k in ("seq", "name", "severity", "message", "data")}
+
+
+def test_every_single_bit_flip_is_caught():
+    raw = P.encode_frame(5, 1785066359.0, random_frame(np.random.default_rng(2)), 5)
+    for bit in range(len(raw) * 8):
+        bad = bytearray(raw)
+        bad[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises(P.PacketError):
+            P.decode(bytes(bad))
+
+
+def test_bad_packets_say_why():
+    raw = P.encode_frame(1, 1e9, {}, 0)
+    reasons = {}
+    for name, bad in {
+        "truncated": raw[:-5],
+        "length": raw + b"\0",
+        "crc": raw[:-1] + bytes([raw[-1] ^ 0xFF]),
+        "tc": P.encode_tc("command", {"id": 1, "name": "ping", "args": {}}, 0),
+        "empty": b"",
+    }.items():
+        with pytest.raises(P.PacketError) as exc:
+            P.decode(bad)
+        reasons[name] = exc.value.reason
+    assert reasons == {
+        "truncated": "truncated",
+        "length": "length",
+        "crc": "crc",
+        "tc": "type",
+        "empty": "truncated",
+    }
+
+
+def test_ground_detects_gaps_and_duplicates(tmp_path):
+    ground = GroundArchive(tmp_path / "ground.sqlite")
+    packets = [P.encode_frame(i, 1e9 + i, {}, i) for i in range(1, 21)]
+    keep = [p for i, p in enumerate(packets, 1) if i not in (4, 5, 6, 13)]
+    ground.receive([(p, 1e9 + 100) for p in keep] + [(P.encode_store_status(1e9 + 30, 22, 0, 0), 1e9 + 100)])
+    assert ground.missing("hk") == [(4, 6), (13, 13), (21, 22)]
+    counts = ground.receive([(packets[0], 1e9 + 200), (packets[3], 1e9 + 200)])
+    assert counts["rejected"] == 1 and counts["frames"] == 1
+    assert ground.missing("hk") == [(5, 6), (13, 13), (21, 22)]
+    assert ground.rejects()[0]["reason"] == "duplicate"
+    assert ground.frame_count() == 17
+
+
+# -- the link ----------------------------------------------------------------------------------------
+def fly_store(path, frames: int, t0: float, tick: float = 10.0, link=None, every_event: int = 7):
+    """Write `frames` frames to an on-board store, carrying each frame's window over `link`."""
+    store = Archive(path)
+    for k in range(frames):
+        t = t0 + k * tick
+        values = {"orbit.lat_deg": float(k), "train.step": k, "orbit.region": "Chad"}
+        events = [Event("eclipse_entry", {})] if k % every_event == 0 else []
+        store.write_frame(t, values, events)
+        if link is not None:
+            link.carry(t, t + tick)
+    return store
+
+
+def test_every_frame_reaches_the_ground_exactly_once_at_ten_percent_loss(tmp_path, twin, radio):
+    store = Archive(tmp_path / "telemetry.sqlite")
+    frames = 1200
+    link = Link.build(
+        "ground",
+        radio,
+        twin,
+        store,
+        tmp_path / "ground.sqlite",
+        start=START,
+        end=START + frames * 10.0,
+        seed=3,
+        loss=0.10,
+        corruption=0.02,
+    )
+    fly_store(tmp_path / "telemetry.sqlite", frames, START, link=link).close()
+    during = link.ground.completeness()
+    assert 0 < during["frames_received"] < frames  # the tail after the last contact is still on board
+    done = link.drain(START + frames * 10.0)
+    assert done is not None
+    ground = link.ground
+    assert ground.frame_count() == frames
+    assert ground.db.execute("SELECT COUNT(DISTINCT seq), COUNT(*) FROM frames").fetchone() == (
+        frames,
+        frames,
+    )
+    assert ground.db.execute("SELECT COUNT(*) FROM samples").fetchone()[0] == frames * len(CHANNELS)
+    assert [v for _, _, v in ground.history("orbit.lat_deg")] == [float(k) for k in range(frames)]
+    assert ground.missing("hk") == [] and ground.missing("event") == []
+    reasons = {r["reason"] for r in ground.rejects(1000)}
+    assert "crc" in reasons or "truncated" in reasons
+    # Received only inside contacts, never before generation.
+    rows = ground.db.execute("SELECT t, received_t FROM receipts").fetchall()
+    assert all(r >= t for t, r in rows)
+    link.close()
+
+
+def test_silence_between_contacts(tmp_path, twin, radio):
+    store = Archive(tmp_path / "telemetry.sqlite")
+    link = Link.build(
+        "ground",
+        radio,
+        twin,
+        store,
+        tmp_path / "ground.sqlite",
+        start=START,
+        end=START + 3000,
+        seed=1,
+        loss=0.0,
+        corruption=0.0,
+    )
+    first = link.schedule.contacts[0]
+    k_before = int((first.rise_s - START) // 10) - 1
+    fly_store(tmp_path / "telemetry.sqlite", k_before, START, link=link).close()
+    assert link.ground.frame_count() == 0  # nothing yet: the satellite has not seen a station
+    store2 = Archive(tmp_path / "telemetry.sqlite")
+    for k in range(k_before, k_before + 5):
+        t = START + k * 10
+        store2.write_frame(t, {"train.step": k}, [])
+        link.carry(t, t + 10)
+    assert link.ground.frame_count() == k_before + 5  # the whole backlog in the contact's first frames
+    latency = link.ground.latencies()
+    assert latency.max() > 1000 and latency.min() < 20
+    link.close()
+
+
+def test_channel_is_seeded_and_loses_what_it_says():
+    ch = Channel(0.1, 0.0, seed=5)
+    packets = [bytes([i % 256]) * 10 for i in range(20000)]
+    got = ch.carry(packets, 7)
+    assert got == ch.carry(packets, 7)
+    assert math.isclose(len(got) / len(packets), 0.9, abs_tol=0.01)
