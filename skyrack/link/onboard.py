@@ -10,7 +10,7 @@ Downlink priority within each contact (documented, as the ground relies on it):
 4. retransmissions the ground asked for (PUS-15 retrieval by range), events first;
 5. the housekeeping backlog, oldest first (the dump).
 
-What has been sent is kept in the store's meta (`link`), updated in the same place the packets
+What has been sent is kept in the store's meta (`link_store`), updated in the same place the packets
 are built, so a resumed mission continues the dump where it stood; re-sending a little after a
 crash is harmless because the ground stores each frame and event once.
 """
@@ -26,12 +26,12 @@ FRESH = {"sent_frame": 0, "sent_event": 0, "realtime": [], "retrieve": [], "coun
 class OnboardStore:
     def __init__(self, archive: Archive):
         self.archive = archive
-        self.state = {**FRESH, **(archive.meta("link") or {})}
+        self.state = {**FRESH, **(archive.meta("link_store") or {})}
         self.dirty = False
 
     def save(self) -> None:
         if self.dirty:
-            self.archive.set_meta("link", self.state)
+            self.archive.set_meta("link_store", self.state)
             self.dirty = False
 
     def _count(self, apid: int) -> int:

@@ -93,7 +93,10 @@ class Link:
         seed: int,
         loss=None,
         corruption=None,
+        plan: dict | None = None,
     ):
+        """The link of one mission; `plan` (the mission's meta) goes on the ground's record too:
+        the ground planned the mission, so it knows it without a packet."""
         horizon = end + DRAIN_HOURS * 3600.0
         if mode == "relay":
             schedule = Schedule([relay_contact(radio, start, horizon)], radio.relay_latency_s)
@@ -106,6 +109,9 @@ class Link:
             seed,
         )
         link = cls(mode, radio, schedule, OnboardStore(store_archive), ground, channel)
+        for key, value in (plan or {}).items():
+            if key not in ("sessions", "operator"):
+                ground.set_meta(key, value)
         ground.set_meta("link", link.describe())
         ground.set_meta(
             "contacts", [c.as_dict() for c in schedule.contacts if c.rise_s < end] if mode == "ground" else []

@@ -65,6 +65,18 @@ def register(subparsers) -> None:
     p.add_argument(
         "--soc", type=float, default=0.5, help="battery state of charge at the start (default 0.5)"
     )
+    p.add_argument(
+        "--link",
+        choices=("ground", "relay", "ideal"),
+        help="the space-ground link: the profile's ground stations (passes only), an always-on "
+        "low-rate relay, or ideal (the ground sees the on-board store at once); default: the profile's",
+    )
+    p.add_argument(
+        "--link-loss",
+        type=float,
+        metavar="P",
+        help="fraction of packets the channel loses, each way (default: the profile's)",
+    )
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--device", help="cpu, cuda, ... (default: cuda when present)")
     p.add_argument("--no-dashboard", action="store_true", help="no live view, only the start and end lines")
@@ -121,6 +133,8 @@ def cmd_mission(args) -> int:
         soc=args.soc,
         seed=args.seed,
         device=args.device,
+        link=args.link,
+        link_loss=args.link_loss,
     )
     out = sys.stderr if args.json else sys.stdout
     view = Dashboard(stream=out, live=not args.no_dashboard)

@@ -58,9 +58,11 @@ class Mission:
         first_tick: int,
         offsets: dict,
         previous: dict | None,
+        link=None,
     ):
         self.archive, self.craft, self.training, self.meta = archive, craft, training, meta
         self.operator, self.view = operator, view
+        self.link = link  # None: the ideal link (the ground reads this archive)
         self.k = first_tick
         self.tick_s = float(meta["frame_interval_s"])
         self.n_ticks = int(round((meta["end_t"] - meta["start_t"]) / self.tick_s))
@@ -197,6 +199,8 @@ class Mission:
         values = self._values(now, cap, gpu_w, fraction)
         events += self._limits(values)
         self.archive.write_frame(t, values, events)
+        if self.link is not None:  # the frame's window of the link: down in contact, up after
+            self.link.carry(t, t + self.tick_s)
         self.previous = values
         self._show(t, now, values, events)
         craft.advance(now, gpu_w)

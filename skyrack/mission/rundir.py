@@ -1,6 +1,7 @@
 """A mission's run directory (the shared contract) and the lock that keeps it to one writer.
 
-    <runs>/<run-id>/telemetry.sqlite   the archive (skyrack.telemetry.archive)
+    <runs>/<run-id>/telemetry.sqlite   the archive (skyrack.telemetry.archive): the on-board store
+    <runs>/<run-id>/ground.sqlite      what came down over the link (skyrack.link.ground)
     <runs>/<run-id>/checkpoints/       the trainer's verified checkpoints
     <runs>/<run-id>/report.html, summary.json, samples.txt
     <runs>/<run-id>/mission.lock       while a mission writes here: {"pid": ..., "host": ...}
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skyrack.errors import UserError
-from skyrack.telemetry.runs import runs_root
+from skyrack.telemetry.runs import GROUND_ARCHIVE_NAME, runs_root
 
 ARCHIVE = "telemetry.sqlite"
 LOCK = "mission.lock"
@@ -48,6 +49,10 @@ class RunDir:
     @property
     def archive(self) -> Path:
         return self.path / ARCHIVE
+
+    @property
+    def ground_archive(self) -> Path:
+        return self.path / GROUND_ARCHIVE_NAME
 
     @property
     def checkpoints(self) -> Path:

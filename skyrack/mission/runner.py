@@ -48,6 +48,8 @@ class Options:
     soc: float = 0.5
     seed: int = 1337
     device: str | None = None
+    link: str | None = None  # ground, relay or ideal (None: the profile's)
+    link_loss: float | None = None
 
 
 def _positive(name: str, value, allow_zero: bool = False):
@@ -71,6 +73,8 @@ def plan(opts: Options, say: Callable[[str], None]) -> dict:
 
     _positive("--hours", opts.hours), _positive("--steps", opts.steps), _positive("--warp", opts.warp)
     _positive("--stress", opts.stress, allow_zero=True), _positive("--frame-interval", opts.frame_interval)
+    if opts.link_loss is not None and not 0.0 <= opts.link_loss < 1.0:
+        raise UserError(f"--link-loss must lie in [0, 1), got {opts.link_loss}")
     if not 0.0 <= opts.soc <= 1.0:
         raise UserError(f"--soc must lie in 0..1, got {opts.soc}")
     if opts.preset not in PRESET_NAMES:
@@ -85,6 +89,9 @@ def plan(opts: Options, say: Callable[[str], None]) -> dict:
     tle = str(Path(opts.tle).resolve()) if opts.tle else None
     profile = load_profile(profile_arg, tle)
     twin = OrbitTwin(profile.satellite)
+    from skyrack.link.radio import radio_of
+
+    link_mode = opts.link or radio_of(profile).mode
     if opts.start:
         start = parse_time(opts.start).timestamp()
     else:
@@ -129,6 +136,8 @@ def plan(opts: Options, say: Callable[[str], None]) -> dict:
         "data": str(Path(opts.data).resolve()) if opts.data else None,
         "session": 1,
         "sessions": [],
+        "link": link_mode,
+        "link_loss": opts.link_loss,
     }
 
 
@@ -199,8 +208,11 @@ class Flight:
                     "data",
                     "session",
                     "sessions",
+                    "link",
+                    "link_loss",
                 )
             }
+            meta["link"] = meta["link"] or "ideal"  # a run from before the link had none
             if meta["start_t"] is None:
                 raise UserError(
                     f"{self.run.archive} holds no mission plan; it was not written by `skyrack mission`"
@@ -252,6 +264,23 @@ class Flight:
             device=self.opts.device,
         )
         offsets = {name: int(values[name]) if values else 0 for name in COUNTERS}
+        self.link = None
+        if meta["link"] != "ideal":
+            from skyrack.link.radio import radio_of
+            from skyrack.link.session import Link
+
+            self.link = Link.build(
+                meta["link"],
+                radio_of(profile),
+                twin,
+                self.archive,
+                self.run.ground_archive,
+                start=meta["start_t"],
+                end=meta["end_t"],
+                seed=int(meta["seed"]),
+                loss=meta["link_loss"],
+                plan=meta,
+            )
         self.mission = Mission(
             self.archive,
             craft,
@@ -262,6 +291,7 @@ class Flight:
             first_tick=first_tick,
             offsets=offsets,
             previous=values,
+            link=self.link,
         )
         for key, value in meta.items():  # the plan goes on record once everything is ready to fly
             self.archive.set_meta(key, value)
@@ -276,8 +306,12 @@ class Flight:
 
         try:
             status = self._fly()
+            if self.link is not None:
+                self._drain(status)
         finally:
             self.view.close()
+            if self.link is not None:
+                self.link.close()
             self.archive.close()
             self.lock.release()
         summary = write_report(self.run, say=self.say)
@@ -315,9 +349,30 @@ class Flight:
         self.say(message)
         return status
 
+    def _drain(self, status: str) -> None:
+        """What the ground had at the end, then (a finished mission) the dumps of the passes
+        after it, until the ground holds every frame and event the satellite stored."""
+        link, end = self.link, self.meta["end_t"]
+        at_end = link.ground.completeness()
+        link.ground.set_meta("at_mission_end", {**at_end, "t": end})
+        self.say(
+            f"the ground has {at_end['frames_received']} of {self.archive.frame_count()} frames at the "
+            f"mission's end ({link.mode} link)"
+        )
+        if status != "finished":
+            return
+        done = link.drain(end)
+        if done is None:
+            self.say("the ground still lacks frames a day after the mission; see ground.sqlite")
+        else:
+            self.say(f"the ground holds every frame {(done - end) / 60:.0f} min after the mission's end")
+        link.ground.set_meta("complete_t", done)
+
     def _mark(self, status: str) -> None:
         try:
             self.archive.set_meta("status", status)
+            if self.link is not None:
+                self.link.ground.set_meta("status", status)
         except Exception:  # the disk may be the very problem; the status is then left as it was
             pass
 
