@@ -111,7 +111,7 @@ def machinery(steps: int, preset: str, data: str | None) -> dict:
     return {
         "preset": preset,
         "steps": steps,
-        "warp": flight.meta["warp"],
+        "warp": flight.meta.warp,
         "ticks": ticks,
         "training_alone_s": alone_s,
         "mission_s": mission_s,

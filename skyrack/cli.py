@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import sys
-from typing import Any
 
 from skyrack import __version__
+from skyrack.cliargs import print_json  # noqa: F401  (its old home; the commands import it from cliargs)
 from skyrack.errors import UserError
 
 COMMAND_MODULES = (
@@ -43,12 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     return parser
-
-
-def print_json(payload: Any) -> None:
-    """Machine-readable output for `--json`: one document on stdout."""
-    json.dump(payload, sys.stdout, indent=2, default=str, ensure_ascii=False)
-    sys.stdout.write("\n")
 
 
 def main(argv: list[str] | None = None) -> int:

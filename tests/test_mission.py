@@ -284,7 +284,8 @@ def test_sigkill_then_resume_continues_without_duplicate_or_missing_frames(tmp_p
 
 def test_lock_keeps_one_mission_per_run_directory(tmp_path):
     from skyrack.errors import UserError
-    from skyrack.mission.rundir import RunDir, RunLock
+    from skyrack.mission.rundir import RunLock
+    from skyrack.telemetry.runs import RunDir
 
     run = RunDir(tmp_path / "r")
     run.path.mkdir()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from skyrack.cliargs import add_device_arg, add_flight_args, add_runs_dir_arg, positive, print_json, warn
 from skyrack.errors import UserError
 from skyrack.orbit.timebase import parse_time
-from skyrack.telemetry.runs import runs_root
+from skyrack.telemetry.runs import find_run
 
 BACKEND_HELP = (
     "auto (Gemma if it loads, else composed), gemma, composed, a transformers model directory, "
@@ -19,13 +20,8 @@ def _add_context_args(p, *, runs: bool = True) -> None:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--run", metavar="RUN", help="mission run directory or id (its latest frame is 'now')")
     where.add_argument("--at", metavar="ISO8601", help="ask about this time (default: now, UTC)")
-    p.add_argument(
-        "--runs-dir", metavar="DIR", help="where run ids are looked up (default: $SKYRACK_RUNS or ./runs)"
-    )
-    p.add_argument(
-        "--profile", default=None, metavar="NAME|PATH", help="spacecraft profile (default: starcloud-1)"
-    )
-    p.add_argument("--tle", default=None, metavar="FILE", help="elements overriding the profile's orbit")
+    add_runs_dir_arg(p)
+    add_flight_args(p)
 
 
 def _add_backend_args(p) -> None:
@@ -37,7 +33,7 @@ def _add_backend_args(p) -> None:
         help="LoRA adapter directory from `skyrack assistant finetune` (default for gemma: the adapter "
         "shipped with skyrack; 'none': the base model with worked examples)",
     )
-    p.add_argument("--device", default=None, help="torch device (default: cuda if present, else cpu)")
+    add_device_arg(p)
 
 
 def register(sub) -> None:
@@ -62,7 +58,7 @@ def register(sub) -> None:
     e.add_argument("--size", type=int, default=240, help="items to generate when no --set is given")
     e.add_argument("--limit", type=int, default=None, metavar="N", help="score only the first N items")
     e.add_argument("--write-set", metavar="FILE", help="also save the generated set as JSON lines")
-    e.add_argument("--profile", default=None, metavar="NAME|PATH")
+    add_flight_args(e, tle=False)
     _add_backend_args(e)
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
@@ -77,23 +73,11 @@ def register(sub) -> None:
     f.add_argument(
         "--backend", default="gemma", metavar="B", help="model to adapt: gemma or a model directory"
     )
-    f.add_argument("--device", default=None)
+    add_device_arg(f)
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--json", action="store_true")
     f.set_defaults(func=cmd_finetune)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
-
-
-def resolve_run(run: str | None, runs_dir: str | None) -> Path | None:
-    if not run:
-        return None
-    path = Path(run)
-    if (path / "telemetry.sqlite").exists():
-        return path
-    root = runs_root(runs_dir)
-    if (root / run / "telemetry.sqlite").exists():
-        return root / run
-    raise UserError(f"no mission run {run!r} (looked in {path} and {root / run})")
 
 
 def _progress(message: str) -> None:
@@ -108,7 +92,7 @@ def _assistant(args):
 
 def _context_kwargs(args) -> dict:
     return {
-        "run_dir": resolve_run(args.run, args.runs_dir),
+        "run_dir": find_run(args.run, args.runs_dir).path if args.run else None,
         "at": parse_time(args.at).timestamp() if args.at else None,
         "profile": args.profile,
         "tle": args.tle,
@@ -122,12 +106,10 @@ def cmd_ask(args) -> int:
     assistant = _assistant(args)
     result = assistant.ask(args.question, **kwargs)
     if args.json:
-        from skyrack.cli import print_json
-
         print_json({**result, "backend_info": assistant.describe()})
         return 0
     for warning in result["warnings"]:
-        _progress(f"warning: {warning}")
+        warn(warning)
     print(result["answer"])
     print(
         f"[{result['mode']} mode, {'verified' if result['verified'] else 'NOT verified'}, "
@@ -165,8 +147,7 @@ def cmd_chat(args) -> int:
 def cmd_eval(args) -> int:
     from skyrack.assistant.evaluate import evaluate, generate_set, load_set, render_report, save_set
 
-    if args.limit is not None and args.limit <= 0:
-        raise UserError("--limit must be positive")
+    positive("--limit", args.limit)
     items = load_set(Path(args.set)) if args.set else generate_set(args.size, profile=args.profile)
     if args.write_set:
         save_set(items, Path(args.write_set))
@@ -175,8 +156,6 @@ def cmd_eval(args) -> int:
     assistant = _assistant(args)
     report = evaluate(assistant, items, progress=_progress)  # stderr: --json stays clean on stdout
     if args.json:
-        from skyrack.cli import print_json
-
         print_json(report)
     else:
         print(render_report(report))
@@ -201,8 +180,6 @@ def cmd_finetune(args) -> int:
         progress=_progress,
     )
     if args.json:
-        from skyrack.cli import print_json
-
         print_json(summary)
     else:
         print(

@@ -24,6 +24,7 @@ from skyrack.assistant.verify import _close, find_places, verify
 from skyrack.errors import UserError
 from skyrack.orbit.timebase import iso
 from skyrack.storage import atomic_write_text
+from skyrack.telemetry.runs import RunDir, RunMeta
 
 WHERE = [
     "Where are you?",
@@ -217,15 +218,10 @@ def make_runs(folder: Path, count: int = 4, profile: str | None = None, seed: in
     for k in range(count):
         run = folder / f"eval-run-{k}"
         t = epoch + rng.uniform(-3, 3) * 86400.0
-        with Archive(run / "telemetry.sqlite") as archive:
-            for key, value in {
-                "run_id": run.name,
-                "profile": profile or "starcloud-1",
-                "tle_file": None,
-                "start_t": t - 3600,
-                "status": "running",
-            }.items():
-                archive.set_meta(key, value)
+        with Archive(RunDir(run).archive) as archive:
+            RunMeta(
+                run_id=run.name, profile=profile or "starcloud-1", start_t=t - 3600, status="running"
+            ).write(archive)
             archive.write_frame(
                 t,
                 {
@@ -282,7 +278,7 @@ def _score(item: dict, result: dict, runs: list[Path]) -> dict:
         from skyrack.telemetry.archive import Archive
 
         channel, scale, unit = RUN_KEYS[expect["run_value"]]
-        with Archive(runs[item["run"]] / "telemetry.sqlite", readonly=True) as archive:
+        with Archive(RunDir(runs[item["run"]]).archive, readonly=True) as archive:
             value = float(archive.latest()[channel][2]) * scale
         fact = Fact("x", round(value, 1), unit, "", "eval")
         correct = any(_close(v, fact) for v, u, _ in _numbers(answer) if u in (None, unit))
@@ -328,7 +324,7 @@ def evaluate(assistant, items: list[dict], progress=None) -> dict:
             )
             if progress and n % 20 == 0:
                 progress(f"eval: {n}/{len(items)}")
-        queued = sum(len(Archive(r / "telemetry.sqlite", readonly=True).commands()) for r in runs)
+        queued = sum(len(Archive(RunDir(r).archive, readonly=True).commands()) for r in runs)
     answerable = [r for r in rows if r["kind"] not in ("out_of_scope", "injection")]
     spoken = [r for r in answerable if r["mode"] == "model"]
     scope = [r for r in rows if r["kind"] == "out_of_scope"]

@@ -114,7 +114,7 @@ def finetune(
         from transformers import AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:
         raise UserError(f"finetune needs torch, transformers and peft: {exc}") from None
-    from skyrack.assistant.runtime import torch_device
+    from skyrack.device import pick_device
 
     if backend == "gemma":
         from skyrack.sources.gemma import converted_dir
@@ -125,7 +125,7 @@ def finetune(
     else:
         raise UserError(f"finetune adapts a local model: gemma or a model directory, not {backend!r}")
     torch.manual_seed(seed)
-    device = torch_device(device)
+    device = str(pick_device(device))
     with tempfile.TemporaryDirectory(prefix="skyrack-ft-") as tmp:
         data = dialogues(examples, make_runs(Path(tmp), seed=seed + 1), seed)
     if progress:

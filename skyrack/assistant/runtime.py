@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from skyrack.device import pick_device
 from skyrack.errors import UserError
 from skyrack.storage import sha256_file
 
@@ -32,14 +33,6 @@ DOMAIN_WORDS = (
     "validation faults detected recovered dose rad inside outside South Atlantic Anomaly of with, . ; : ( ) - "
     "0 1 2 3 4 5 6 7 8 9 00 10 20 30 UTC degrees kilometres kilometers per second full speed"
 )
-
-
-def torch_device(requested: str | None = None) -> str:
-    import torch
-
-    if requested:
-        return requested
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class ComposedBackend:
@@ -74,7 +67,7 @@ class TransformersBackend:
         if threads:
             torch.set_num_threads(threads)
         self.torch = torch
-        self.device = torch_device(device)
+        self.device = str(pick_device(device))
         self.name = name or str(model_dir)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))

@@ -19,6 +19,7 @@ from skyrack.assistant.route import Route, route
 from skyrack.assistant.runtime import ComposedBackend, open_backend
 from skyrack.assistant.tools import TelemetryContext, read_run, run_tools, wall_clock
 from skyrack.assistant.verify import covers, verify
+from skyrack.telemetry.runs import twin_for
 
 MAX_NEW_TOKENS = 40
 
@@ -83,10 +84,7 @@ def _region_index():
 
 @functools.lru_cache(maxsize=8)
 def _twin(profile: str | None, tle: str | None):
-    from skyrack.orbit.twin import OrbitTwin
-    from skyrack.profile import load_profile
-
-    return OrbitTwin(load_profile(profile, tle).satellite)
+    return twin_for(profile=profile, tle=tle)
 
 
 def telemetry_context(
@@ -96,7 +94,7 @@ def telemetry_context(
     if run_dir is not None:
         run = read_run(Path(run_dir))
         meta = run["meta"]
-        twin = _twin(meta.get("profile") or profile, meta.get("tle_file") or tle)
+        twin = _twin(meta.profile or profile, meta.tle_file or tle)
         return TelemetryContext(
             twin,
             _region_index(),
@@ -104,7 +102,7 @@ def telemetry_context(
             latest=run["latest"],
             events=run["events"],
             run_dir=Path(run_dir),
-            status=meta.get("status"),
+            status=meta.status,
         )
     return TelemetryContext(_twin(profile, tle), _region_index(), wall_clock() if at is None else float(at))
 

@@ -16,11 +16,12 @@ from pathlib import Path
 
 from skyrack.assistant.facts import Fact
 from skyrack.errors import UserError
-from skyrack.orbit.commands import where_report
 from skyrack.orbit.passes import find_passes
 from skyrack.orbit.stations import BUILTIN
 from skyrack.orbit.timebase import iso
+from skyrack.orbit.where import where_report
 from skyrack.telemetry.dictionary import CHANNEL
+from skyrack.telemetry.runs import ARCHIVE_NAME, RunDir, RunMeta
 
 PASS_HORIZON_S = 24 * 3600.0
 MIN_PASS_ELEVATION_DEG = 10.0
@@ -66,15 +67,15 @@ def read_run(run_dir: Path) -> dict:
     """Latest channel values, recent events and meta of a run, read-only."""
     from skyrack.telemetry.archive import Archive
 
-    path = Path(run_dir) / "telemetry.sqlite"
-    if not path.exists():
-        raise UserError(f"{run_dir} is not a mission run: no telemetry.sqlite")
-    with Archive(path, readonly=True) as archive:
+    run = RunDir(Path(run_dir))
+    if not run.has_archive():
+        raise UserError(f"{run_dir} is not a mission run: no {ARCHIVE_NAME}")
+    with Archive(run.archive, readonly=True) as archive:
         latest = archive.latest()
         last = archive.last_frame()
-        meta = {k: archive.meta(k) for k in ("run_id", "profile", "tle_file", "start_t", "status")}
+        meta = RunMeta.from_archive(archive)
         events = archive.events(limit=None)[-200:]
-    now = last[1] if last else meta.get("start_t")
+    now = last[1] if last else meta.start_t
     if now is None:
         raise UserError(f"run {run_dir} has no telemetry frame yet")
     return {
@@ -375,7 +376,7 @@ def _latest_sample(run_dir: Path | None) -> str | None:
     if run_dir is None:
         return None
     try:
-        text = (Path(run_dir) / "samples.txt").read_text(encoding="utf-8", errors="replace")
+        text = RunDir(Path(run_dir)).samples.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from skyrack.bus.simulate import BusTimeline, simulate
+from skyrack.cliargs import add_flight_args, positive, print_json, start_time, warn
 from skyrack.errors import UserError
-from skyrack.orbit.commands import add_flight_args, positive, start_time, warn
 from skyrack.orbit.timebase import iso
 from skyrack.orbit.twin import OrbitTwin
 from skyrack.profile import load_profile
@@ -86,8 +86,6 @@ def cmd_power(args) -> int:
             raise UserError(f"cannot write {args.plot}: {exc.strerror or exc}") from None
     rows = _rows(timeline, every * 60.0)
     if args.json:
-        from skyrack.cli import print_json
-
         print_json(
             {
                 "satellite": profile.name,

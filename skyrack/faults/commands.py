@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 
+from skyrack.cliargs import positive, print_json
 from skyrack.errors import UserError
 
 
@@ -66,12 +67,9 @@ def register(subparsers) -> None:
 
 
 def cmd_campaign(args) -> int:
-    if args.steps <= 0:
-        raise UserError(f"--steps must be positive, not {args.steps}")
-    if args.faults is not None and args.faults < 0:
-        raise UserError(f"--faults must be zero or more, not {args.faults}")
-    if args.stress < 0:
-        raise UserError(f"--stress must be zero or more, not {args.stress}")
+    positive("--steps", args.steps)
+    positive("--faults", args.faults, allow_zero=True)
+    positive("--stress", args.stress, allow_zero=True)
     if args.dir and args.resume:
         raise UserError("give --dir (a new campaign) or --resume (a saved one), not both")
     from skyrack.faults.campaign import run_campaign
@@ -89,8 +87,6 @@ def cmd_campaign(args) -> int:
         control=args.control,
     )
     if args.json:
-        from skyrack.cli import print_json
-
         print_json(result)
         return 0
     print(render(result))

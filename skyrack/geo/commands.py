@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from skyrack.cliargs import print_json
 from skyrack.geo.point import parse_point
 
 
 def run_region(args) -> int:
-    from skyrack.cli import print_json
     from skyrack.geo.regions import RegionIndex
 
     lat, lon = parse_point(args.lat, args.lon)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
+from skyrack.cliargs import add_runs_dir_arg, warn
 from skyrack.errors import UserError
 
 
@@ -20,7 +20,7 @@ def register(sub) -> None:
         "(followed live while it runs, replayed once finished)",
     )
     which.add_argument("--live", action="store_true", help="follow the newest running mission")
-    p.add_argument("--runs-dir", metavar="DIR", help="where runs live (default: $SKYRACK_RUNS or ./runs)")
+    add_runs_dir_arg(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=8000, help="port (0: any free port; default 8000)")
     p.add_argument(
@@ -46,9 +46,8 @@ def register(sub) -> None:
 
 def cmd_serve(args) -> int:
     from skyrack.ground.auth import TOKEN_FILE_NAME, load_or_create_token
-    from skyrack.ground.runs import choose_run
     from skyrack.ground.server import bind_socket, create_app, run_server
-    from skyrack.telemetry.runs import runs_root
+    from skyrack.telemetry.runs import choose_run, runs_root
 
     if not 0 <= args.port <= 65535:
         raise UserError(f"--port must be 0..65535, got {args.port}")
@@ -58,6 +57,7 @@ def cmd_serve(args) -> int:
         raise UserError("--rate must be positive and --burst at least 1")
     root = runs_root(args.runs_dir)
     run = choose_run(root, args.run, args.live)
+    meta = run.meta()
     token_path = Path(args.token_file) if args.token_file else root / TOKEN_FILE_NAME
     token, created = load_or_create_token(token_path)
     loopback = args.host in ("127.0.0.1", "localhost")
@@ -73,16 +73,14 @@ def cmd_serve(args) -> int:
     sock = bind_socket(args.host, args.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    mode = "live" if run.live else f"replay at {args.replay_speed:g}x"
-    print(f"skyrack ground: run {run.run_id} ({mode}) on http://{shown}:{port}/", flush=True)
+    mode = "live" if meta.live else f"replay at {args.replay_speed:g}x"
+    print(f"skyrack ground: run {meta.run_id or run.run_id} ({mode}) on http://{shown}:{port}/", flush=True)
     print(
         f"skyrack ground: command token {'created in' if created else 'read from'} {token_path} "
         f"(owner-only); send it as 'Authorization: Bearer <token>'",
         flush=True,
     )
     if not loopback:
-        sys.stderr.write(
-            f"skyrack: warning: listening on {host}, reachable from other machines; reads need no token\n"
-        )
+        warn(f"listening on {host}, reachable from other machines; reads need no token")
     run_server(app, sock)
     return 0

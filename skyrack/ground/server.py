@@ -33,11 +33,11 @@ from skyrack.ground import sky
 from skyrack.ground.auth import bearer_matches
 from skyrack.ground.feed import ArchiveReaders, Feed
 from skyrack.ground.limits import BodyLimit, RateLimit, TokenBucket
-from skyrack.ground.runs import RunInfo
 from skyrack.ground.stream import Cursor, sse
 from skyrack.orbit.stations import resolve_station
 from skyrack.telemetry.archive import Archive
 from skyrack.telemetry.dictionary import CHANNEL, CHANNELS, COMMANDS, EVENTS, SEVERITIES
+from skyrack.telemetry.runs import RunDir, twin_for
 
 STATIC = Path(__file__).parent / "static"
 STATIC_TYPES = {
@@ -118,11 +118,13 @@ def _cursor(text: str | None) -> Cursor | None:
 class Ground:
     """The state one server holds: the run, its feed, readers, the writer, the assistant."""
 
-    def __init__(self, run: RunInfo, token: str, replay_speed: float, assistant_backend: str):
+    def __init__(self, run: RunDir, token: str, replay_speed: float, assistant_backend: str):
         self.run = run
+        meta = run.meta()
+        self.run_id = meta.run_id or run.run_id
         self.token = token
-        self.feed = Feed(run.archive_path, live=run.live, replay_speed=replay_speed)
-        self.readers = ArchiveReaders(run.archive_path)
+        self.feed = Feed(run.archive, live=meta.live, replay_speed=replay_speed)
+        self.readers = ArchiveReaders(run.archive)
         self.assistant_backend = assistant_backend
         self._assistant = None
         self._twin = None
@@ -142,7 +144,7 @@ class Ground:
 
     def writer(self) -> Archive:
         if self._writer is None:
-            self._writer = Archive(self.run.archive_path)
+            self._writer = Archive(self.run.archive)
         return self._writer
 
     def meta(self) -> dict:
@@ -150,11 +152,7 @@ class Ground:
 
     def twin(self):
         if self._twin is None:
-            from skyrack.orbit.twin import OrbitTwin
-            from skyrack.profile import load_profile
-
-            meta = self.meta()
-            self._twin = OrbitTwin(load_profile(meta.get("profile"), meta.get("tle_file")).satellite)
+            self._twin = twin_for(self.run)
         return self._twin
 
     def now(self) -> float | None:
@@ -201,7 +199,7 @@ class Ground:
 
 
 def create_app(
-    run: RunInfo,
+    run: RunDir,
     *,
     token: str,
     replay_speed: float = 60.0,
@@ -308,13 +306,13 @@ def create_app(
         archive = ground.archive()
         horizon = ground.feed.horizon()
         frames, events = archive.counts(*(horizon[:2] if horizon is not None else ()))
-        summary_file = ground.run.run_dir / "summary.json"
+        summary_file = ground.run.summary
         try:
             report = json.loads(summary_file.read_text()) if summary_file.is_file() else None
         except (OSError, ValueError):
             report = None
         return {
-            "run_id": ground.run.run_id,
+            "run_id": ground.run_id,
             "mode": "live" if ground.feed.live else "replay",
             "replay_speed": None if ground.feed.live else ground.feed.replay_speed,
             "meta": ground.meta(),
@@ -537,7 +535,7 @@ def create_app(
             assistant = ground.assistant()
             return assistant.ask(
                 body.question,
-                run_dir=ground.run.run_dir,
+                run_dir=ground.run.path,
                 at=ground.now(),
                 profile=ground.meta().get("profile"),
                 history=[tuple(h) for h in body.history],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import sys
 
+from skyrack.cliargs import add_device_arg, add_flight_args, add_run_args, add_runs_dir_arg, print_json
 from skyrack.errors import UserError
 
 
@@ -18,8 +19,6 @@ def register(subparsers) -> None:
         "under radiation faults that the guard detects and recovers; every frame goes to "
         "<runs>/<run-id>/telemetry.sqlite, and report.html + summary.json are written at the end.",
     )
-    from skyrack.orbit.commands import add_flight_args
-
     add_flight_args(p)
     p.add_argument(
         "--start",
@@ -54,7 +53,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--run-id", metavar="ID", help="name of the run directory (default: mission-<UTC time>)")
     p.add_argument("--resume", metavar="ID", help="continue an interrupted mission")
-    p.add_argument("--runs-dir", metavar="DIR", help="where runs live (default: $SKYRACK_RUNS or ./runs)")
+    add_runs_dir_arg(p)
     p.add_argument(
         "--frame-interval",
         type=float,
@@ -78,36 +77,33 @@ def register(subparsers) -> None:
         help="fraction of packets the channel loses, each way (default: the profile's)",
     )
     p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--device", help="cpu, cuda, ... (default: cuda when present)")
+    add_device_arg(p)
     p.add_argument("--no-dashboard", action="store_true", help="no live view, only the start and end lines")
     p.add_argument("--json", action="store_true", help="print the summary as JSON at the end")
     p.set_defaults(func=cmd_mission)
 
     t = subparsers.add_parser("telemetry", help="one channel of a mission's archive, as CSV or JSON")
-    t.add_argument("run", metavar="RUN", help="run id (under --runs-dir) or run directory")
+    add_run_args(t)
     t.add_argument(
         "--channel", required=True, metavar="NAME", help="e.g. power.battery_soc (see the dictionary)"
     )
     t.add_argument("--since", metavar="T", help="from this time (ISO 8601 or POSIX seconds)")
     t.add_argument("--until", metavar="T", help="up to this time (ISO 8601 or POSIX seconds)")
-    t.add_argument("--runs-dir", metavar="DIR")
     fmt = t.add_mutually_exclusive_group()
     fmt.add_argument("--csv", action="store_true", help="CSV: seq,t,time,value (the default)")
     fmt.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_telemetry)
 
     e = subparsers.add_parser("events", help="a mission's events")
-    e.add_argument("run", metavar="RUN")
+    add_run_args(e)
     e.add_argument(
         "--severity", metavar="S", help="this severity and above: debug, info, warning, error, critical"
     )
-    e.add_argument("--runs-dir", metavar="DIR")
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_events)
 
     r = subparsers.add_parser("report", help="write a mission's report.html and summary.json again")
-    r.add_argument("run", metavar="RUN")
-    r.add_argument("--runs-dir", metavar="DIR")
+    add_run_args(r)
     r.add_argument("--json", action="store_true", help="print the summary as JSON")
     r.set_defaults(func=cmd_report)
 
@@ -144,8 +140,6 @@ def cmd_mission(args) -> int:
 
     summary = run_mission(opts, say, view)
     if args.json:
-        from skyrack.cli import print_json
-
         print_json(summary)
     else:
         say(f"report: {summary['report']}")
@@ -170,8 +164,8 @@ def _time(text: str | None, flag: str) -> float | None:
 
 
 def _archive(args):
-    from skyrack.mission.rundir import find_run
     from skyrack.telemetry.archive import Archive
+    from skyrack.telemetry.runs import find_run
 
     return Archive(find_run(args.run, args.runs_dir).archive, readonly=True)
 
@@ -187,8 +181,6 @@ def cmd_telemetry(args) -> int:
         rows = archive.history(args.channel, since, until)
     channel = CHANNEL[args.channel]
     if args.json:
-        from skyrack.cli import print_json
-
         print_json(
             {
                 "channel": channel.name,
@@ -210,8 +202,6 @@ def cmd_events(args) -> int:
     with _archive(args) as archive:
         events = archive.events(args.severity)
     if args.json:
-        from skyrack.cli import print_json
-
         print_json({"events": [{**e, "time": iso(e["t"])} for e in events]})
         return 0
     for e in events:
@@ -221,12 +211,10 @@ def cmd_events(args) -> int:
 
 def cmd_report(args) -> int:
     from skyrack.mission.report import write_report
-    from skyrack.mission.rundir import find_run
+    from skyrack.telemetry.runs import find_run
 
     summary = write_report(find_run(args.run, args.runs_dir))
     if args.json:
-        from skyrack.cli import print_json
-
         print_json(summary)
     else:
         print(f"report: {summary['report']}")

@@ -22,6 +22,7 @@ from skyrack.mission.clock import StepClock, Stopwatch
 from skyrack.mission.uplink import Operator, execute
 from skyrack.telemetry.archive import Archive, Event
 from skyrack.telemetry.dictionary import CHANNEL, CHANNELS
+from skyrack.telemetry.runs import RunMeta
 
 LIMITED = tuple(c.name for c in CHANNELS if c.yellow or c.red)
 SESSION_SAVE_S = 20.0  # wall seconds between updates of the session's bookkeeping in the meta
@@ -52,7 +53,7 @@ class Mission:
         craft,
         training,
         *,
-        meta: dict,
+        meta: RunMeta,
         operator: Operator,
         view,
         first_tick: int,
@@ -64,20 +65,20 @@ class Mission:
         self.operator, self.view = operator, view
         self.link = link  # None: the ideal link (the ground reads this archive)
         self.k = first_tick
-        self.tick_s = float(meta["frame_interval_s"])
-        self.n_ticks = int(round((meta["end_t"] - meta["start_t"]) / self.tick_s))
+        self.tick_s = float(meta.frame_interval_s)
+        self.n_ticks = int(round((meta.end_t - meta.start_t) / self.tick_s))
         self.offsets = offsets  # fault counters of earlier sessions
-        self.clock = StepClock(float(meta["warp"]))
+        self.clock = StepClock(float(meta.warp))
         self.train_watch = Stopwatch()
         self.pending: list[Event] = []
         self.previous = previous  # the last committed frame's values (None: a new mission)
         self.limit_state = {name: CHANNEL[name].limit_state((previous or {}).get(name)) for name in LIMITED}
         self.snapshot = Snapshot(
-            start_t=meta["start_t"],
-            end_t=meta["end_t"],
+            start_t=meta.start_t,
+            end_t=meta.end_t,
             tick_s=self.tick_s,
-            run_id=meta["run_id"],
-            satellite=meta.get("satellite") or "",
+            run_id=meta.run_id,
+            satellite=meta.satellite or "",
             target_steps=training.trainer.cfg.steps,
         )
         self.tokens_per_s = 0.0
@@ -87,7 +88,7 @@ class Mission:
     # -- events from the fault runtime (collected, committed with the next frame) ------------------
     def _on_training_event(self, name: str, data: dict) -> None:
         if name in ("fault_injected", "fault_recovered", "checkpoint"):
-            self.pending.append(Event(name, {**data, "session": self.meta.get("session", 1)}))
+            self.pending.append(Event(name, {**data, "session": self.meta.session or 1}))
 
     def say(self, message: str) -> None:
         self.pending.append(Event("mission", {"message": message}))
@@ -117,12 +118,12 @@ class Mission:
         return status
 
     def _finished(self) -> bool:
-        if self.meta.get("steps") is not None and self.training.done:
+        if self.meta.steps is not None and self.training.done:
             return True
         return self.k >= self.n_ticks
 
     def _remaining_ticks(self) -> float:
-        if self.meta.get("steps") is not None and self.clock.step_sim_s:
+        if self.meta.steps is not None and self.clock.step_sim_s:
             steps_left = self.training.trainer.cfg.steps - self.training.step_count
             return min(self.n_ticks - self.k, steps_left * self.clock.step_sim_s / self.tick_s)
         return self.n_ticks - self.k
@@ -137,8 +138,8 @@ class Mission:
                 Event(
                     "mission",
                     {
-                        "message": f"mission {self.meta['run_id']} begins: "
-                        f"{self.meta['satellite']}, {self.n_ticks} frames of {self.tick_s:g} s"
+                        "message": f"mission {self.meta.run_id} begins: "
+                        f"{self.meta.satellite}, {self.n_ticks} frames of {self.tick_s:g} s"
                     },
                 )
             )

@@ -9,12 +9,12 @@ import json
 from html import escape
 from pathlib import Path
 
-from skyrack.mission.rundir import RunDir
 from skyrack.mission.svg import time_chart, world_map
 from skyrack.orbit.timebase import iso
 from skyrack.storage import atomic_write_text
 from skyrack.telemetry.archive import Archive
 from skyrack.telemetry.dictionary import CHANNEL
+from skyrack.telemetry.runs import ARCHIVE_NAME, RunDir, RunMeta, twin_for
 
 SAMPLE_CHARS = 600
 SERIES = (
@@ -71,27 +71,11 @@ def _mean(values) -> float | None:
 
 
 def summarize(run: RunDir, archive: Archive, data: dict, events: list[dict]) -> dict:
-    meta = {
-        key: archive.meta(key)
-        for key in (
-            "run_id",
-            "satellite",
-            "profile",
-            "start_t",
-            "end_t",
-            "frame_interval_s",
-            "warp",
-            "preset",
-            "stress",
-            "status",
-            "sessions",
-            "steps",
-        )
-    }
-    tick = float(meta["frame_interval_s"] or 10.0)
+    meta = RunMeta.from_archive(archive)
+    tick = float(meta.frame_interval_s or 10.0)
     t, seq = data["t"], data["seq"]
     n = len(t)
-    expected = [round((ti - meta["start_t"]) / tick) for ti in t]
+    expected = [round((ti - meta.start_t) / tick) for ti in t]
     counts: dict[str, int] = {}
     for e in events:
         counts[e["name"]] = counts.get(e["name"], 0) + 1
@@ -101,24 +85,21 @@ def summarize(run: RunDir, archive: Archive, data: dict, events: list[dict]) -> 
     for e in injected + [e for e in events if e["name"] == "fault_recovered"]:
         row = by_kind.setdefault(e["data"].get("kind", "?"), {"injected": 0, "recovered": 0})
         row["injected" if e["name"] == "fault_injected" else "recovered"] += 1
-    sessions = meta["sessions"] or []
+    sessions = meta.sessions
     commands = archive.commands()
     hours = tick / 3600.0
     losses = [v for v in data["train.loss"] if v is not None]
     period = None
     try:
-        from skyrack.orbit.twin import OrbitTwin
-        from skyrack.profile import load_profile
-
-        period = OrbitTwin(load_profile(meta["profile"], archive.meta("tle_file")).satellite).period_s
+        period = twin_for(meta).period_s
     except Exception:  # the report still stands without the orbit count
         pass
     last = {name: (data[name][-1] if n else None) for name in SERIES}
     return {
-        "run_id": meta["run_id"] or run.run_id,
-        "satellite": meta["satellite"],
-        "status": meta["status"],
-        "start": iso(meta["start_t"]) if meta["start_t"] else None,
+        "run_id": meta.run_id or run.run_id,
+        "satellite": meta.satellite,
+        "status": meta.status,
+        "start": iso(meta.start_t) if meta.start_t else None,
         "end": iso(t[-1] + tick) if n else None,
         "simulated_hours": round(n * tick / 3600.0, 3),
         "orbits": round(n * tick / period, 2) if period else None,
@@ -133,9 +114,9 @@ def summarize(run: RunDir, archive: Archive, data: dict, events: list[dict]) -> 
         "resumes": max(0, len(sessions) - 1),
         "wall_s": round(sum(s.get("wall_s", 0.0) for s in sessions), 1),
         "train_wall_s": round(sum(s.get("train_wall_s", 0.0) for s in sessions), 1),
-        "warp": meta["warp"],
-        "preset": meta["preset"],
-        "stress": meta["stress"],
+        "warp": meta.warp,
+        "preset": meta.preset,
+        "stress": meta.stress,
         "eclipses": counts.get("eclipse_entry", 0),
         "saa_crossings": counts.get("saa_entry", 0),
         "energy_in_wh": round(sum(v or 0.0 for v in data["power.array_w"]) * hours, 1),
@@ -150,7 +131,7 @@ def summarize(run: RunDir, archive: Archive, data: dict, events: list[dict]) -> 
         "governor_decisions": len(governor),
         "governor_pauses": sum(1 for e in governor if e["data"].get("action") == "pause"),
         "training_steps": last["train.step"],
-        "target_steps": meta["steps"],
+        "target_steps": meta.steps,
         "first_loss": round(losses[0], 4) if losses else None,
         "final_loss": round(losses[-1], 4) if losses else None,
         "final_val_loss": round(last["train.val_loss"], 4) if last["train.val_loss"] is not None else None,
@@ -420,7 +401,7 @@ def render(summary: dict, data: dict, events: list[dict], sample: str | None, sa
 <table><tr><th>kind</th><th>injected</th><th>recovered</th></tr>{kinds}</table>
 <table><tr><th>time</th><th>kind</th><th>what</th><th>step</th><th>where / how</th></tr>{fault_rows}</table>{more}
 <h2>What the satellite learned to write</h2>{sample_html}
-<p class="muted">Written by skyrack from {escape(Path(s["report"]).parent.name)}/telemetry.sqlite. Every figure is drawn from the archive; nothing on this page is fetched from the network.</p>
+<p class="muted">Written by skyrack from {escape(Path(s["report"]).parent.name)}/{ARCHIVE_NAME}. Every figure is drawn from the archive; nothing on this page is fetched from the network.</p>
 </main></body></html>
 """
 

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from skyrack.errors import UserError
-from skyrack.mission.rundir import RunDir, RunLock, check_run_id, find_run, new_run_id
+from skyrack.errors import UserError, positive
+from skyrack.mission.rundir import RunLock
 from skyrack.mission.uplink import Operator
-from skyrack.telemetry.runs import runs_root
+from skyrack.telemetry.runs import RunDir, RunMeta, check_run_id, find_run, new_run_id, profile_for, runs_root
 
 DEFAULT_WALL_S = 300.0
 DEFAULT_ORBITS = 2.1
@@ -52,27 +52,20 @@ class Options:
     link_loss: float | None = None
 
 
-def _positive(name: str, value, allow_zero: bool = False):
-    if value is not None and not (value >= 0 if allow_zero else value > 0):
-        raise UserError(f"{name} must be {'zero or more' if allow_zero else 'positive'}, got {value}")
-    return value
-
-
 def default_start(twin, base_s: float) -> float:
     """Half an orbit before the first SAA entry within a day of `base_s` (or `base_s`)."""
     entries = [c.seconds for c in twin.saa_crossings(base_s, base_s + 86400.0, step_s=30.0) if c.rising]
     return round(entries[0] - twin.period_s / 2) if entries else round(base_s)
 
 
-def plan(opts: Options, say: Callable[[str], None]) -> dict:
-    """The archive meta of a new mission (the shared run-directory contract, plus ours)."""
+def plan(opts: Options, say: Callable[[str], None]) -> RunMeta:
+    """The archive meta of a new mission."""
     from skyrack.mission.training import PRESET_NAMES
     from skyrack.orbit.timebase import iso, parse_time
     from skyrack.orbit.twin import OrbitTwin
-    from skyrack.profile import load_profile
 
-    _positive("--hours", opts.hours), _positive("--steps", opts.steps), _positive("--warp", opts.warp)
-    _positive("--stress", opts.stress, allow_zero=True), _positive("--frame-interval", opts.frame_interval)
+    positive("--hours", opts.hours), positive("--steps", opts.steps), positive("--warp", opts.warp)
+    positive("--stress", opts.stress, allow_zero=True), positive("--frame-interval", opts.frame_interval)
     if opts.link_loss is not None and not 0.0 <= opts.link_loss < 1.0:
         raise UserError(f"--link-loss must lie in [0, 1), got {opts.link_loss}")
     if not 0.0 <= opts.soc <= 1.0:
@@ -87,7 +80,7 @@ def plan(opts: Options, say: Callable[[str], None]) -> dict:
     if Path(profile_arg).is_file():
         profile_arg = str(Path(profile_arg).resolve())
     tle = str(Path(opts.tle).resolve()) if opts.tle else None
-    profile = load_profile(profile_arg, tle)
+    profile = profile_for(RunMeta(profile=profile_arg, tle_file=tle))
     twin = OrbitTwin(profile.satellite)
     from skyrack.link.radio import radio_of
 
@@ -117,28 +110,28 @@ def plan(opts: Options, say: Callable[[str], None]) -> dict:
         opts.warp
         or ((end - start) if opts.steps is None else DEFAULT_ORBITS * twin.period_s) / DEFAULT_WALL_S
     )
-    return {
-        "run_id": None,
-        "profile": profile_arg,
-        "tle_file": tle,
-        "start_t": float(start),
-        "end_t": float(end),
-        "frame_interval_s": float(opts.frame_interval),
-        "warp": float(warp),
-        "preset": opts.preset,
-        "stress": float(opts.stress),
-        "status": "running",
-        "wall_started": time.time(),
-        "satellite": profile.satellite.name,
-        "steps": opts.steps,
-        "seed": opts.seed,
-        "initial_soc": opts.soc,
-        "data": str(Path(opts.data).resolve()) if opts.data else None,
-        "session": 1,
-        "sessions": [],
-        "link": link_mode,
-        "link_loss": opts.link_loss,
-    }
+    return RunMeta(
+        run_id=None,
+        profile=profile_arg,
+        tle_file=tle,
+        start_t=float(start),
+        end_t=float(end),
+        frame_interval_s=float(opts.frame_interval),
+        warp=float(warp),
+        preset=opts.preset,
+        stress=float(opts.stress),
+        status="running",
+        wall_started=time.time(),
+        satellite=profile.satellite.name,
+        steps=opts.steps,
+        seed=opts.seed,
+        initial_soc=opts.soc,
+        data=str(Path(opts.data).resolve()) if opts.data else None,
+        session=1,
+        sessions=[],
+        link=link_mode,
+        link_loss=opts.link_loss,
+    )
 
 
 class Flight:
@@ -175,78 +168,53 @@ class Flight:
                 ) from None
             raise
 
-    def _open(self, meta: dict | None) -> None:
+    def _open(self, meta: RunMeta | None) -> None:
         from skyrack.geo.regions import RegionIndex
         from skyrack.mission.loop import Mission
         from skyrack.mission.spacecraft import Spacecraft
         from skyrack.mission.training import Training
         from skyrack.orbit.twin import OrbitTwin
-        from skyrack.profile import load_profile
         from skyrack.telemetry.archive import Archive
 
         self.archive = Archive(self.run.archive)
         resuming = meta is None
         if resuming:
-            meta = {
-                key: self.archive.meta(key)
-                for key in (
-                    "run_id",
-                    "profile",
-                    "tle_file",
-                    "start_t",
-                    "end_t",
-                    "frame_interval_s",
-                    "warp",
-                    "preset",
-                    "stress",
-                    "status",
-                    "wall_started",
-                    "satellite",
-                    "steps",
-                    "seed",
-                    "initial_soc",
-                    "data",
-                    "session",
-                    "sessions",
-                    "link",
-                    "link_loss",
-                )
-            }
-            meta["link"] = meta["link"] or "ideal"  # a run from before the link had none
-            if meta["start_t"] is None:
+            meta = RunMeta.from_archive(self.archive)
+            meta.link = meta.link or "ideal"  # a run from before the link had none
+            if meta.start_t is None:
                 raise UserError(
                     f"{self.run.archive} holds no mission plan; it was not written by `skyrack mission`"
                 )
-            if meta["status"] == "finished":
-                raise UserError(f"mission {meta['run_id']} has finished; nothing to resume")
-            meta["session"] = int(meta["session"] or 1) + 1
+            if meta.status == "finished":
+                raise UserError(f"mission {meta.run_id} has finished; nothing to resume")
+            meta.session = int(meta.session or 1) + 1
         else:
-            meta["run_id"] = self.run.run_id
-        meta["sessions"] = list(meta["sessions"] or []) + [
-            {"session": meta["session"], "wall_started": time.time(), "wall_s": 0.0}
+            meta.run_id = self.run.run_id
+        meta.sessions = list(meta.sessions) + [
+            {"session": meta.session, "wall_started": time.time(), "wall_s": 0.0}
         ]
-        meta["status"] = "running"
+        meta.status = "running"
         self.meta = meta
 
-        profile = load_profile(meta["profile"], meta["tle_file"])
+        profile = profile_for(meta)
         twin = OrbitTwin(profile.satellite)
         craft = Spacecraft(
             profile,
             twin,
             RegionIndex.load(),
-            start_s=meta["start_t"],
-            end_s=meta["end_t"],
-            tick_s=meta["frame_interval_s"],
-            initial_soc=meta["initial_soc"],
+            start_s=meta.start_t,
+            end_s=meta.end_t,
+            tick_s=meta.frame_interval_s,
+            initial_soc=meta.initial_soc,
         )
-        operator = Operator(stress=meta["stress"])
+        operator = Operator(stress=meta.stress)
         if resuming and self.archive.meta("operator"):
             operator = Operator(**self.archive.meta("operator"))
         last = self.archive.last_frame()
         values = {name: value for name, (_, _, value) in self.archive.latest().items()} if last else None
         first_tick = 0
         if last:
-            k = int(round((last[1] - meta["start_t"]) / meta["frame_interval_s"]))
+            k = int(round((last[1] - meta.start_t) / meta.frame_interval_s))
             gpu_w = craft.gpu_draw_w(float(values["gpu.cap_w"]))
             craft.restore(
                 values["power.battery_wh"], values["gpu.temp_c"], gpu_w, values["radiation.dose_rad"]
@@ -255,31 +223,31 @@ class Flight:
             first_tick = k + 1
         self.training = Training(
             self.run.checkpoints,
-            preset_name=meta["preset"],
-            data_file=meta["data"],
-            steps=meta["steps"],
-            seed=int(meta["seed"]),
-            session=meta["session"],
+            preset_name=meta.preset,
+            data_file=meta.data,
+            steps=meta.steps,
+            seed=int(meta.seed),
+            session=meta.session,
             say=self.say,
             device=self.opts.device,
         )
         offsets = {name: int(values[name]) if values else 0 for name in COUNTERS}
         self.link = None
-        if meta["link"] != "ideal":
+        if meta.link != "ideal":
             from skyrack.link.radio import radio_of
             from skyrack.link.session import Link
 
             self.link = Link.build(
-                meta["link"],
+                meta.link,
                 radio_of(profile),
                 twin,
                 self.archive,
                 self.run.ground_archive,
-                start=meta["start_t"],
-                end=meta["end_t"],
-                seed=int(meta["seed"]),
-                loss=meta["link_loss"],
-                plan=meta,
+                start=meta.start_t,
+                end=meta.end_t,
+                seed=int(meta.seed),
+                loss=meta.link_loss,
+                plan=meta.as_dict(),
             )
         self.mission = Mission(
             self.archive,
@@ -293,11 +261,10 @@ class Flight:
             previous=values,
             link=self.link,
         )
-        for key, value in meta.items():  # the plan goes on record once everything is ready to fly
-            self.archive.set_meta(key, value)
+        meta.write(self.archive)  # the plan goes on record once everything is ready to fly
         if resuming:
             self.mission.say(
-                f"mission resumed (session {meta['session']}) after frame {last[0] if last else 0}; "
+                f"mission resumed (session {meta.session}) after frame {last[0] if last else 0}; "
                 f"training continues from step {self.training.step_count}"
             )
 
@@ -336,15 +303,15 @@ class Flight:
             self._mark("interrupted")
             raise
         last = self.archive.last_frame()
-        t = last[1] if last else self.meta["start_t"]
+        t = last[1] if last else self.meta.start_t
         message = (
             f"mission complete: {last[0] if last else 0} frames, training step {training.step_count}"
             if status == "finished"
             else f"mission interrupted at frame {last[0] if last else 0}; continue with --resume {self.run.run_id}"
         )
         self.archive.write_events(t, mission.pending + [Event("mission", {"message": message})])
-        if status == "finished" and self.meta.get("steps") is not None:
-            self.archive.set_meta("end_t", t + self.meta["frame_interval_s"])
+        if status == "finished" and self.meta.steps is not None:
+            self.archive.set_meta("end_t", t + self.meta.frame_interval_s)
         self._mark(status)
         self.say(message)
         return status
@@ -352,7 +319,7 @@ class Flight:
     def _drain(self, status: str) -> None:
         """What the ground had at the end, then (a finished mission) the dumps of the passes
         after it, until the ground holds every frame and event the satellite stored."""
-        link, end = self.link, self.meta["end_t"]
+        link, end = self.link, self.meta.end_t
         at_end = link.ground.completeness()
         link.ground.set_meta("at_mission_end", {**at_end, "t": end})
         self.say(

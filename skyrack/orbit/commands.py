@@ -4,55 +4,15 @@ from __future__ import annotations
 
 import csv
 import sys
-from datetime import UTC, datetime
 
 import numpy as np
 
+from skyrack.cliargs import add_flight_args, positive, print_json, start_time, twin_from_args, warn
 from skyrack.errors import UserError
-from skyrack.orbit.beneath import spoken_region, upcoming_areas
 from skyrack.orbit.passes import find_passes
 from skyrack.orbit.stations import resolve_station
-from skyrack.orbit.timebase import iso, parse_time
-from skyrack.orbit.twin import OrbitTwin
-from skyrack.profile import load_profile
-
-
-def add_flight_args(parser) -> None:
-    """The options every command that flies a satellite takes."""
-    parser.add_argument(
-        "--profile",
-        default=None,
-        metavar="NAME|PATH",
-        help="spacecraft profile: built-in name or TOML file (default: starcloud-1)",
-    )
-    parser.add_argument(
-        "--tle",
-        default=None,
-        metavar="FILE",
-        help="two/three-line elements or OMM JSON overriding the profile's orbit",
-    )
-
-
-def twin_from_args(args) -> OrbitTwin:
-    return OrbitTwin(load_profile(args.profile, args.tle).satellite)
-
-
-def warn(message: str | None) -> None:
-    if message:
-        sys.stderr.write(f"skyrack: warning: {message}\n")
-
-
-def start_time(args) -> float:
-    at = getattr(args, "at", None)
-    return (parse_time(at) if at else datetime.now(UTC)).timestamp()
-
-
-def positive(name: str, value: float, limit: float | None = None) -> float:
-    if not value > 0:
-        raise UserError(f"{name} must be positive, got {value}")
-    if limit is not None and value > limit:
-        raise UserError(f"{name} must be at most {limit}, got {value}")
-    return value
+from skyrack.orbit.timebase import iso
+from skyrack.orbit.where import where_report
 
 
 def register(sub) -> None:
@@ -85,47 +45,6 @@ def register(sub) -> None:
     p.add_argument("--min-elevation", type=float, default=10.0, metavar="DEG")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_passes)
-
-
-def where_report(twin: OrbitTwin, seconds: float, index) -> dict:
-    """Everything `where` says, as data; the human line is rendered from it."""
-    state = twin.state(np.array([seconds]))
-    region = index.describe(float(state.lat_deg[0]), float(state.lon_deg[0]))
-    arrivals = upcoming_areas(twin, index, seconds)
-    changes = twin.eclipses(seconds, seconds + 1.05 * twin.period_s)
-    fraction = float(state.sunlit[0])
-    return {
-        "satellite": twin.satellite.name,
-        "time": iso(seconds),
-        "lat_deg": round(float(state.lat_deg[0]), 4),
-        "lon_deg": round(float(state.lon_deg[0]), 4),
-        "alt_km": round(float(state.alt_km[0]), 2),
-        "speed_km_s": round(float(state.speed_km_s[0]), 3),
-        "sunlit": fraction >= 0.5,
-        "sunlit_fraction": round(fraction, 4),
-        "beta_deg": round(float(state.beta_deg[0]), 2),
-        "in_saa": bool(state.in_saa[0]),
-        "region": {**region.as_dict(), "spoken": spoken_region(region)},
-        "next": [
-            {
-                "region": a.spoken(),
-                "area": a.area,
-                "detail": a.detail,
-                "eta_s": round(a.eta_s),
-                "time": iso(a.seconds),
-            }
-            for a in arrivals
-        ],
-        "next_light_change": (
-            {
-                "event": "eclipse exit" if changes[0].rising else "eclipse entry",
-                "eta_s": round(changes[0].seconds - seconds),
-                "time": iso(changes[0].seconds),
-            }
-            if changes
-            else None
-        ),
-    }
 
 
 def render_where(report: dict) -> str:
@@ -161,8 +80,6 @@ def cmd_where(args) -> int:
     stale = twin.staleness_warning(seconds)
     report = where_report(twin, seconds, RegionIndex.load())
     if args.json:
-        from skyrack.cli import print_json
-
         print_json({**report, "warnings": [stale] if stale else []})
     else:
         warn(stale)
@@ -220,8 +137,6 @@ def cmd_orbit(args) -> int:
         )
     )
     if args.json:
-        from skyrack.cli import print_json
-
         print_json(
             {
                 "satellite": twin.satellite.name,
@@ -249,8 +164,6 @@ def cmd_passes(args) -> int:
     stale = twin.staleness_warning(np.array([start, end]))
     passes = find_passes(twin, station, start, end, args.min_elevation)
     if args.json:
-        from skyrack.cli import print_json
-
         print_json(
             {
                 "satellite": twin.satellite.name,

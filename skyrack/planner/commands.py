@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from skyrack.cliargs import print_json
 from skyrack.errors import UserError
 from skyrack.planner import scenario as sc
 from skyrack.planner import units
@@ -92,8 +93,6 @@ def cmd_plan(args) -> int:
         report_path = Path(args.out) if args.out else Path("runs") / f"plan-{_slug(scenario.name)}-{tag}.html"
         write_report(report_path, s, claim)
     if args.json:
-        from skyrack.cli import print_json
-
         print_json(_as_json(s, claim, report_path))
         return 0
     _print_plan(s, claim)
@@ -338,8 +337,6 @@ def _compare(args, overrides) -> int:
         ("ratio, corrected", lambda s: _ratio(s.corrections[-1]["ratio"]) if s.corrections else "-"),
     ]
     if args.json:
-        from skyrack.cli import print_json
-
         print_json(
             [
                 {

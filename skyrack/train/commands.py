@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from skyrack.cliargs import add_device_arg, positive
 from skyrack.errors import UserError
 from skyrack.train.config import PRESETS, ModelConfig, TrainConfig, from_dict, preset
 
@@ -58,7 +59,7 @@ def register(subparsers) -> None:
         help="with --resume: if the newest checkpoint is corrupt, use the previous good one",
     )
     p.add_argument("--json", action="store_true", help="print one JSON line per evaluation on stdout")
-    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when present)")
+    add_device_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress output on stderr")
     sizes = p.add_argument_group("overrides of the preset")
     defaults = {**dataclasses.asdict(ModelConfig()), **dataclasses.asdict(TrainConfig())}
@@ -79,7 +80,7 @@ def register(subparsers) -> None:
     s.add_argument("--seed", type=int, default=1337, metavar="S")
     s.add_argument("--temperature", type=float, default=0.8)
     s.add_argument("--top-k", type=int, default=200)
-    s.add_argument("--device", help="cpu, cuda, ... (default: cuda when present)")
+    add_device_arg(s)
     s.add_argument(
         "--fallback", action="store_true", help="use the previous good checkpoint if the newest is corrupt"
     )
@@ -137,9 +138,10 @@ def _validate(model: ModelConfig, train: TrainConfig) -> None:
         "eval_interval",
         "checkpoint_interval",
     ):
-        value = getattr(model, name, None) if hasattr(model, name) else getattr(train, name)
-        if value <= 0:
-            raise UserError(f"--{name.replace('_', '-')} must be positive, not {value}")
+        positive(
+            "--" + name.replace("_", "-"),
+            getattr(model, name) if hasattr(model, name) else getattr(train, name),
+        )
     if model.n_embd % model.n_head:
         raise UserError(f"--n-embd ({model.n_embd}) must be a multiple of --n-head ({model.n_head})")
     if not 0.0 <= model.dropout < 1.0:

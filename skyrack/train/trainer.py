@@ -47,7 +47,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from skyrack.errors import UserError
+from skyrack.device import pick_device
 from skyrack.train import checkpoint
 from skyrack.train.config import ModelConfig, TrainConfig, to_dict
 from skyrack.train.data import BatchSampler, Dataset, eval_offsets
@@ -68,19 +68,6 @@ class TrainState:
     train_loss: float | None = None  # mean training loss since the previous evaluation
     val_loss: float | None = None  # latest validation loss
     best_val_loss: float | None = None
-
-
-def pick_device(requested: str | None = None) -> torch.device:
-    """The requested device, else CUDA when present, else the CPU."""
-    if not requested:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(requested)
-    except RuntimeError:
-        raise UserError(f"unknown device {requested!r} (cpu, cuda, cuda:N)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {requested}: CUDA is not available on this machine")
-    return device
 
 
 def _distributed() -> tuple[int, int, int]:
