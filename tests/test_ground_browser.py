@@ -107,6 +107,8 @@ def dashboard(tmp_path_factory):
             "12",
             "--warp",
             "300",
+            "--link",
+            "ideal",  # the ground sees each frame as it is written; the link has its own test below
             "--no-dashboard",
         ],
         cwd=REPO,
@@ -192,4 +194,77 @@ def test_the_chat_answers_where_are_you(dashboard):
         assert "assistant" in answer  # the page shows the server's 503 message
         pytest.skip("skyrack.assistant.service is not on this branch yet: the page shows the 503, no answer")
     assert answer and "error" not in answer.lower()
+    assert not errors, errors
+
+
+# -- over the realistic link: silence between passes, catch-up in each, commands in contact ------
+SANTIAGO_RISE = 1785086713  # a Santiago pass of the built-in elements; Hartebeesthoek 22 min later
+HARTEBEESTHOEK_RISE = 1785088079
+
+
+@pytest.fixture(scope="module")
+def link_dashboard(tmp_path_factory):
+    chromium = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    runs = tmp_path_factory.mktemp("link-runs")
+    play = tmp_path_factory.mktemp("link-data") / "play.txt"
+    from skyrack.faults.campaign import generated_corpus
+
+    play.write_text(generated_corpus(600))
+    mission = subprocess.Popen(
+        [sys.executable, "-m", "skyrack", "mission", "--preset", "tiny", "--data", str(play)]
+        + ["--runs-dir", str(runs), "--run-id", "link-run", "--link", "ground", "--link-loss", "0.1"]
+        + ["--start", str(SANTIAGO_RISE - 60), "--hours", "0.7", "--warp", "60", "--no-dashboard"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    run = runs / "link-run"
+    deadline = time.monotonic() + 90
+    while not (_flying(run / "telemetry.sqlite") and (run / "ground.sqlite").exists()):
+        assert mission.poll() is None, mission.stderr.read()
+        assert time.monotonic() < deadline, "the mission did not start flying"
+        time.sleep(0.2)
+    with ground_server(runs, "--run", "link-run", "--assistant", "composed") as server:
+        with sync_playwright() as p:
+            browser = p.chromium.launch_persistent_context(
+                str(tmp_path_factory.mktemp("link-profile")),
+                executable_path=chromium,
+                args=CHROMIUM_FLAGS,
+                viewport={"width": 1500, "height": 1250},
+            )
+            page = browser.new_page()
+            errors = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(server.url + "/")
+            yield page, server, run, errors
+            page.screenshot(path=str(tmp_path_factory.mktemp("link-artifacts") / "link.png"), full_page=True)
+            browser.close()
+    mission.kill()
+    mission.wait()
+
+
+def test_contact_state_silence_and_a_command_in_the_next_contact(link_dashboard):
+    page, server, run, errors = link_dashboard
+    contact = "document.querySelector('#contact').textContent"
+    wait_until(page, f"{contact}.startsWith('in contact with Santiago')", 40)
+    assert " left" in page.text_content("#contact")
+    wait_until(page, f"{contact}.includes('next contact: Hartebeesthoek in')", 40)
+    assert page.locator("#timeline .pass").count() >= 2
+    # Out of contact: the command waits on the ground.
+    page.fill("#token", server.token)
+    page.click("#token-form button")
+    page.click("[data-command=pause_training]")
+    page.wait_for_selector("#command-log li[data-status=queued]", timeout=10_000)
+    assert page.text_content("#contact").startswith("no contact")
+    # The next contact: uplinked, accepted and executed on board, the reports come down.
+    page.wait_for_selector("#command-log li[data-status=completed]", timeout=60_000)
+    wait_until(page, f"{contact}.startsWith('in contact with Hartebeesthoek')", 5)
+    wait_until(page, "document.querySelector('#v-cap').textContent === 'paused'", 20)
+    with Archive(run / "telemetry.sqlite", readonly=True) as onboard:
+        done = [e for e in onboard.events() if e["name"] == "command" and e["data"]["status"] == "dispatched"]
+    assert done and done[0]["t"] >= HARTEBEESTHOEK_RISE
     assert not errors, errors

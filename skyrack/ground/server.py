@@ -31,6 +31,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from skyrack.errors import UserError
 from skyrack.ground import sky
 from skyrack.ground.auth import bearer_matches
+from skyrack.ground.contact import ground_clock, link_status
 from skyrack.ground.feed import ArchiveReaders, Feed
 from skyrack.ground.limits import BodyLimit, RateLimit, TokenBucket
 from skyrack.ground.stream import Cursor, sse
@@ -123,8 +124,10 @@ class Ground:
         meta = run.meta()
         self.run_id = meta.run_id or run.run_id
         self.token = token
-        self.feed = Feed(run.archive, live=meta.live, replay_speed=replay_speed)
-        self.readers = ArchiveReaders(run.archive)
+        # The ground knows what came down: the ground archive over a real link (skyrack.link).
+        self.archive_path = run.served_archive
+        self.feed = Feed(self.archive_path, live=meta.live, replay_speed=replay_speed)
+        self.readers = ArchiveReaders(self.archive_path)
         self.assistant_backend = assistant_backend
         self._assistant = None
         self._twin = None
@@ -144,7 +147,7 @@ class Ground:
 
     def writer(self) -> Archive:
         if self._writer is None:
-            self._writer = Archive(self.run.archive)
+            self._writer = Archive(self.archive_path)
         return self._writer
 
     def meta(self) -> dict:
@@ -156,10 +159,14 @@ class Ground:
         return self._twin
 
     def now(self) -> float | None:
-        """The simulated time the ground sees: the last frame (or the replay horizon)."""
+        """The simulated time the ground sees: its own clock over a real link, else the last
+        frame (or the replay horizon)."""
         horizon = self.feed.horizon()
         if horizon is not None:
             return horizon[2] if horizon[0] else None
+        clock = ground_clock(self.archive())
+        if clock is not None:
+            return clock
         last = self.archive().last_frame()
         return last[1] if last else None
 
@@ -373,6 +380,13 @@ def create_app(
             sky.countries_geojson(),
             media_type="application/geo+json",
             headers={"cache-control": "public, max-age=86400"},
+        )
+
+    @app.get("/api/link", tags=["link"], summary="contact state, the contact timeline, what came down")
+    def link():
+        replay = ground.feed.horizon() is not None
+        return link_status(
+            ground.archive(), ground.now() if replay else None, ground.latest()["t"] if replay else None
         )
 
     @app.get("/api/stations", tags=["map"], summary="built-in ground stations")

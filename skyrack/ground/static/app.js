@@ -63,7 +63,7 @@ function showValues(t, values) {
   Object.assign(state.latest, values);
   const v = state.latest;
   state.lastT = t;
-  $("#clock").textContent = utc(t);
+  if (!state.link || state.link.mode === "ideal") $("#clock").textContent = utc(t); // else the ground's clock
   if (v["orbit.region"] !== undefined) {
     const area = v["orbit.area"] && v["orbit.area"] !== v["orbit.region"] ? ` · ${v["orbit.area"]}` : "";
     $("#beneath").textContent = `${v["orbit.region"]}${area}`;
@@ -179,6 +179,56 @@ async function ask(question) {
   log.scrollTop = log.scrollHeight;
 }
 
+// -- the link ---------------------------------------------------------------------------------
+const span = (s) => (s < 90 ? `${Math.round(s)} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
+async function pollLink() {
+  try {
+    const l = await api("/api/link");
+    const before = state.link ? state.link.frames_received : undefined;
+    state.link = l;
+    showLink(l);
+    // Dumps and retransmissions land behind the stream's cursor: read the charts' window again.
+    if (l.mode !== "ideal" && before !== undefined && l.frames_received !== before) loadHistory(l.latest_frame_t);
+  } catch (e) { /* the next poll tries again */ }
+}
+function showLink(l) {
+  const el = $("#contact");
+  if (l.mode === "ideal") {
+    el.textContent = "ideal link: every frame reaches the ground as it is written"; el.className = "contact up";
+    $("#heard").textContent = ""; return;
+  }
+  if (l.in_contact) el.textContent = l.left_s === null ? `in contact with ${l.station}` : `in contact with ${l.station}, ${span(l.left_s)} left`;
+  else el.textContent = l.next_station ? `no contact · next contact: ${l.next_station} in ${span(l.next_in_s)}` : "no contact · none planned";
+  el.className = `contact ${l.in_contact ? "up" : "down"}`;
+  const rejected = Object.values(l.rejects || {}).reduce((a, b) => a + b, 0);
+  $("#heard").textContent = l.latest_age_s === null ? "nothing received yet"
+    : `latest frame ${span(Math.max(0, l.latest_age_s))} old · ${l.frames_received} frames received · ${rejected} packets rejected`;
+  if (l.now) $("#clock").textContent = utc(l.now);
+  drawTimeline(l);
+}
+function drawTimeline(l) {
+  const meta = state.meta || {}, t0 = meta.start_t, t1 = meta.end_t;
+  const box = $("#timeline");
+  if (!t0 || !t1 || !l.now) return;
+  const x = (t) => `${(100 * (Math.min(Math.max(t, t0), t1) - t0)) / (t1 - t0)}%`;
+  box.innerHTML = (l.contacts || []).map((c) => `<span class="pass" title="${esc(c.station)} ${utc(c.rise_t).slice(11, 16)}" style="left:${x(c.rise_t)};right:calc(100% - ${x(c.set_t)})"></span>`).join("")
+    + `<span class="now" style="left:${x(l.now)}"></span>`;
+}
+const HISTORY = ["power.battery_soc", "power.array_w", "power.load_w", "gpu.temp_c", "train.loss", "train.val_loss",
+  "orbit.lat_deg", "orbit.lon_deg"];
+async function loadHistory(until) {
+  if (until === null || until === undefined) return;
+  const since = until - 2 * 3600;
+  const hist = await Promise.all(HISTORY.map((n) => api(`/api/history/${n}?since=${since}&until=${until}&limit=5000`)));
+  const byName = Object.fromEntries(hist.map((h) => [h.channel, h.points]));
+  byName["power.battery_soc"].forEach((p, i) => {
+    const values = {};
+    for (const n of HISTORY) if (byName[n][i] && byName[n][i][0] === p[0]) values[n] = byName[n][i][2];
+    feedCharts(p[1], values);
+    if ("orbit.lat_deg" in values) map.addFlown(p[1], values["orbit.lat_deg"], values["orbit.lon_deg"]);
+  });
+}
+
 // -- the stream -------------------------------------------------------------------------------
 function connect() {
   // EventSource sends the last `id` back as Last-Event-ID when it reconnects: nothing is missed.
@@ -208,19 +258,14 @@ async function main() {
   badge.className = `badge ${summary.mode}`;
   api("/api/map/countries").then((g) => map.setCountries(g));
   api("/api/stations").then((s) => map.setStations(s.stations));
+  state.meta = summary.meta;
+  const gap = 3 * (summary.meta.frame_interval_s || 10);
+  Object.values(charts).forEach((c) => (c.opts.gap = gap));
+  await pollLink();
+  setInterval(pollLink, 2000);
   const latest = summary.latest;
   if (latest.t !== null) {
-    const since = latest.t - 2 * 3600;
-    const names = ["power.battery_soc", "power.array_w", "power.load_w", "gpu.temp_c", "train.loss", "train.val_loss",
-      "orbit.lat_deg", "orbit.lon_deg"];
-    const hist = await Promise.all(names.map((n) => api(`/api/history/${n}?since=${since}&until=${latest.t}&limit=5000`)));
-    const byName = Object.fromEntries(hist.map((h) => [h.channel, h.points]));
-    byName["power.battery_soc"].forEach((p, i) => {
-      const values = {};
-      for (const n of names) if (byName[n][i] && byName[n][i][0] === p[0]) values[n] = byName[n][i][2];
-      feedCharts(p[1], values);
-      if ("orbit.lat_deg" in values) map.addFlown(p[1], values["orbit.lat_deg"], values["orbit.lon_deg"]);
-    });
+    await loadHistory(latest.t);
     showValues(latest.t, Object.fromEntries(Object.entries(latest.values).map(([k, v]) => [k, v.value])));
   }
   const events = await api(`/api/events?last=true&limit=100`);
