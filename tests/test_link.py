@@ -283,3 +283,65 @@ def test_channel_is_seeded_and_loses_what_it_says():
     got = ch.carry(packets, 7)
     assert got == ch.carry(packets, 7)
     assert math.isclose(len(got) / len(packets), 0.9, abs_tol=0.01)
+
+
+# -- commands over the link ----------------------------------------------------------------------
+def fly_with_commands(tmp_path, twin, radio, frames, queue_at, loss=0.1):
+    """Fly `frames` frames; at frame k of `queue_at` the ground queues (name, at_t)."""
+    from skyrack.mission.uplink import Operator, execute
+
+    store = Archive(tmp_path / "telemetry.sqlite")
+    link = Link.build(
+        "ground",
+        radio,
+        twin,
+        store,
+        tmp_path / "ground.sqlite",
+        start=START,
+        end=START + frames * 10.0,
+        seed=9,
+        loss=loss,
+    )
+    link.ground.set_meta("status", "running")
+    op = Operator()
+    for k in range(frames):
+        t = START + k * 10.0
+        for name, at_t in queue_at.get(k, []):
+            link.ground.queue_command(name, {}, now=t, at_t=at_t)
+        execute(store, t, op, lambda: "checkpoint")
+        store.write_frame(t, {"train.step": k}, [])
+        link.carry(t, t + 10.0)
+    return store, link, op
+
+
+def command_events(archive, status):
+    return [e for e in archive.events() if e["name"] == "command" and e["data"]["status"] == status]
+
+
+def test_a_command_sent_out_of_contact_runs_after_the_next_contact_begins(tmp_path, twin, radio):
+    sched = Schedule(station_contacts(twin, radio, START, START + 3 * 3600))
+    first = sched.contacts[0]
+    frames = int((first.set_s - START) // 10) + 5
+    store, link, op = fly_with_commands(tmp_path, twin, radio, frames, {3: [("pause_training", None)]})
+    (dispatched,) = command_events(store, "dispatched")
+    (accepted,) = command_events(store, "accepted")
+    assert first.rise_s <= accepted["t"] <= dispatched["t"] < first.rise_s + 30
+    assert op.paused
+    ground_cmd = link.ground.commands()[0]
+    assert ground_cmd["status"] == "completed" and ground_cmd["result"] == "training paused"
+    link.close()
+
+
+def test_a_time_tagged_command_runs_at_its_tag_out_of_contact(tmp_path, twin, radio):
+    sched = Schedule(station_contacts(twin, radio, START, START + 3 * 3600))
+    first = sched.contacts[0]
+    tag = first.set_s + 1234.5  # well after the contact: the satellite is silent then
+    assert sched.current(tag) is None
+    frames = int((tag - START) // 10) + 5
+    store, link, op = fly_with_commands(tmp_path, twin, radio, frames, {2: [("ping", tag)]}, loss=0.0)
+    (accepted,) = command_events(store, "accepted")
+    (dispatched,) = command_events(store, "dispatched")
+    assert accepted["t"] < first.set_s
+    assert tag <= dispatched["t"] < tag + 10.0  # at its tag, within one frame
+    assert link.ground.commands()[0]["status"] == "accepted"  # its completion is still on board
+    link.close()

@@ -73,6 +73,10 @@ class CommandRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=64, description="a command of the dictionary")
     args: dict[str, float | int | bool | str] = Field(default_factory=dict, max_length=16)
+    at: float | None = Field(
+        default=None,
+        description="time tag (simulated POSIX seconds, PUS-11 style): stored on board, run at that time",
+    )
 
 
 class ChatRequest(BaseModel):
@@ -513,11 +517,12 @@ def create_app(
                 if known["name"] != body.name or known["args"] != body.args:
                     raise HTTPException(409, "this Idempotency-Key was used for a different command")
                 return known, False
-            last = archive.last_frame()
-            now = last[1] if last else time.time()
+            now = ground.now()
+            now = now if now is not None else time.time()
+            at = _finite("at", body.at)
             try:
                 return archive.queue_command(
-                    body.name, body.args, now=now, idempotency_key=idempotency_key
+                    body.name, body.args, now=now, idempotency_key=idempotency_key, at_t=at
                 ), True
             except UserError as exc:
                 raise HTTPException(422, str(exc)) from None
