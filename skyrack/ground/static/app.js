@@ -207,11 +207,12 @@ function showLink(l) {
   drawTimeline(l);
 }
 function drawTimeline(l) {
-  const meta = state.meta || {}, t0 = meta.start_t, t1 = meta.end_t;
-  const box = $("#timeline");
-  if (!t0 || !t1 || !l.now) return;
+  // Four hours around now (within the mission): a 7-minute pass stays a visible band.
+  const meta = state.meta || {}, box = $("#timeline");
+  if (!meta.start_t || !l.now) return;
+  const t0 = Math.max(meta.start_t, l.now - 3600), t1 = t0 + 4 * 3600;
   const x = (t) => `${(100 * (Math.min(Math.max(t, t0), t1) - t0)) / (t1 - t0)}%`;
-  box.innerHTML = (l.contacts || []).map((c) => `<span class="pass" title="${esc(c.station)} ${utc(c.rise_t).slice(11, 16)}" style="left:${x(c.rise_t)};right:calc(100% - ${x(c.set_t)})"></span>`).join("")
+  box.innerHTML = (l.contacts || []).filter((c) => c.set_t > t0 && c.rise_t < t1).map((c) => `<span class="pass" title="${esc(c.station)} ${utc(c.rise_t).slice(11, 16)}" style="left:${x(c.rise_t)};right:calc(100% - ${x(c.set_t)})"></span>`).join("")
     + `<span class="now" style="left:${x(l.now)}"></span>`;
 }
 const HISTORY = ["power.battery_soc", "power.array_w", "power.load_w", "gpu.temp_c", "train.loss", "train.val_loss",
