@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "skyrack.ground.commands",
     "skyrack.assistant.commands",
     "skyrack.mission.commands",
+    "skyrack.telemetry.commands",
 )
 
 

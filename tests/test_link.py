@@ -345,3 +345,80 @@ def test_a_time_tagged_command_runs_at_its_tag_out_of_contact(tmp_path, twin, ra
     assert tag <= dispatched["t"] < tag + 10.0  # at its tag, within one frame
     assert link.ground.commands()[0]["status"] == "accepted"  # its completion is still on board
     link.close()
+
+
+# -- interoperability: the raw packet port and XTCE ------------------------------------------------
+def test_xtce_is_valid_and_decodes_the_tcp_stream(tmp_path, twin, radio, cli):
+    """What Yamcs would do: read the TCP stream split by the CCSDS length field, decode each packet
+    with the exported XTCE (here with space-packet-parser, an independent XTCE implementation)."""
+    import socket
+    import time
+    import warnings
+    from pathlib import Path
+
+    import space_packet_parser as spp
+    from space_packet_parser.xtce.validation import validate_xtce
+
+    from skyrack.ground.tmport import PacketPort, split_stream
+
+    out = tmp_path / "skyrack.xml"
+    result = cli("dictionary", "--xtce", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    xsd = Path(spp.__file__).parent / "xtce" / "schemas" / "SpaceSystem.xsd"
+    assert validate_xtce(
+        out, local_xsd=xsd, allow_schema_download=False, print_results=False, raise_on_error=False
+    ).valid
+
+    store = Archive(tmp_path / "telemetry.sqlite")
+    first = Schedule(station_contacts(twin, radio, START, START + 3 * 3600)).contacts[0]
+    frames = int((first.rise_s - START) // 10) + 3
+    link = Link.build(
+        "ground",
+        radio,
+        twin,
+        store,
+        tmp_path / "ground.sqlite",
+        start=START,
+        end=START + frames * 10,
+        seed=2,
+        loss=0.0,
+        corruption=0.0,
+    )
+    fly_store(tmp_path / "telemetry.sqlite", frames, START, link=link).close()
+    expected = link.ground.db.execute("SELECT COUNT(*) FROM packets").fetchone()[0]
+    assert expected >= frames
+    port = PacketPort(tmp_path / "ground.sqlite", "127.0.0.1", 0)
+    port.start()
+    data = b""
+    try:
+        with socket.create_connection(port.address, timeout=10) as sock:
+            deadline = time.monotonic() + 20
+            while len(split_stream(data)[0]) < expected and time.monotonic() < deadline:
+                data += sock.recv(65536)
+    finally:
+        port.stop()
+    packets, rest = split_stream(data)
+    assert len(packets) == expected and rest == b""
+    definition = spp.load_xtce(out)
+    hk = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a packet longer or shorter than its XTCE layout fails here
+        for raw in packets:
+            parsed = definition.parse_bytes(raw)
+            assert parsed["ccsds_apid"] in (P.APID_HK, P.APID_EVENT, P.APID_VERIFY, P.APID_STORE)
+            if parsed["ccsds_apid"] == P.APID_HK:
+                hk.append(parsed)
+            elif parsed["ccsds_apid"] == P.APID_EVENT:
+                assert (
+                    parsed["event_type"] == "eclipse_entry" and parsed["event_message"] == "entering eclipse"
+                )
+    assert sorted(p["store_index"] for p in hk) == list(range(1, frames + 1))
+    by_index = {p["store_index"]: p for p in hk}
+    assert (
+        by_index[5]["orbit_lat_deg"] == 4.0
+        and by_index[5]["orbit_region"] == "Chad"
+        and by_index[5]["train_step"] == 4
+    )
+    t5 = (by_index[5]["cds_days"] - P.CCSDS_EPOCH_DAYS) * 86400 + by_index[5]["cds_ms_of_day"] / 1000
+    assert t5 == START + 40
+    link.close()

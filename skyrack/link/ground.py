@@ -4,6 +4,8 @@ It has the on-board archive's schema (frames, samples, latest, events, commands,
 `skyrack serve`, the report and the assistant read it as they read any archive, plus:
 
 - `receipts`: for every frame and event received, its generation time and its receive time;
+- `packets`: every packet accepted, raw, in the order received (what the TCP packet port
+  streams, `skyrack.ground.tmport`);
 - `rejects`: every packet refused, with the reason (crc, truncated, length, apid, duplicate...).
 
 A frame keeps its on-board sequence number and an event its on-board id, so a frame received
@@ -31,6 +33,9 @@ CREATE TABLE IF NOT EXISTS receipts (
     kind TEXT NOT NULL, id INTEGER NOT NULL, t REAL NOT NULL, received_t REAL NOT NULL,
     dump INTEGER NOT NULL, PRIMARY KEY (kind, id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS receipts_received ON receipts(received_t);
+CREATE TABLE IF NOT EXISTS packets (
+    id INTEGER PRIMARY KEY, received_t REAL NOT NULL, apid INTEGER NOT NULL, dump INTEGER NOT NULL,
+    raw BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS rejects (
     id INTEGER PRIMARY KEY, received_t REAL NOT NULL, reason TEXT NOT NULL, detail TEXT,
     apid INTEGER, length INTEGER);
@@ -50,6 +55,7 @@ class GroundArchive(Archive):
         """Decode and store (raw, receive time) packets in one transaction; returns counts."""
         counts = {"received": 0, "rejected": 0, "frames": 0, "events": 0}
         rows_frames, rows_samples, rows_receipts, rows_events, rows_rejects = [], [], [], [], []
+        rows_packets = []
         store = self.meta("store_status", {"last_frame": 0, "last_event": 0})
         commands: list[dict] = []
         seen = set()
@@ -65,6 +71,7 @@ class GroundArchive(Archive):
                 counts["rejected"] += 1
                 continue
             counts["received"] += 1
+            rows_packets.append((received_t, p.apid, int(p.dump), bytes(raw)))
             if p.kind == "store":
                 store = {k: max(store[k], p.body[k]) for k in store}
                 continue
@@ -94,6 +101,9 @@ class GroundArchive(Archive):
             self.db.executemany(
                 "INSERT OR IGNORE INTO events (id, seq, t, name, severity, message, data) VALUES (?,?,?,?,?,?,?)",
                 rows_events,
+            )
+            self.db.executemany(
+                "INSERT INTO packets (received_t, apid, dump, raw) VALUES (?,?,?,?)", rows_packets
             )
             self.db.executemany(
                 "INSERT INTO rejects (received_t, reason, detail, apid, length) VALUES (?,?,?,?,?)",
