@@ -188,7 +188,9 @@ def test_ground_detects_gaps_and_duplicates(tmp_path):
     ground = GroundArchive(tmp_path / "ground.sqlite")
     packets = [P.encode_frame(i, 1e9 + i, {}, i) for i in range(1, 21)]
     keep = [p for i, p in enumerate(packets, 1) if i not in (4, 5, 6, 13)]
-    ground.receive([(p, 1e9 + 100) for p in keep] + [(P.encode_store_status(1e9 + 30, 22, 0, 0), 1e9 + 100)])
+    # The store holds 24 frames and has sent 22: 23 and 24 are not missing, they are still to come.
+    status = P.encode_store_status(1e9 + 30, 24, 0, 0, sent_frame=22)
+    ground.receive([(p, 1e9 + 100) for p in keep] + [(status, 1e9 + 100)])
     assert ground.missing("hk") == [(4, 6), (13, 13), (21, 22)]
     counts = ground.receive([(packets[0], 1e9 + 200), (packets[3], 1e9 + 200)])
     assert counts["rejected"] == 1 and counts["frames"] == 1

@@ -56,7 +56,7 @@ class GroundArchive(Archive):
         counts = {"received": 0, "rejected": 0, "frames": 0, "events": 0}
         rows_frames, rows_samples, rows_receipts, rows_events, rows_rejects = [], [], [], [], []
         rows_packets = []
-        store = self.meta("store_status", {"last_frame": 0, "last_event": 0})
+        store = self.store_status()
         commands: list[dict] = []
         seen = set()
         for raw, received_t in packets:
@@ -138,15 +138,17 @@ class GroundArchive(Archive):
 
     # -- what is missing ---------------------------------------------------------------------
     def store_status(self) -> dict:
-        return self.meta("store_status", {"last_frame": 0, "last_event": 0})
+        empty = {"last_frame": 0, "last_event": 0, "sent_frame": 0, "sent_event": 0}
+        return {**empty, **self.meta("store_status", {})}
 
     def received_ids(self, kind: str) -> np.ndarray:
         rows = self.db.execute("SELECT id FROM receipts WHERE kind=? ORDER BY id", (kind,)).fetchall()
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def missing(self, kind: str, up_to: int | None = None) -> list[tuple[int, int]]:
-        """Ranges (first, last) of frames or events the store holds and the ground lacks."""
-        last = self.store_status()["last_frame" if kind == "hk" else "last_event"] if up_to is None else up_to
+        """Ranges (first, last) of frames or events the satellite has sent and the ground lacks
+        (what it has not sent yet is not missing: it is still to come)."""
+        last = self.store_status()["sent_frame" if kind == "hk" else "sent_event"] if up_to is None else up_to
         have = self.received_ids(kind)
         have = have[(have >= 1) & (have <= last)]
         if have.size == last:

@@ -58,7 +58,10 @@ class OnboardStore:
         last = self.archive.last_frame()
         last_frame = last[0] if last else 0
         last_event = self.archive.last_event_id()
-        if not fits(P.encode_store_status(t, last_frame, last_event, self._peek(P.APID_STORE))):
+        status = P.encode_store_status(
+            t, last_frame, last_event, self._peek(P.APID_STORE), st["sent_frame"], st["sent_event"]
+        )
+        if not fits(status):
             return out
         self._count(P.APID_STORE)
         if last_frame > st["sent_frame"] and last_frame not in st["realtime"]:

@@ -6,7 +6,7 @@ Telemetry (TM), one APID per kind, each with its own 14-bit sequence count:
     APID 0x010  housekeeping frame        PUS 3,25
     APID 0x011  event                     PUS 5,1..4 (subtype by severity)
     APID 0x012  command verification      PUS 1,1 accepted / 1,3 started / 1,7 completed / 1,8 failed
-    APID 0x013  on-board store status     PUS 15,131 (the store's newest frame and event)
+    APID 0x013  on-board store status     PUS 15,131 (the store's newest frame and event, the dump's progress)
 
 Every TM packet carries a CDS short time code (generation time, ms) and ends with the PUS CRC-16
 (CCITT-FALSE). Its source data starts with the store index (u32: the frame's sequence number or
@@ -17,7 +17,9 @@ range) and a flag byte (0 realtime, 1 dump: Yamcs keeps the two streams apart). 
                   str 32 bytes UTF-8 NUL-padded; a missing float is NaN, a missing int INT_NONE
     event         frame seq u32 (0: none), event type u8 (dictionary order), message (u16 length
                   + UTF-8), data (u16 length + JSON)
-    store status  newest frame seq u32, newest event id u32
+    store status  newest frame seq u32, newest event id u32, and how far the dump has gone: every
+                  frame and event up to sent-frame u32 / sent-event u32 has been sent at least once
+                  (so a gap below them is a loss, a gap above them is not yet sent)
 
 Telecommands (TC), application data JSON:
 
@@ -59,7 +61,7 @@ PUS_TM_OVERHEAD = HEADER_LEN + 7 + TIMESTAMP_LEN + 2  # primary + PUS-C secondar
 EVENT_INDEX = {e.name: i for i, e in enumerate(EVENTS)}
 _LEAD = struct.Struct(">IB")
 _EVENT_HEAD = struct.Struct(">IBBB")  # frame seq, event type, severity, (reserved)
-_STORE = struct.Struct(">II")
+_STORE = struct.Struct(">IIII")
 
 
 def _hk_struct() -> struct.Struct:
@@ -154,10 +156,11 @@ def encode_event(event: dict, seq_count: int, dump: bool = False) -> bytes:
     return _tm(apid, subtype, seq_count, event["t"], body)
 
 
-def encode_store_status(t: float, last_frame: int, last_event: int, seq_count: int) -> bytes:
-    return _tm(
-        APID_STORE, STORE_STATUS_SUBTYPE, seq_count, t, _LEAD.pack(0, 0) + _STORE.pack(last_frame, last_event)
-    )
+def encode_store_status(
+    t: float, last_frame: int, last_event: int, seq_count: int, sent_frame: int = 0, sent_event: int = 0
+) -> bytes:
+    body = _STORE.pack(last_frame, last_event, sent_frame, sent_event)
+    return _tm(APID_STORE, STORE_STATUS_SUBTYPE, seq_count, t, _LEAD.pack(0, 0) + body)
 
 
 def check_frame(raw: bytes) -> None:
@@ -198,8 +201,13 @@ def decode(raw: bytes) -> Packet:
         if kind == "hk":
             body = _decode_hk(rest)
         elif kind == "store":
-            last_frame, last_event = _STORE.unpack(rest)
-            body = {"last_frame": last_frame, "last_event": last_event}
+            last_frame, last_event, sent_frame, sent_event = _STORE.unpack(rest)
+            body = {
+                "last_frame": last_frame,
+                "last_event": last_event,
+                "sent_frame": sent_frame,
+                "sent_event": sent_event,
+            }
         else:
             body = _decode_event(rest)
     except (struct.error, ValueError, KeyError, IndexError, UnicodeDecodeError) as exc:

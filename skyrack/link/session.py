@@ -30,7 +30,8 @@ from skyrack.link.ground import GroundArchive
 from skyrack.link.onboard import OnboardStore
 from skyrack.link.radio import Radio
 
-DRAIN_HOURS = 24.0  # after the mission, the dump continues until the ground has it all, or this long
+DRAIN_HOURS = 24.0
+RETRY_S = 30.0  # a gap asked for is not asked for again sooner than this (plus the round trip)  # after the mission, the dump continues until the ground has it all, or this long
 
 
 @dataclass
@@ -78,6 +79,7 @@ class Link:
         self.in_flight_up: list[tuple[bytes, float]] = []
         self.tc_count = int(ground.meta("tc_count", 0))
         self.stats = {"sent": 0, "delivered": 0, "uplinked": 0}
+        self.requested: dict[tuple, float] = {}  # retrieval request -> when it went up
 
     @classmethod
     def build(
@@ -171,7 +173,12 @@ class Link:
                 body["at"] = cmd["at_t"]
             tcs.append(P.encode_tc("timed" if "at" in body else "command", body, self._tc_seq()))
         self._deliver(b)  # what has come down by now tells the ground its gaps
+        hold = 2 * self.latency_s + RETRY_S  # the answer to a request is on its way meanwhile
         for request in self.ground.retrieval_requests():
+            asked = (request["kind"], request["first"], request["last"])
+            if b - self.requested.get(asked, -1e18) < hold:
+                continue
+            self.requested[asked] = b
             tcs.append(P.encode_tc("retrieve", request, self._tc_seq()))
         kept, used = [], 0
         for raw in tcs:
@@ -217,7 +224,7 @@ class Link:
             while t < min(contact.set_s, limit):
                 self.carry(t, t + step)
                 t += step
-                if self.complete() and not self.in_flight_down:
+                if self.complete():
                     self.ground.set_meta("ground_complete_t", t)
                     return t
             self._deliver(t + self.latency_s)

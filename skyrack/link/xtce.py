@@ -176,6 +176,8 @@ def xtce_document(name: str = "skyrack") -> str:
     store = [
         param("store_last_frame", "uint32_t", "newest frame in the on-board store"),
         param("store_last_event", "uint32_t", "newest event in the on-board store"),
+        param("store_sent_frame", "uint32_t", "every frame up to this one has been sent at least once"),
+        param("store_sent_event", "uint32_t", "every event up to this one has been sent at least once"),
     ]
 
     _container(containers, "CCSDSPacket", None, {}, header, abstract=True)
