@@ -262,10 +262,25 @@ def test_contact_state_silence_and_a_command_in_the_next_contact(link_dashboard)
     page.click("[data-command=pause_training]")
     page.wait_for_selector("#command-log li[data-status=queued]", timeout=10_000)
     assert page.text_content("#contact").startswith("no contact")
+    # A question out of contact: the page says when the answer will come.
+    page.fill("#chat-input", "How is training going?")
+    page.click("#chat-form button")
+    wait_until(
+        page,
+        "(document.querySelector('#chat-log li.msg.sat.pending') || {}).textContent?.includes('Hartebeesthoek')",
+        10,
+    )
     # The next contact: uplinked, accepted and executed on board, the reports come down.
     page.wait_for_selector("#command-log li[data-status=completed]", timeout=90_000)
     wait_until(page, "document.querySelector('#v-cap').textContent === 'paused'", 20)
     with Archive(run / "telemetry.sqlite", readonly=True) as onboard:
         done = [e for e in onboard.events() if e["name"] == "command" and e["data"]["status"] == "dispatched"]
     assert done and done[0]["t"] >= HARTEBEESTHOEK_RISE
+    # The answer came down in that contact, answered on board when the question arrived.
+    page.wait_for_selector("#chat-log li.msg.sat:not(.pending):nth-child(3)", timeout=60_000)
+    answer = page.locator("#chat-log li.msg.sat").last.text_content()
+    assert "over the link" in answer and "could not" not in answer, answer
+    with Archive(run / "telemetry.sqlite", readonly=True) as onboard:
+        (answered,) = [e for e in onboard.events() if e["name"] == "answer"]
+    assert answered["t"] >= HARTEBEESTHOEK_RISE
     assert not errors, errors

@@ -424,3 +424,45 @@ def test_xtce_is_valid_and_decodes_the_tcp_stream(tmp_path, twin, radio, cli):
     t5 = (by_index[5]["cds_days"] - P.CCSDS_EPOCH_DAYS) * 86400 + by_index[5]["cds_ms_of_day"] / 1000
     assert t5 == START + 40
     link.close()
+
+
+# -- chat over the link --------------------------------------------------------------------------
+def test_a_question_goes_up_in_contact_and_the_answer_comes_down(tmp_path, twin, radio):
+    asked = []
+
+    def answer(question, history, at):
+        asked.append((question, at))
+        with Archive(tmp_path / "telemetry.sqlite", readonly=True) as onboard:
+            step = onboard.latest()["train.step"][2]  # what the satellite knows when the question arrives
+        return {"answer": f"I am at step {step}", "mode": "composed", "verified": True, "facts": [1]}
+
+    store = Archive(tmp_path / "telemetry.sqlite")
+    first = Schedule(station_contacts(twin, radio, START, START + 3 * 3600)).contacts[0]
+    frames = int((first.rise_s - START) // 10) + 3
+    link = Link.build(
+        "ground",
+        radio,
+        twin,
+        store,
+        tmp_path / "ground.sqlite",
+        start=START,
+        end=START + frames * 10,
+        seed=4,
+        loss=0.0,
+        answer=answer,
+    )
+    for k in range(frames):
+        t = START + k * 10.0
+        if k == 2:
+            q = link.ground.ask("How is training going?", [], t)
+        store.write_frame(t, {"train.step": k}, [])
+        link.carry(t, t + 10.0)
+        if k >= 2 and t + 10 < first.rise_s:
+            assert link.ground.question(q["id"])["status"] == "queued" and not asked
+    ((question, at),) = asked
+    assert question == "How is training going?" and first.rise_s <= at < first.rise_s + 10
+    got = link.ground.question(q["id"])
+    assert got["status"] == "answered" and got["answered_t"] >= at
+    k_arrival = int(np.ceil((at - START) / 10)) - 1  # the newest frame stored when it arrived
+    assert got["result"]["answer"] == f"I am at step {k_arrival}" and got["result"]["verified"]
+    link.close()

@@ -139,6 +139,7 @@ class Ground:
         self.writer_pool = ThreadPoolExecutor(1, thread_name_prefix="ground-writer")
         self.assistant_pool = ThreadPoolExecutor(1, thread_name_prefix="ground-assistant")
         self._writer: Archive | None = None
+        self._ground_writer = None
         self.closing = False
 
     def close_streams(self) -> None:
@@ -156,6 +157,18 @@ class Ground:
 
     def meta(self) -> dict:
         return self.archive().all_meta()
+
+    def over_link(self) -> bool:
+        """A real link (ground or relay): the ground knows only what came down."""
+        return self.archive_path != self.run.archive
+
+    def ground_writer(self):
+        """The ground archive, for what the ground itself records (questions)."""
+        if self._ground_writer is None:
+            from skyrack.link.ground import GroundArchive
+
+            self._ground_writer = GroundArchive(self.archive_path)
+        return self._ground_writer
 
     def twin(self):
         if self._twin is None:
@@ -549,7 +562,20 @@ def create_app(
 
     # -- the assistant ------------------------------------------------------------------------
     @app.post("/api/chat", tags=["assistant"], summary="ask the satellite; it reads, it never commands")
-    async def chat(body: ChatRequest):
+    async def chat(body: ChatRequest, response: Response):
+        if ground.over_link():  # the question goes up the link; the satellite answers on board
+
+            def queue():
+                archive = ground.ground_writer()
+                if archive.meta("status") != "running":
+                    raise HTTPException(409, "the mission is not running; the satellite cannot be asked")
+                now = ground.now()
+                question = archive.ask(body.question, [list(h) for h in body.history], now)
+                return {**question, "expected": link_status(archive, None)}
+
+            response.status_code = 202
+            return await asyncio.get_running_loop().run_in_executor(ground.writer_pool, queue)
+
         def ask():  # in the assistant's own thread: loading a model must not stall the stream
             assistant = ground.assistant()
             return assistant.ask(
@@ -561,6 +587,22 @@ def create_app(
             )
 
         return await asyncio.get_running_loop().run_in_executor(ground.assistant_pool, ask)
+
+    @app.get("/api/chat/{qid}", tags=["assistant"], summary="a question sent over the link, and its answer")
+    def chat_answer(qid: Annotated[int, PathParam(ge=1, le=2**62)]):
+        if not ground.over_link():
+            raise HTTPException(404, "questions are answered at once on the ideal link")
+        from skyrack.link.ground import GroundArchive
+
+        with GroundArchive(ground.archive_path, readonly=True) as archive:
+            found = (
+                archive.question(qid)
+                if archive.db.execute("SELECT 1 FROM sqlite_master WHERE name='questions'").fetchone()
+                else None
+            )
+            if found is None:
+                raise HTTPException(404, f"no question {qid}")
+            return {**found, "expected": link_status(archive, None) if found["status"] == "queued" else None}
 
     # Outermost first: headers on every answer, then the rate limit, then the body limit.
     app.add_middleware(BodyLimit)

@@ -36,6 +36,9 @@ CREATE INDEX IF NOT EXISTS receipts_received ON receipts(received_t);
 CREATE TABLE IF NOT EXISTS packets (
     id INTEGER PRIMARY KEY, received_t REAL NOT NULL, apid INTEGER NOT NULL, dump INTEGER NOT NULL,
     raw BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS questions (
+    id INTEGER PRIMARY KEY, question TEXT NOT NULL, history TEXT NOT NULL, asked_t REAL NOT NULL,
+    status TEXT NOT NULL, answer TEXT, answered_t REAL);
 CREATE TABLE IF NOT EXISTS rejects (
     id INTEGER PRIMARY KEY, received_t REAL NOT NULL, reason TEXT NOT NULL, detail TEXT,
     apid INTEGER, length INTEGER);
@@ -58,6 +61,7 @@ class GroundArchive(Archive):
         rows_packets = []
         store = self.store_status()
         commands: list[dict] = []
+        answers: list[tuple] = []
         seen = set()
         for raw, received_t in packets:
             try:
@@ -89,6 +93,8 @@ class GroundArchive(Archive):
                 counts["events"] += 1
                 if b["name"] == "command":
                     commands.append({**b["data"], "t": p.t})
+                elif b["name"] == "answer":
+                    answers.append((json.dumps(b["data"]), received_t, b["data"].get("question_id")))
         with self.db:
             self.db.executemany("INSERT OR IGNORE INTO frames (seq, t) VALUES (?,?)", rows_frames)
             self.db.executemany("INSERT OR IGNORE INTO samples VALUES (?,?,?)", rows_samples)
@@ -111,6 +117,10 @@ class GroundArchive(Archive):
             )
             for report in commands:
                 self._report(report)
+            self.db.executemany(
+                "UPDATE questions SET status='answered', answer=?, answered_t=? WHERE id=? AND status='queued'",
+                answers,
+            )
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", ("store_status", json.dumps(store)))
         return counts
 
@@ -193,6 +203,37 @@ class GroundArchive(Archive):
         """How many frames and events the ground had received by time t."""
         q = "SELECT COUNT(*) FROM receipts WHERE kind=? AND received_t <= ?"
         return (self.db.execute(q, ("hk", t)).fetchone()[0], self.db.execute(q, ("event", t)).fetchone()[0])
+
+    # -- questions for the satellite -----------------------------------------------------------
+    def ask(self, question: str, history: list, now: float) -> dict:
+        with self.db:
+            qid = self.db.execute(
+                "INSERT INTO questions (question, history, asked_t, status) VALUES (?,?,?,'queued')",
+                (question, json.dumps(history), now),
+            ).lastrowid
+        return self.question(qid)
+
+    def question(self, qid: int) -> dict | None:
+        row = self.db.execute(
+            "SELECT id, question, asked_t, status, answer, answered_t FROM questions WHERE id=?", (qid,)
+        ).fetchone()
+        if row is None:
+            return None
+        qid, question, asked_t, status, answer, answered_t = row
+        return {
+            "id": qid,
+            "question": question,
+            "asked_t": asked_t,
+            "status": status,
+            "answered_t": answered_t,
+            **({"result": json.loads(answer)} if answer else {}),
+        }
+
+    def unanswered(self) -> list[dict]:
+        rows = self.db.execute(
+            "SELECT id, question, history FROM questions WHERE status='queued' ORDER BY id"
+        )
+        return [{"id": i, "question": q, "history": json.loads(h)} for i, q, h in rows.fetchall()]
 
     # -- uplink --------------------------------------------------------------------------------
     def uplink_commands(self) -> list[dict]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from skyrack.link import packets as P
 from skyrack.telemetry.archive import Archive, Event
 
-FRESH = {"sent_frame": 0, "sent_event": 0, "realtime": [], "retrieve": [], "counts": {}}
+FRESH = {"sent_frame": 0, "sent_event": 0, "realtime": [], "retrieve": [], "counts": {}, "asked": []}
 
 
 class OnboardStore:
@@ -28,6 +28,7 @@ class OnboardStore:
         self.archive = archive
         self.state = {**FRESH, **(archive.meta("link_store") or {})}
         self.dirty = False
+        self.questions: list[tuple[int, str, list, float]] = []  # arrived, not yet answered
 
     def save(self) -> None:
         if self.dirty:
@@ -129,6 +130,14 @@ class OnboardStore:
             kind, body = P.decode_tc(raw)
         except P.PacketError as exc:
             return exc.reason
+        if kind == "ask":
+            qid = int(body["id"])
+            if qid in self.state["asked"]:
+                return "duplicate"  # asked again before the answer came down: answered already
+            self.state["asked"].append(qid)
+            self.dirty = True
+            self.questions.append((qid, str(body["question"])[:2000], body.get("history") or [], t))
+            return None
         if kind == "retrieve":
             if body.get("kind") in ("hk", "event") and 1 <= int(body["first"]) <= int(body["last"]):
                 request = [body["kind"], int(body["first"]), int(body["last"])]

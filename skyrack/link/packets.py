@@ -26,6 +26,8 @@ Telecommands (TC), application data JSON:
     APID 0x020  command                   PUS 8,1     {"id", "name", "args"}
     APID 0x021  time-tagged command       PUS 11,4    {"id", "name", "args", "at"}
     APID 0x022  retrieval by range        PUS 15,9    {"kind": "hk" | "event", "first", "last"}
+    APID 0x023  a question for the satellite  PUS 8,1 {"id", "question", "history"}; the answer comes
+                down as an `answer` event, verified on board against the store at arrival
 """
 
 from __future__ import annotations
@@ -44,9 +46,9 @@ from spacepackets.ecss.tm import PusTm
 from skyrack.telemetry.dictionary import CHANNELS, EVENTS, SEVERITIES
 
 APID_HK, APID_EVENT, APID_VERIFY, APID_STORE = 0x010, 0x011, 0x012, 0x013
-APID_COMMAND, APID_TIMED, APID_RETRIEVE = 0x020, 0x021, 0x022
+APID_COMMAND, APID_TIMED, APID_RETRIEVE, APID_ASK = 0x020, 0x021, 0x022, 0x023
 TM_APIDS = {APID_HK: "hk", APID_EVENT: "event", APID_VERIFY: "verify", APID_STORE: "store"}
-TC_APIDS = {APID_COMMAND: "command", APID_TIMED: "timed", APID_RETRIEVE: "retrieve"}
+TC_APIDS = {APID_COMMAND: "command", APID_TIMED: "timed", APID_RETRIEVE: "retrieve", APID_ASK: "ask"}
 SERVICE = {APID_HK: 3, APID_EVENT: 5, APID_VERIFY: 1, APID_STORE: 15}
 VERIFY_SUBTYPE = {"accepted": 1, "dispatched": 3, "completed": 7, "failed": 8}
 EVENT_SUBTYPE = {"debug": 1, "info": 1, "warning": 2, "error": 3, "critical": 4}
@@ -254,7 +256,7 @@ def _decode_event(rest: bytes) -> dict:
 # -- telecommands ----------------------------------------------------------------------------
 def encode_tc(kind: str, body: dict, seq_count: int) -> bytes:
     apid = {v: k for k, v in TC_APIDS.items()}[kind]
-    service, subtype = {"command": (8, 1), "timed": (11, 4), "retrieve": (15, 9)}[kind]
+    service, subtype = {"command": (8, 1), "timed": (11, 4), "retrieve": (15, 9), "ask": (8, 1)}[kind]
     data = json.dumps(body, separators=(",", ":")).encode("utf-8")
     return bytes(
         PusTc(

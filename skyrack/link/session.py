@@ -71,8 +71,12 @@ class Link:
         store: OnboardStore,
         ground: GroundArchive,
         channel: Channel,
+        answer=None,
     ):
         self.mode, self.radio, self.schedule = mode, radio, schedule
+        # answer(question, history, at) -> dict: the satellite's assistant, on board (the mission
+        # passes it in: the link carries questions and answers, it does not answer them)
+        self.answer = answer
         self.store, self.ground, self.channel = store, ground, channel
         self.latency_s = radio.relay_latency_s if mode == "relay" else 0.0
         self.in_flight_down: list[tuple[bytes, float]] = []
@@ -96,6 +100,7 @@ class Link:
         loss=None,
         corruption=None,
         plan: dict | None = None,
+        answer=None,
     ):
         """The link of one mission; `plan` (the mission's meta) goes on the ground's record too:
         the ground planned the mission, so it knows it without a packet."""
@@ -110,7 +115,7 @@ class Link:
             radio.packet_corruption if corruption is None else corruption,
             seed,
         )
-        link = cls(mode, radio, schedule, OnboardStore(store_archive), ground, channel)
+        link = cls(mode, radio, schedule, OnboardStore(store_archive), ground, channel, answer)
         for key, value in (plan or {}).items():
             if key not in ("sessions", "operator"):
                 ground.set_meta(key, value)
@@ -172,6 +177,8 @@ class Link:
             if cmd.get("at_t") is not None:
                 body["at"] = cmd["at_t"]
             tcs.append(P.encode_tc("timed" if "at" in body else "command", body, self._tc_seq()))
+        for q in self.ground.unanswered():  # sent again each contact until the answer is down
+            tcs.append(P.encode_tc("ask", q, self._tc_seq()))
         self._deliver(b)  # what has come down by now tells the ground its gaps
         hold = 2 * self.latency_s + RETRY_S  # the answer to a request is on its way meanwhile
         for request in self.ground.retrieval_requests():
@@ -206,6 +213,38 @@ class Link:
             self.in_flight_up = [(raw, at) for raw, at in self.in_flight_up if at > t]
             for raw, at in up:
                 self.store.receive_tc(raw, at)
+            self._answer_questions()
+
+    def _answer_questions(self) -> None:
+        """Answer what arrived, on board, from the store as it stood when the question came."""
+        from skyrack.telemetry.archive import Event
+
+        while self.store.questions:
+            qid, question, history, at = self.store.questions.pop(0)
+            if self.answer is None:
+                result = {
+                    "answer": "I cannot answer questions on this link.",
+                    "mode": "none",
+                    "verified": False,
+                }
+            else:
+                try:
+                    result = self.answer(question, [tuple(h) for h in history][-6:], at)
+                except Exception as exc:  # the satellite says it could not answer, and flies on
+                    result = {
+                        "answer": f"I could not answer: {str(exc).splitlines()[0][:200]}",
+                        "mode": "error",
+                        "verified": False,
+                    }
+            data = {
+                "question_id": qid,
+                "answer": str(result.get("answer", ""))[:1500],
+                "mode": result.get("mode"),
+                "verified": bool(result.get("verified")),
+                "facts": len(result.get("facts") or []),
+                "asked_on_board_t": at,
+            }
+            self.store.archive.write_events(at, [Event("answer", data)])
 
     # -- after the mission -----------------------------------------------------------------------
     def drain(self, t_end: float, say=None, max_hours: float = DRAIN_HOURS) -> float | None:

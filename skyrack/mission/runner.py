@@ -248,6 +248,7 @@ class Flight:
                 seed=int(meta.seed),
                 loss=meta.link_loss,
                 plan=meta.as_dict(),
+                answer=self._onboard_assistant(meta),
             )
         self.mission = Mission(
             self.archive,
@@ -267,6 +268,23 @@ class Flight:
                 f"mission resumed (session {meta.session}) after frame {last[0] if last else 0}; "
                 f"training continues from step {self.training.step_count}"
             )
+
+    def _onboard_assistant(self, meta: RunMeta):
+        """The satellite's own assistant for questions that come up the link: composed answers
+        from the on-board store, verified against it (a model is not loaded on board)."""
+        state: dict = {}
+        run_dir, profile, tle = self.run.path, meta.profile, meta.tle_file
+
+        def answer(question: str, history: list, at: float) -> dict:
+            if "assistant" not in state:
+                from skyrack.assistant.service import Assistant
+
+                state["assistant"] = Assistant.create(backend="composed")
+            return state["assistant"].ask(
+                question, run_dir=run_dir, at=at, profile=profile, history=history, tle=tle
+            )
+
+        return answer
 
     def fly(self) -> dict:
         from skyrack.mission.report import write_report

@@ -111,6 +111,12 @@ EVENTS: tuple[EventType, ...] = (
     EventType("limit", "warning", "{channel} {state}: {value}", "a channel left its limits"),
     EventType("command", "info", "command {name} {status}", "a command changed state"),
     EventType("mission", "info", "{message}", "mission start, resume and end"),
+    EventType(
+        "answer",
+        "info",
+        "answer to question {question_id}: {answer}",
+        "the satellite answers a question from the ground",
+    ),
 )
 
 COMMANDS: tuple[CommandType, ...] = (

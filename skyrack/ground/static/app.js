@@ -168,15 +168,30 @@ async function ask(question) {
   const sat = document.createElement("li"); sat.className = "msg sat pending"; sat.textContent = "…"; log.append(sat);
   log.scrollTop = log.scrollHeight;
   try {
-    const r = await api("/api/chat", { method: "POST", headers: { "content-type": "application/json" },
+    let r = await api("/api/chat", { method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ question, history: chatHistory.slice(-6) }) });
-    sat.innerHTML = `${esc(r.answer)}<small>${esc(r.mode)}${r.verified ? " · verified against telemetry" : ""} · ${fixed(r.latency_s, 1)} s</small>`;
+    if (r.status === "queued") r = await overTheLink(r, sat); // the satellite answers on board, in contact
+    sat.innerHTML = `${esc(r.answer)}<small>${esc(r.mode)}${r.verified ? " · verified against telemetry" : ""}${r.latency_s !== undefined ? ` · ${fixed(r.latency_s, 1)} s` : " · over the link"}</small>`;
     chatHistory.push([question, r.answer]);
   } catch (e) {
     sat.className = "msg sat err"; sat.textContent = e.message;
   }
   sat.classList.remove("pending");
   log.scrollTop = log.scrollHeight;
+}
+
+async function overTheLink(q, sat) {
+  for (;;) {
+    const e = q.expected;
+    if (e) {
+      sat.textContent = e.in_contact ? `sent to the satellite (in contact with ${e.station}); the answer comes down in this contact`
+        : e.next_station ? `the question goes up in the next contact: ${e.next_station} in ${span(e.next_in_s)}; the answer comes down then`
+        : "no contact planned: the question waits on the ground";
+    }
+    await new Promise((ok) => setTimeout(ok, 1500));
+    q = await api(`/api/chat/${q.id}`);
+    if (q.status === "answered") return q.result;
+  }
 }
 
 // -- the link ---------------------------------------------------------------------------------
