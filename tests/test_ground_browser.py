@@ -256,6 +256,7 @@ def test_contact_state_silence_and_a_command_in_the_next_contact(link_dashboard)
     assert " left" in page.text_content("#contact")
     wait_until(page, f"{contact}.includes('next contact: Hartebeesthoek in')", 40)
     assert page.locator("#timeline .pass").count() >= 2
+    assert page.eval_on_selector("#timeline .pass", "e => e.getBoundingClientRect().width") >= 3  # drawn
     # Out of contact: the command waits on the ground.
     page.fill("#token", server.token)
     page.click("#token-form button")

@@ -227,8 +227,17 @@ function drawTimeline(l) {
   if (!meta.start_t || !l.now) return;
   const t0 = Math.max(meta.start_t, l.now - 3600), t1 = t0 + 4 * 3600;
   const x = (t) => `${(100 * (Math.min(Math.max(t, t0), t1) - t0)) / (t1 - t0)}%`;
-  box.innerHTML = (l.contacts || []).filter((c) => c.set_t > t0 && c.rise_t < t1).map((c) => `<span class="pass" title="${esc(c.station)} ${utc(c.rise_t).slice(11, 16)}" style="left:${x(c.rise_t)};right:calc(100% - ${x(c.set_t)})"></span>`).join("")
-    + `<span class="now" style="left:${x(l.now)}"></span>`;
+  // Styles set through the DOM: the page's Content-Security-Policy refuses inline style attributes.
+  box.replaceChildren();
+  for (const c of (l.contacts || []).filter((c) => c.set_t > t0 && c.rise_t < t1)) {
+    const band = document.createElement("span");
+    band.className = "pass"; band.title = `${c.station} ${utc(c.rise_t).slice(11, 16)} UTC`;
+    band.style.left = x(c.rise_t); band.style.width = `calc(${x(c.set_t)} - ${x(c.rise_t)})`;
+    box.append(band);
+  }
+  const mark = document.createElement("span");
+  mark.className = "now"; mark.style.left = x(l.now);
+  box.append(mark);
 }
 const HISTORY = ["power.battery_soc", "power.array_w", "power.load_w", "gpu.temp_c", "train.loss", "train.val_loss",
   "orbit.lat_deg", "orbit.lon_deg"];
