@@ -60,6 +60,10 @@ def link_status(archive: Archive, now: float | None, latest_t: float | None = No
         received = db.execute("SELECT COUNT(*) FROM receipts WHERE kind='hk'").fetchone()[0]
         last_received = db.execute("SELECT MAX(received_t) FROM receipts").fetchone()[0]
         rejects = dict(db.execute("SELECT reason, COUNT(*) FROM rejects GROUP BY reason").fetchall())
+    files = []
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name='files'").fetchone():
+        cols = ("id", "name", "size", "segments", "sent", "status", "completed_t")
+        files = [dict(zip(cols, r)) for r in db.execute(f"SELECT {', '.join(cols)} FROM files ORDER BY id")]
     last = archive.last_frame()
     if latest_t is not None:
         last = (None, latest_t)
@@ -75,6 +79,7 @@ def link_status(archive: Archive, now: float | None, latest_t: float | None = No
         "latest_frame_t": last[1] if last else None,
         "latest_age_s": (now - last[1]) if (last and now is not None) else None,
         "rejects": rejects,
+        "files": files,
         "at_mission_end": archive.meta("at_mission_end"),
         "complete_t": archive.meta("complete_t"),
     }

@@ -24,9 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from skyrack.link.files import GroundFiles
 from skyrack.link.packets import PacketError, decode
 from skyrack.telemetry.archive import Archive
 from skyrack.telemetry.dictionary import CHANNELS
+from skyrack.telemetry.runs import DOWNLINK_NAME
 
 GROUND_SCHEMA = """
 CREATE TABLE IF NOT EXISTS receipts (
@@ -52,13 +54,14 @@ class GroundArchive(Archive):
         super().__init__(path, readonly=readonly)
         if not readonly:
             self.db.executescript(GROUND_SCHEMA)
+            self.files = GroundFiles(self.db, self.path.parent / DOWNLINK_NAME)
 
     # -- receiving ---------------------------------------------------------------------------
     def receive(self, packets: list[tuple[bytes, float]]) -> dict:
         """Decode and store (raw, receive time) packets in one transaction; returns counts."""
         counts = {"received": 0, "rejected": 0, "frames": 0, "events": 0}
         rows_frames, rows_samples, rows_receipts, rows_events, rows_rejects = [], [], [], [], []
-        rows_packets = []
+        rows_packets, file_metas, file_segments = [], [], []
         store = self.store_status()
         commands: list[dict] = []
         answers: list[tuple] = []
@@ -67,7 +70,7 @@ class GroundArchive(Archive):
             try:
                 p = decode(raw)
                 key = ("hk" if p.kind == "hk" else "event", p.index)
-                if p.kind != "store" and (key in seen or self._has(key)):
+                if p.kind in ("hk", "event", "verify") and (key in seen or self._has(key)):
                     raise PacketError("duplicate", f"{key[0]} {p.index} already received")
             except PacketError as exc:
                 apid = int.from_bytes(raw[0:2], "big") & 0x7FF if len(raw) >= 2 else None
@@ -78,6 +81,15 @@ class GroundArchive(Archive):
             rows_packets.append((received_t, p.apid, int(p.dump), bytes(raw)))
             if p.kind == "store":
                 store = {k: max(store[k], p.body[k]) for k in store}
+                continue
+            if p.kind == "file_meta":
+                b = p.body
+                file_metas.append(
+                    (p.index, b["name"], b["size"], b["segments"], b["sent"], b["sha256"], received_t)
+                )
+                continue
+            if p.kind == "file_data":
+                file_segments.append((p.index, p.body["segment"], p.body["data"]))
                 continue
             seen.add(key)
             rows_receipts.append((key[0], p.index, p.t, received_t, int(p.dump)))
@@ -122,6 +134,9 @@ class GroundArchive(Archive):
                 answers,
             )
             self.db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", ("store_status", json.dumps(store)))
+            self.files.rows(file_metas, file_segments)
+        if file_metas or file_segments:
+            self.files.finish(max(rt for _, rt in packets))
         return counts
 
     @staticmethod

@@ -8,7 +8,8 @@ Downlink priority within each contact (documented, as the ground relies on it):
 3. events not yet sent, oldest first (events before housekeeping: they are few and they say
    what happened);
 4. retransmissions the ground asked for (PUS-15 retrieval by range), events first;
-5. the housekeeping backlog, oldest first (the dump).
+5. the housekeeping backlog, oldest first (the dump);
+6. files offered for downlink (`skyrack.link.files`): metadata, segments asked for again, new ones.
 
 What has been sent is kept in the store's meta (`link_store`), updated in the same place the packets
 are built, so a resumed mission continues the dump where it stood; re-sending a little after a
@@ -17,6 +18,7 @@ crash is harmless because the ground stores each frame and event once.
 
 from __future__ import annotations
 
+from skyrack.link import files
 from skyrack.link import packets as P
 from skyrack.telemetry.archive import Archive, Event
 
@@ -96,7 +98,27 @@ class OnboardStore:
                 self._count(P.APID_HK)
                 st["sent_frame"] = seq
             st["realtime"] = [s for s in st["realtime"] if s > st["sent_frame"]]
+        files.send(st, t, fits, self._counter)  # files last: the telemetry comes first
         return out
+
+    def _counter(self, apid: int, peek: bool = False) -> int:
+        return self._peek(apid) if peek else self._count(apid)
+
+    def offer_file(self, path, name: str) -> dict:
+        """Queue a file for downlink; a copy goes to the run's outbox, so that the original may
+        change or go (an old checkpoint pruned) while the transfer spans its contacts."""
+        from pathlib import Path
+
+        from skyrack.storage import atomic_write_bytes
+        from skyrack.telemetry.runs import OUTBOX_NAME
+
+        outbox = self.archive.path.parent / OUTBOX_NAME
+        outbox.mkdir(exist_ok=True)
+        n = len(self.state.get("files", [])) + 1
+        copy = outbox / f"{n:04d}-{Path(name).name}"
+        atomic_write_bytes(copy, Path(path).read_bytes())
+        self.dirty = True
+        return files.offer(self.state, copy, name)
 
     def _peek(self, apid: int) -> int:
         return self.state["counts"].get(str(apid), 0)
@@ -130,6 +152,10 @@ class OnboardStore:
             kind, body = P.decode_tc(raw)
         except P.PacketError as exc:
             return exc.reason
+        if kind in ("file_nak", "file_ack"):
+            files.receive_tc(self.state, kind, body)
+            self.dirty = True
+            return None
         if kind == "ask":
             qid = int(body["id"])
             if qid in self.state["asked"]:

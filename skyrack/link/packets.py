@@ -7,6 +7,8 @@ Telemetry (TM), one APID per kind, each with its own 14-bit sequence count:
     APID 0x011  event                     PUS 5,1..4 (subtype by severity)
     APID 0x012  command verification      PUS 1,1 accepted / 1,3 started / 1,7 completed / 1,8 failed
     APID 0x013  on-board store status     PUS 15,131 (the store's newest frame and event, the dump's progress)
+    APID 0x015  file metadata             PUS 13,1  (skyrack.link.files: id, size, segments, sha256, name)
+    APID 0x016  file segment              PUS 13,2  (file id, segment number, up to 1 KiB of the file)
 
 Every TM packet carries a CDS short time code (generation time, ms) and ends with the PUS CRC-16
 (CCITT-FALSE). Its source data starts with the store index (u32: the frame's sequence number or
@@ -28,6 +30,8 @@ Telecommands (TC), application data JSON:
     APID 0x022  retrieval by range        PUS 15,9    {"kind": "hk" | "event", "first", "last"}
     APID 0x023  a question for the satellite  PUS 8,1 {"id", "question", "history"}; the answer comes
                 down as an `answer` event, verified on board against the store at arrival
+    APID 0x024  file segments to send again   PUS 13,9  {"file", "first", "last"} (a NAK)
+    APID 0x025  file received whole           PUS 13,10 {"file"} (the ACK: stop announcing it)
 """
 
 from __future__ import annotations
@@ -46,10 +50,34 @@ from spacepackets.ecss.tm import PusTm
 from skyrack.telemetry.dictionary import CHANNELS, EVENTS, SEVERITIES
 
 APID_HK, APID_EVENT, APID_VERIFY, APID_STORE = 0x010, 0x011, 0x012, 0x013
+APID_FILE_META, APID_FILE_DATA = 0x015, 0x016
 APID_COMMAND, APID_TIMED, APID_RETRIEVE, APID_ASK = 0x020, 0x021, 0x022, 0x023
-TM_APIDS = {APID_HK: "hk", APID_EVENT: "event", APID_VERIFY: "verify", APID_STORE: "store"}
-TC_APIDS = {APID_COMMAND: "command", APID_TIMED: "timed", APID_RETRIEVE: "retrieve", APID_ASK: "ask"}
-SERVICE = {APID_HK: 3, APID_EVENT: 5, APID_VERIFY: 1, APID_STORE: 15}
+TM_APIDS = {
+    APID_HK: "hk",
+    APID_EVENT: "event",
+    APID_VERIFY: "verify",
+    APID_STORE: "store",
+    APID_FILE_META: "file_meta",
+    APID_FILE_DATA: "file_data",
+}
+APID_FILE_NAK, APID_FILE_ACK = 0x024, 0x025
+TC_APIDS = {
+    APID_COMMAND: "command",
+    APID_TIMED: "timed",
+    APID_RETRIEVE: "retrieve",
+    APID_ASK: "ask",
+    APID_FILE_NAK: "file_nak",
+    APID_FILE_ACK: "file_ack",
+}
+TC_SERVICE = {
+    "command": (8, 1),
+    "timed": (11, 4),
+    "retrieve": (15, 9),
+    "ask": (8, 1),
+    "file_nak": (13, 9),
+    "file_ack": (13, 10),
+}
+SERVICE = {APID_HK: 3, APID_EVENT: 5, APID_VERIFY: 1, APID_STORE: 15, APID_FILE_META: 13, APID_FILE_DATA: 13}
 VERIFY_SUBTYPE = {"accepted": 1, "dispatched": 3, "completed": 7, "failed": 8}
 EVENT_SUBTYPE = {"debug": 1, "info": 1, "warning": 2, "error": 3, "critical": 4}
 STORE_STATUS_SUBTYPE = 131  # mission-specific subtype: the store's newest contents
@@ -64,6 +92,8 @@ EVENT_INDEX = {e.name: i for i, e in enumerate(EVENTS)}
 _LEAD = struct.Struct(">IB")
 _EVENT_HEAD = struct.Struct(">IBBB")  # frame seq, event type, severity, (reserved)
 _STORE = struct.Struct(">IIII")
+_FILE_META = struct.Struct(">QII32sH")  # size, segments, segments sent so far, sha256, name length
+_FILE_SEG = struct.Struct(">I")  # segment number
 
 
 def _hk_struct() -> struct.Struct:
@@ -165,6 +195,22 @@ def encode_store_status(
     return _tm(APID_STORE, STORE_STATUS_SUBTYPE, seq_count, t, _LEAD.pack(0, 0) + body)
 
 
+def encode_file_meta(
+    t: float, file_id: int, name: str, size: int, segments: int, sent: int, sha256: bytes, seq_count: int
+) -> bytes:
+    raw_name = name.encode("utf-8")[:1024]
+    body = _LEAD.pack(file_id, 0) + _FILE_META.pack(size, segments, sent, sha256, len(raw_name)) + raw_name
+    return _tm(APID_FILE_META, 1, seq_count, t, body)
+
+
+def encode_file_segment(
+    t: float, file_id: int, segment: int, data: bytes, seq_count: int, dump: bool
+) -> bytes:
+    return _tm(
+        APID_FILE_DATA, 2, seq_count, t, _LEAD.pack(file_id, int(dump)) + _FILE_SEG.pack(segment) + data
+    )
+
+
 def check_frame(raw: bytes) -> None:
     """The checks Yamcs' packet preprocessor makes, each with its own reason."""
     if len(raw) < HEADER_LEN:
@@ -202,6 +248,15 @@ def decode(raw: bytes) -> Packet:
         rest = data[_LEAD.size :]
         if kind == "hk":
             body = _decode_hk(rest)
+        elif kind == "file_meta":
+            size, segments, sent, digest, n = _FILE_META.unpack_from(rest)
+            name = rest[_FILE_META.size : _FILE_META.size + n].decode("utf-8")
+            if _FILE_META.size + n != len(rest):
+                raise ValueError("trailing bytes after the file name")
+            body = {"size": size, "segments": segments, "sent": sent, "sha256": digest.hex(), "name": name}
+        elif kind == "file_data":
+            (segment,) = _FILE_SEG.unpack_from(rest)
+            body = {"segment": segment, "data": rest[_FILE_SEG.size :]}
         elif kind == "store":
             last_frame, last_event, sent_frame, sent_event = _STORE.unpack(rest)
             body = {
@@ -256,7 +311,7 @@ def _decode_event(rest: bytes) -> dict:
 # -- telecommands ----------------------------------------------------------------------------
 def encode_tc(kind: str, body: dict, seq_count: int) -> bytes:
     apid = {v: k for k, v in TC_APIDS.items()}[kind]
-    service, subtype = {"command": (8, 1), "timed": (11, 4), "retrieve": (15, 9), "ask": (8, 1)}[kind]
+    service, subtype = TC_SERVICE[kind]
     data = json.dumps(body, separators=(",", ":")).encode("utf-8")
     return bytes(
         PusTc(

@@ -187,6 +187,13 @@ class Link:
                 continue
             self.requested[asked] = b
             tcs.append(P.encode_tc("retrieve", request, self._tc_seq()))
+        for ack in self.ground.files.acks():
+            tcs.append(P.encode_tc("file_ack", ack, self._tc_seq()))
+        for nak in self.ground.files.naks():
+            asked = ("file", nak["file"], nak["first"], nak["last"])
+            if b - self.requested.get(asked, -1e18) >= hold:
+                self.requested[asked] = b
+                tcs.append(P.encode_tc("file_nak", nak, self._tc_seq()))
         kept, used = [], 0
         for raw in tcs:
             if used + len(raw) > up_budget:

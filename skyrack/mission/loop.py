@@ -146,7 +146,9 @@ class Mission:
         else:
             events += self._crossings(now)
 
-        if execute(self.archive, t, op, self._checkpoint_now):
+        if execute(
+            self.archive, t, op, self._checkpoint_now, self._downlink_checkpoint if self.link else None
+        ):
             self.archive.set_meta("operator", op.as_dict())
         decision = craft.decide(now)
         if decision.kind != "hold":
@@ -219,6 +221,17 @@ class Mission:
     def _checkpoint_now(self) -> str:
         path = self.training.save()
         return f"checkpoint at step {self.training.step_count}" + (f" ({path.name})" if path else "")
+
+    def _downlink_checkpoint(self) -> str:
+        """A verified checkpoint now, its files offered to the link (skyrack.link.files)."""
+        path = self.training.save()
+        if path is None or not path.is_dir():
+            raise ValueError("no checkpoint to send")
+        parts = sorted(p for p in path.iterdir() if p.is_file())
+        size = sum(p.stat().st_size for p in parts)
+        for part in parts:
+            self.link.store.offer_file(part, f"checkpoints/{path.name}/{part.name}")
+        return f"{path.name}: {len(parts)} files, {size / 1e6:.1f} MB queued for downlink"
 
     def _values(self, now, cap: float, gpu_w: float, fraction: float) -> dict:
         craft, training = self.craft, self.training

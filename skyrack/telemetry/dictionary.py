@@ -125,6 +125,10 @@ COMMANDS: tuple[CommandType, ...] = (
     CommandType("resume_training", "resume training steps"),
     CommandType("checkpoint_now", "write a verified checkpoint at the next step"),
     CommandType(
+        "downlink_checkpoint",
+        "write a verified checkpoint and send its files down over the link (they may span several contacts)",
+    ),
+    CommandType(
         "set_power_cap",
         "limit the GPU power cap",
         (Argument("cap_w", "float", "upper bound on the GPU power cap", 0.0, 1000.0),),

@@ -5,6 +5,8 @@ found, what its archive's meta holds, and the orbit twin it flies.
                                        with a real link it is the on-board store
     <runs>/<run-id>/ground.sqlite      what the ground received over the link (skyrack.link.ground);
                                        the ground server reads it when it exists
+    <runs>/<run-id>/outbox/            on board: files offered for downlink, kept until acknowledged
+    <runs>/<run-id>/downlink/          on the ground: files received whole over the link
     <runs>/<run-id>/checkpoints/       the trainer's verified checkpoints
     <runs>/<run-id>/report.html        the mission report (skyrack.mission.report)
     <runs>/<run-id>/summary.json       its headline numbers
@@ -29,6 +31,8 @@ from skyrack.errors import UserError
 
 ARCHIVE_NAME = "telemetry.sqlite"
 GROUND_ARCHIVE_NAME = "ground.sqlite"
+OUTBOX_NAME = "outbox"
+DOWNLINK_NAME = "downlink"
 CHECKPOINTS_NAME = "checkpoints"
 REPORT_NAME = "report.html"
 SUMMARY_NAME = "summary.json"
