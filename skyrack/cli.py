@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "skyrack.assistant.commands",
     "skyrack.mission.commands",
     "skyrack.telemetry.commands",
+    "skyrack.link.commands",
 )
 
 

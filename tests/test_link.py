@@ -504,3 +504,41 @@ def test_a_file_survives_loss_over_several_contacts(tmp_path, twin, radio):
     assert len(passes) >= 2  # it spanned contacts
     assert link.ground.frame_count() == frames  # and the telemetry still came first and whole
     link.close()
+
+
+def test_the_command_cli_queues_on_the_ground_with_a_time_tag(tmp_path, cli):
+    from conftest import assert_clean_error
+
+    from skyrack.orbit.timebase import iso
+
+    run = tmp_path / "runs" / "r1"
+    with Archive(run / "telemetry.sqlite") as onboard:
+        onboard.set_meta("status", "running")
+        onboard.write_frame(START, {"train.step": 0})
+    with GroundArchive(run / "ground.sqlite") as ground:
+        ground.set_meta("status", "running")
+        ground.set_meta("ground_clock", START + 600)
+    result = cli(
+        "command",
+        "r1",
+        "set_power_cap",
+        "cap_w=300",
+        "--at",
+        iso(START + 3600),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "next contact" in result.stdout
+    with GroundArchive(run / "ground.sqlite", readonly=True) as ground:
+        (cmd,) = ground.commands()
+    assert cmd["name"] == "set_power_cap" and cmd["args"] == {"cap_w": 300.0} and cmd["at_t"] == START + 3600
+    assert cmd["status"] == "queued" and cmd["created_t"] == START + 600
+    with Archive(run / "telemetry.sqlite", readonly=True) as onboard:
+        assert onboard.commands() == []  # nothing reaches the satellite but through the link
+    runs = str(tmp_path / "runs")
+    assert_clean_error(cli("command", "r1", "warp_drive", "--runs-dir", runs), "unknown command")
+    assert_clean_error(cli("command", "r1", "ping", "--at", iso(START), "--runs-dir", runs), "past")
+    assert_clean_error(
+        cli("command", "r1", "set_power_cap", "cap_w=lots", "--runs-dir", runs), "not a number"
+    )

@@ -254,3 +254,27 @@ class GroundArchive(Archive):
     def uplink_commands(self) -> list[dict]:
         """Commands not yet acknowledged by the satellite (sent again until an acceptance comes)."""
         return self._commands("WHERE status='queued' ORDER BY id")
+
+
+def queue_ground_command(run: str, runs_dir: str | None, name: str, args: dict, at_t: float | None) -> dict:
+    """Queue a command where the ground keeps them: the ground archive over a real link (it goes
+    up in the next contact), the on-board archive on the ideal link (it runs at the next frame)."""
+    from skyrack.errors import UserError
+    from skyrack.telemetry.runs import find_run
+
+    found = find_run(run, runs_dir)
+    over_link = found.ground_archive.is_file()
+    with Archive(found.served_archive) as archive:
+        if archive.meta("status") != "running":
+            raise UserError(f"mission {found.run_id} is not running; commands are accepted only in flight")
+        now = archive.meta("ground_clock") if over_link else None
+        if now is None:
+            last = archive.last_frame()
+            now = last[1] if last else archive.meta("start_t")
+        if at_t is not None and at_t < now:
+            raise UserError("the time tag is in the past of the mission")
+        cmd = archive.queue_command(name, args, now=now, at_t=at_t)
+    return {
+        **cmd,
+        "where": "queued on the ground for the next contact" if over_link else "queued for the next frame",
+    }
