@@ -542,3 +542,50 @@ def test_the_command_cli_queues_on_the_ground_with_a_time_tag(tmp_path, cli):
     assert_clean_error(
         cli("command", "r1", "set_power_cap", "cap_w=lots", "--runs-dir", runs), "not a number"
     )
+
+
+def test_the_ground_survives_damaged_packets_that_pass_the_crc(tmp_path):
+    """Bytes changed and the CRC made right again: the parsers behind the CRC must refuse, not crash."""
+    from fastcrc import crc16
+
+    rng = np.random.default_rng(11)
+    event = {
+        "id": 1,
+        "seq": 1,
+        "t": 1e9,
+        "name": "command",
+        "severity": "info",
+        "message": "m",
+        "data": {"id": 1, "status": "completed"},
+    }
+    valid = [
+        P.encode_frame(1, 1e9, random_frame(rng), 0),
+        P.encode_event(event, 0),
+        P.encode_store_status(1e9, 3, 3, 0, 2, 2),
+        P.encode_file_meta(1e9, 1, "a/b.bin", 10, 1, 1, bytes(32), 0),
+        P.encode_file_segment(1e9, 1, 0, b"0123456789", 0, False),
+    ]
+    ground = GroundArchive(tmp_path / "ground.sqlite")
+    batch = []
+    for i in range(3000):
+        raw = bytearray(valid[i % len(valid)])
+        for _ in range(int(rng.integers(1, 6))):
+            raw[int(rng.integers(0, len(raw) - 2))] = int(rng.integers(0, 256))
+        if rng.random() < 0.2:
+            raw = raw[: int(rng.integers(8, len(raw)))]
+            raw[4:6] = (len(raw) - 7).to_bytes(2, "big")
+        raw[-2:] = crc16.ibm_3740(bytes(raw[:-2])).to_bytes(2, "big")
+        batch.append((bytes(raw), 1e9 + i))
+    batch.append((bytes(rng.integers(0, 256, 50, dtype=np.uint8)), 2e9))
+    counts = ground.receive(batch)
+    assert counts["received"] + counts["rejected"] == len(batch) and counts["rejected"] > 0
+    assert {r["reason"] for r in ground.rejects(5000)} <= {
+        "crc",
+        "truncated",
+        "length",
+        "version",
+        "type",
+        "apid",
+        "malformed",
+        "duplicate",
+    }

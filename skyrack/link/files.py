@@ -24,7 +24,7 @@ import numpy as np
 
 from skyrack.link import packets as P
 
-SEGMENT_BYTES = 1024
+SEGMENT_BYTES = P.FILE_SEGMENT_BYTES
 
 FILES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (

@@ -176,13 +176,11 @@ class GroundArchive(Archive):
         last = self.store_status()["sent_frame" if kind == "hk" else "sent_event"] if up_to is None else up_to
         have = self.received_ids(kind)
         have = have[(have >= 1) & (have <= last)]
-        if have.size == last:
-            return []
-        present = np.zeros(last + 2, dtype=bool)
-        present[have] = True
-        present[0] = present[last + 1] = True
-        edges = np.flatnonzero(np.diff(present.astype(np.int8)))
-        return [(int(a) + 1, int(b)) for a, b in zip(edges[0::2], edges[1::2])]
+        # Sparse, from the ids held: no array as long as the store (a damaged count cannot blow it up).
+        bounds = np.concatenate([[0], have, [last + 1]])
+        step = np.diff(bounds)
+        at = np.flatnonzero(step > 1)
+        return [(int(bounds[i]) + 1, int(bounds[i + 1]) - 1) for i in at[: 4 * MAX_RANGES]]
 
     def retrieval_requests(self) -> list[dict]:
         """The gaps to ask for again: events first, then housekeeping."""

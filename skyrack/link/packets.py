@@ -94,6 +94,8 @@ _EVENT_HEAD = struct.Struct(">IBBB")  # frame seq, event type, severity, (reserv
 _STORE = struct.Struct(">IIII")
 _FILE_META = struct.Struct(">QII32sH")  # size, segments, segments sent so far, sha256, name length
 _FILE_SEG = struct.Struct(">I")  # segment number
+FILE_SEGMENT_BYTES = 1024
+MAX_FILE_BYTES = 1 << 34  # 16 GiB: anything larger is a damaged header
 
 
 def _hk_struct() -> struct.Struct:
@@ -253,12 +255,19 @@ def decode(raw: bytes) -> Packet:
             name = rest[_FILE_META.size : _FILE_META.size + n].decode("utf-8")
             if _FILE_META.size + n != len(rest):
                 raise ValueError("trailing bytes after the file name")
+            if size > MAX_FILE_BYTES or segments != max(1, -(-size // FILE_SEGMENT_BYTES)) or sent > segments:
+                raise ValueError(f"file size {size}, {segments} segments, {sent} sent do not agree")
             body = {"size": size, "segments": segments, "sent": sent, "sha256": digest.hex(), "name": name}
         elif kind == "file_data":
             (segment,) = _FILE_SEG.unpack_from(rest)
-            body = {"segment": segment, "data": rest[_FILE_SEG.size :]}
+            data = rest[_FILE_SEG.size :]
+            if len(data) > FILE_SEGMENT_BYTES or segment * FILE_SEGMENT_BYTES >= MAX_FILE_BYTES:
+                raise ValueError(f"segment {segment} of {len(data)} bytes")
+            body = {"segment": segment, "data": data}
         elif kind == "store":
             last_frame, last_event, sent_frame, sent_event = _STORE.unpack(rest)
+            if sent_frame > last_frame or sent_event > last_event:
+                raise ValueError("the store says it sent more than it holds")
             body = {
                 "last_frame": last_frame,
                 "last_event": last_event,
@@ -299,6 +308,8 @@ def _decode_event(rest: bytes) -> dict:
     data = json.loads(rest[pos + 2 : pos + 2 + m].decode("utf-8"))
     if pos + 2 + m != len(rest):
         raise ValueError("trailing bytes after the event data")
+    if not isinstance(data, dict):
+        raise ValueError("event data is not an object")
     return {
         "seq": frame_seq or None,
         "name": EVENTS[type_index].name,
