@@ -140,6 +140,20 @@ class Link:
             "stations": list(self.radio.stations) if self.mode == "ground" else [],
         }
 
+    def summary_line(self, t: float) -> str:
+        """The link in words, for the terminal view."""
+        state = self.schedule.state(t)
+        if self.mode == "relay":
+            where = f"through the data relay ({self.latency_s:g} s latency)"
+        elif state["in_contact"]:
+            where = f"in contact with {state['station']}, {state['left_s'] / 60:.0f} min left"
+        elif state["next_station"]:
+            where = f"silent; next contact {state['next_station']} in {state['next_in_s'] / 60:.0f} min"
+        else:
+            where = "silent; no contact planned"
+        last = self.store.archive.last_frame()
+        return f"{where}; the ground has {self.ground.frame_count()} of {last[0] if last else 0} frames"
+
     def close(self) -> None:
         self.store.save()
         self.ground.close()

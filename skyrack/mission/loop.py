@@ -44,6 +44,7 @@ class Snapshot:
     last_event: str = ""
     run_id: str = ""
     satellite: str = ""
+    link: str = ""  # the link's state in words ("" on the ideal link)
 
 
 class Mission:
@@ -286,6 +287,8 @@ class Mission:
         snap = self.snapshot
         snap.values, snap.t, snap.frames = values, t, self.k + 1
         snap.light_change = self.craft.next_light_change(t, now.sunlit)
+        if self.link is not None:
+            snap.link = self.link.summary_line(t)
         if events:
             snap.last_event = events[-1].message
         self.view.update(snap)
