@@ -9,7 +9,6 @@ neither is refused, so no number enters the models without saying where it came 
 
 from __future__ import annotations
 
-import math
 import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +23,7 @@ from skyrack.orbit.elements import (
     load_elements_file,
     parse_omm_json,
     parse_tle,
+    raan_for_ltan,
     sun_synchronous_inclination_deg,
 )
 
@@ -163,13 +163,3 @@ def _from_elements_table(el: dict, name: str, where: str) -> Satellite:
         raise UserError(f"{where}: [orbit.elements] is missing {exc.args[0]!r}") from None
     except (TypeError, ValueError) as exc:
         raise UserError(f"{where}: bad value in [orbit.elements] ({exc})") from None
-
-
-def raan_for_ltan(epoch: datetime, ltan_hours: float) -> float:
-    """Right ascension of the ascending node that puts it at local solar time `ltan_hours`."""
-    from skyrack.sources.ephemeris import planets, timescale
-
-    eph = planets()
-    t = timescale().from_datetime(epoch)
-    ra, _, _ = (eph["sun"] - eph["earth"]).at(t).radec(epoch="date")
-    return math.degrees(ra.radians) + (ltan_hours - 12.0) * 15.0

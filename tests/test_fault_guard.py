@@ -14,10 +14,11 @@ import pytest
 import torch
 
 from skyrack.faults.bits import flip_bits
-from skyrack.faults.campaign import dataset_for, small_config
+from skyrack.faults.campaign import TINY_OVERRIDES, dataset_for
 from skyrack.faults.guard import Guard
 from skyrack.faults.inject import Fault
 from skyrack.faults.runtime import ProtectedRun
+from skyrack.train.config import preset
 from skyrack.train.trainer import Trainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ STEPS = 40
 
 def _setup(steps=STEPS):
     data = dataset_for()
-    model_cfg, train_cfg = small_config(steps)
+    model_cfg, train_cfg = preset("tiny", steps=steps, **TINY_OVERRIDES)
     return dataclasses.replace(model_cfg, vocab_size=data.tokenizer.vocab_size), train_cfg, data
 
 
@@ -140,13 +141,14 @@ def test_corrupted_checkpoint_is_refused_and_previous_used(tmp_path):
 
 SCRIPT = """
 import sys, dataclasses
-from skyrack.faults.campaign import dataset_for, small_config
+from skyrack.faults.campaign import TINY_OVERRIDES, dataset_for
 from skyrack.faults.guard import Guard
 from skyrack.train import checkpoint
+from skyrack.train.config import preset
 from skyrack.train.trainer import Trainer
 out, steps = sys.argv[1], int(sys.argv[2])
 data = dataset_for()
-m, t = small_config(steps)
+m, t = preset("tiny", steps=steps, **TINY_OVERRIDES)
 m = dataclasses.replace(m, vocab_size=data.tokenizer.vocab_size)
 t = dataclasses.replace(t, checkpoint_interval=5)
 tr = Trainer(m, t, data, out, device="cpu")

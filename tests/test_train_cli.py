@@ -81,6 +81,16 @@ def test_json_prints_one_line_per_evaluation(tmp_path, monkeypatch, capsys):
     assert [json.loads(line)["step"] for line in lines] == [2, 4]
 
 
+def test_the_tiny_preset_trains(tmp_path, monkeypatch):
+    # the preset `skyrack mission --preset tiny` flies is one of `skyrack train`'s presets too
+    corpus = write_corpus(tmp_path, n_lines=100)
+    out = tmp_path / "r"
+    args = ["train", "--preset", "tiny", "--data", str(corpus), "--steps", "2", "--out", str(out), "--quiet"]
+    assert in_process(args, monkeypatch) == 0
+    config = json.loads((out / "ckpt-000002" / "config.json").read_text())
+    assert (config["model"]["n_layer"], config["model"]["n_embd"], config["train"]["lr"]) == (2, 64, 3e-3)
+
+
 def test_sample_is_deterministic_for_a_seed(trained, monkeypatch, capsys):
     _, _, out = trained
     outputs = []

@@ -78,6 +78,14 @@ class RadiationModel:
         return initial_rad + np.concatenate(([0.0], np.cumsum(rate[:-1] * dt)))
 
 
+def upsets_per_step(
+    gpu_upsets_per_s: float, seconds: float, state_bits: float, gpu_bits: float, stress: float = 1.0
+) -> float:
+    """Expected upsets in a job's state over `seconds` of exposure: the whole GPU memory's rate
+    times the share of that memory the state occupies (`state_bits / gpu_bits`), times `stress`."""
+    return gpu_upsets_per_s * seconds * stress * state_bits / gpu_bits
+
+
 def expected_daily_upsets(spec: BusSpec) -> float:
     """Orbit-average upsets a day in the GPU memory: bits x upsets/bit/day."""
     return spec.gpu_bits * spec.seu_per_bit_day

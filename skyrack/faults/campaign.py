@@ -43,29 +43,14 @@ from skyrack.errors import UserError
 from skyrack.faults.inject import KINDS, Fault, schedule, schedule_from_rate
 from skyrack.faults.runtime import ProtectedRun, observe_step
 from skyrack.storage import atomic_write_text
+from skyrack.train.config import preset
 
 TOLERANCE = 0.02  # the issue's goal: final val loss within this of the fault-free run
 OUTCOMES = ("masked", "recovered", "rounding", "silent")
 
 
-def small_config(steps: int = 300, seed: int = 1337):
-    from skyrack.train.config import ModelConfig, TrainConfig
-
-    model = ModelConfig(block_size=32, n_layer=2, n_head=2, n_embd=64, dropout=0.0)
-    train = TrainConfig(
-        steps=steps,
-        batch_size=16,
-        optimizer="adamw",
-        lr=3e-3,
-        warmup_steps=20,
-        eval_interval=10**9,
-        eval_windows=128,
-        checkpoint_interval=25,
-        keep_checkpoints=3,
-        seed=seed,
-        grad_clip=1.0,
-    )
-    return model, train
+# The campaign trains the `tiny` preset and evaluates once, at the end, on more windows.
+TINY_OVERRIDES = dict(eval_interval=10**9, eval_windows=128)
 
 
 def generated_corpus(lines: int = 1500, seed: int = 7) -> str:
@@ -94,27 +79,25 @@ def dataset_for(data_file: str | None = None):
 def rate_per_step(stress: float, state_bits: float, step_seconds: float, profile: str | None = None) -> float:
     """Upsets a step in the training state: the profile's SEU rate per bit and day times the
     state's bits, for a step of `step_seconds` on orbit, times `stress`."""
-    from skyrack.bus.radiation import expected_daily_upsets
+    from skyrack.bus.radiation import SECONDS_PER_DAY, expected_daily_upsets, upsets_per_step
     from skyrack.bus.spec import BusSpec
     from skyrack.profile import load_profile
 
     spec = BusSpec.from_profile(load_profile(profile))
-    fraction = state_bits / spec.gpu_bits  # the share of GPU memory the state occupies
-    return expected_daily_upsets(spec) * fraction * stress * step_seconds / 86400.0
+    gpu_upsets_per_s = expected_daily_upsets(spec) / SECONDS_PER_DAY  # the orbit average
+    return upsets_per_step(gpu_upsets_per_s, step_seconds, state_bits, spec.gpu_bits, stress)
 
 
 def classify(faults: list[Fault], trace: dict[int, bytes], reference: dict[int, bytes]) -> None:
     onset = next((s for s in sorted(reference) if trace.get(s) != reference[s]), None)
     for f in faults:
-        hint = getattr(f, "outcome_hint", None)
-        erased = getattr(f, "erased", None)
         if f.kind == "interrupt":
             f.outcome = "recovered"
-        elif hint:
-            f.outcome = hint
-        elif erased:
-            f.outcome = "recovered" if erased == "guard" else "masked"
-        elif f.kind == "storage" and getattr(f, "loaded_at", None) is None:
+        elif f.outcome_hint:
+            f.outcome = f.outcome_hint
+        elif f.erased:
+            f.outcome = "recovered" if f.erased == "guard" else "masked"
+        elif f.kind == "storage" and f.loaded_at is None:
             f.outcome = "masked"  # never read
         elif not f.fired:
             f.outcome = "masked"  # its moment never came (e.g. no checkpoint yet)
@@ -174,7 +157,7 @@ def _campaign(d: Path, params: dict, model_cfg, train_cfg) -> dict:
         atomic_write_text(spec, json.dumps(saved, indent=1))
     dataset = dataset_for(params["data_file"])
     if model_cfg is None:
-        model_cfg, train_cfg = small_config(params["steps"], params["seed"])
+        model_cfg, train_cfg = preset("tiny", steps=params["steps"], seed=params["seed"], **TINY_OVERRIDES)
     model_cfg = dataclasses.replace(model_cfg, vocab_size=dataset.tokenizer.vocab_size)
 
     def part(name: str, **kw) -> tuple[ProtectedRun, dict]:
@@ -187,7 +170,7 @@ def _campaign(d: Path, params: dict, model_cfg, train_cfg) -> dict:
             run.trace = {int(k): bytes.fromhex(v) for k, v in rec.pop("trace").items()}
             return run, rec
         out = run.run()
-        out["faults_detail"] = [_detail(f) for f in run.faults]
+        out["faults_detail"] = [f.record() for f in run.faults]
         atomic_write_text(done, json.dumps({**out, "trace": {str(k): v.hex() for k, v in run.trace.items()}}))
         return run, out
 
@@ -205,7 +188,7 @@ def _campaign(d: Path, params: dict, model_cfg, train_cfg) -> dict:
         atomic_write_text(spec, json.dumps(saved, indent=1))
     faults = [Fault(**r) for r in saved["faults"]]
     hot, got = part("faulty", protect=params["protect"], faults=faults)
-    faults = [_fault(r) for r in got["faults_detail"]]
+    faults = [Fault(**r) for r in got["faults_detail"]]
     classify(faults, hot.trace, clean.trace)
     table = {}
     for kind in KINDS:
@@ -228,7 +211,7 @@ def _campaign(d: Path, params: dict, model_cfg, train_cfg) -> dict:
         and abs(got["val_loss"] - ref["val_loss"]) <= params["tolerance"],
         "bitwise_equal_final_state": hot.trace.get(steps + 1) == clean.trace.get(steps + 1),
         "overhead": got["seconds"] / ref["seconds"] - 1.0,
-        "faults": [{**f.record(), "outcome": f.outcome} for f in faults],
+        "faults": [f.record() for f in faults],
     }
     if params.get("control", True) and table["total"]["rounding"]:
         result["control"] = one_ulp_control(model_cfg, train_cfg, dataset, faults, ref["val_loss"])
@@ -254,18 +237,3 @@ def one_ulp_control(model_cfg, train_cfg, dataset, faults: list[Fault], ref_val_
             flip_bits(weight.data, 0, [0])
     val = trainer.evaluate()
     return {"step": at, "val_loss": val, "diff": val - ref_val_loss}
-
-
-def _detail(f: Fault) -> dict:
-    extra = {k: getattr(f, k) for k in ("outcome_hint", "erased", "loaded_at") if hasattr(f, k)}
-    return {**f.record(), **extra}
-
-
-def _fault(rec: dict) -> Fault:
-    rec = dict(rec)
-    extra = {k: rec.pop(k) for k in ("outcome_hint", "erased", "loaded_at") if k in rec}
-    rec.pop("outcome", None)
-    f = Fault(**rec)
-    for k, v in extra.items():
-        setattr(f, k, v)
-    return f

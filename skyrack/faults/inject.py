@@ -55,6 +55,11 @@ class Fault:
     timeline: int = 0  # how many rollbacks had happened when it fired (see campaign)
     rounding: float | None = None  # the rounding error the hit value may carry anyway
     within_rounding: bool = False  # the corruption was no larger than `rounding`
+    # What the protected run learnt of it (skyrack.faults.runtime), and what the campaign concluded:
+    outcome_hint: str | None = None  # "recovered" or "masked", decided where it was carried out
+    erased: str | None = None  # the recovery that rolled the state back past it ("guard", ...)
+    loaded_at: int | None = None  # storage: the step whose restart read the corrupted checkpoint
+    outcome: str | None = None  # the campaign's class: masked, recovered, rounding or silent
 
     def record(self) -> dict:
         return asdict(self)

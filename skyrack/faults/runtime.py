@@ -100,9 +100,7 @@ class ProtectedRun:
             "recovered": sum(
                 1
                 for f in fired
-                if getattr(f, "outcome_hint", None) == "recovered"
-                or getattr(f, "erased", None) == "guard"
-                or f.kind == "interrupt"
+                if f.outcome_hint == "recovered" or f.erased == "guard" or f.kind == "interrupt"
             ),
         }
 
@@ -130,7 +128,7 @@ class ProtectedRun:
     def _rollback(self, restored_to: int, by: str) -> list[Fault]:
         erased = []
         for f in self.faults:
-            if f.fired and f.kind in ("memory", "compute") and not getattr(f, "erased", None):
+            if f.fired and f.kind in ("memory", "compute") and not f.erased:
                 if observe_step(f) > restored_to:
                     f.erased = by
                     erased.append(f)
@@ -264,11 +262,8 @@ class ProtectedRun:
         with tarfile.open(fileobj=buffer, mode="w") as tar:
             if self.out_dir is not None and self.out_dir.exists():
                 tar.add(self.out_dir, arcname="run")
-        extra = ("outcome_hint", "erased", "loaded_at")
         book = {
-            "faults": [
-                {**f.record(), **{k: getattr(f, k) for k in extra if hasattr(f, k)}} for f in self.faults
-            ],
+            "faults": [f.record() for f in self.faults],
             "injector_rng": self.injector.rng.getstate(),
             "timeline": self.injector.timeline,
             "detections": g.detections,
@@ -348,7 +343,7 @@ def _tuples(x):
 def observe_step(f: Fault) -> int:
     """The first step whose recorded fingerprint a fault can change."""
     if f.kind == "storage":
-        return getattr(f, "loaded_at", 10**9) + 1
+        return (10**9 if f.loaded_at is None else f.loaded_at) + 1
     if f.kind == "memory" and f.target in ("param", "moment"):
         return f.step + 1
     return f.step

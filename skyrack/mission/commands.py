@@ -45,9 +45,9 @@ def register(subparsers) -> None:
         metavar="X",
         help="multiplier on the profile's radiation upset rate (default 10)",
     )
-    from skyrack.mission.training import PRESET_NAMES
+    from skyrack.train.config import PRESETS
 
-    p.add_argument("--preset", default="cpu", choices=PRESET_NAMES, help="model and recipe (default: cpu)")
+    p.add_argument("--preset", default="cpu", choices=sorted(PRESETS), help="model and recipe (default: cpu)")
     p.add_argument(
         "--data", metavar="FILE", help="train on this UTF-8 text (default: the complete works of Shakespeare)"
     )

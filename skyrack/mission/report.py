@@ -160,7 +160,7 @@ def shakespeare_sample(run: RunDir) -> tuple[str | None, str]:
 
     if not checkpoint.list_checkpoints(run.checkpoints):
         return None, "no checkpoint was written"
-    from skyrack.train.commands import generate_text, load_model
+    from skyrack.train.sample import generate_text, load_model
 
     try:
         model, tokenizer, ckpt = load_model(str(run.checkpoints), device="cpu", fallback=True)

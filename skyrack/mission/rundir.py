@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from skyrack.errors import UserError
-from skyrack.telemetry.runs import RunDir
+from skyrack.telemetry.runs import RunDir, check_run_id, find_run, new_run_id  # noqa: F401  (their old home)
 
 
 def _alive(pid: int) -> bool:

@@ -60,9 +60,9 @@ def default_start(twin, base_s: float) -> float:
 
 def plan(opts: Options, say: Callable[[str], None]) -> RunMeta:
     """The archive meta of a new mission."""
-    from skyrack.mission.training import PRESET_NAMES
     from skyrack.orbit.timebase import iso, parse_time
     from skyrack.orbit.twin import OrbitTwin
+    from skyrack.train.config import PRESETS
 
     positive("--hours", opts.hours), positive("--steps", opts.steps), positive("--warp", opts.warp)
     positive("--stress", opts.stress, allow_zero=True), positive("--frame-interval", opts.frame_interval)
@@ -70,8 +70,8 @@ def plan(opts: Options, say: Callable[[str], None]) -> RunMeta:
         raise UserError(f"--link-loss must lie in [0, 1), got {opts.link_loss}")
     if not 0.0 <= opts.soc <= 1.0:
         raise UserError(f"--soc must lie in 0..1, got {opts.soc}")
-    if opts.preset not in PRESET_NAMES:
-        raise UserError(f"unknown preset {opts.preset!r}; one of {', '.join(PRESET_NAMES)}")
+    if opts.preset not in PRESETS:
+        raise UserError(f"unknown preset {opts.preset!r}; one of {', '.join(sorted(PRESETS))}")
     if opts.data is not None:
         from skyrack.train.data import read_text_file
 

@@ -18,38 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
+from skyrack.bus.radiation import upsets_per_step
 from skyrack.errors import UserError
 from skyrack.train.config import PRESETS, ModelConfig, TrainConfig, from_dict, preset
 
 FAULT_MIX = {"memory": 0.7, "compute": 0.2, "interrupt": 0.05, "storage": 0.05}
 CHECKPOINT_INTERVAL = 100  # steps; a killed process or a dying satellite loses at most this many
 
-# A model that trains in seconds, for smoke tests and quick looks (the faults campaign's size).
-TINY = {
-    "model": dict(block_size=32, n_layer=2, n_head=2, n_embd=64, dropout=0.0),
-    "train": dict(
-        steps=300,
-        batch_size=16,
-        optimizer="adamw",
-        lr=3e-3,
-        warmup_steps=20,
-        eval_interval=100,
-        eval_windows=64,
-        checkpoint_interval=25,
-    ),
-}
-PRESET_NAMES = tuple(sorted(PRESETS)) + ("tiny",)
-
 
 def configs(name: str, steps: int | None) -> tuple[ModelConfig, TrainConfig]:
-    if name == "tiny":
-        model, train = ModelConfig(**TINY["model"]), TrainConfig(**TINY["train"])
-    elif name in PRESETS:
-        model, train = preset(name)
-    else:
-        raise UserError(f"unknown preset {name!r}; one of {', '.join(PRESET_NAMES)}")
-    if steps is not None:
-        train = dataclasses.replace(train, steps=steps)
+    if name not in PRESETS:
+        raise UserError(f"unknown preset {name!r}; one of {', '.join(sorted(PRESETS))}")
+    model, train = preset(name, steps=steps)
     return model, dataclasses.replace(
         train, checkpoint_interval=min(train.checkpoint_interval, CHECKPOINT_INTERVAL)
     )
@@ -73,8 +53,7 @@ class Training:
         from skyrack.faults.guard import state_bits
         from skyrack.faults.runtime import ProtectedRun
         from skyrack.train import checkpoint
-        from skyrack.train.commands import COMPLETE_WORKS, load_dataset
-        from skyrack.train.data import CharTokenizer
+        from skyrack.train.data import COMPLETE_WORKS, CharTokenizer, load_dataset
         from skyrack.train.trainer import Trainer
 
         files = None
@@ -123,7 +102,7 @@ class Training:
 
     def expose(self, gpu_upsets_per_s: float, gpu_bits: float, seconds: float, stress: float) -> list[str]:
         """Draw the faults of `seconds` of exposure and schedule them for the next step."""
-        expected = gpu_upsets_per_s * seconds * stress * self._bits / gpu_bits
+        expected = upsets_per_step(gpu_upsets_per_s, seconds, self._bits, gpu_bits, stress)
         n = int(self.rng.poisson(expected)) if expected > 0 else 0
         kinds = [self.kinds[i] for i in self.rng.choice(len(self.kinds), size=n, p=self.weights)] if n else []
         for kind in kinds:

@@ -169,3 +169,13 @@ def _check_model(satrec: Satrec, source: str) -> None:
         raise UserError(f"{source}: SGP4 rejects these elements (error code {satrec.error})")
     if satrec.no_kozai <= 0:
         raise UserError(f"{source}: mean motion must be positive")
+
+
+def raan_for_ltan(epoch: datetime, ltan_hours: float) -> float:
+    """Right ascension of the ascending node that puts it at local solar time `ltan_hours`."""
+    from skyrack.sources.ephemeris import planets, timescale
+
+    eph = planets()
+    t = timescale().from_datetime(epoch)
+    ra, _, _ = (eph["sun"] - eph["earth"]).at(t).radec(epoch="date")
+    return math.degrees(ra.radians) + (ltan_hours - 12.0) * 15.0

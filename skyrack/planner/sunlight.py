@@ -62,7 +62,7 @@ def design_satellite(spec: str) -> tuple[Satellite, str]:
             ltan = float(parts[1]) if len(parts) > 1 else 18.0
             if not 0 <= ltan < 24:
                 raise UserError(f"orbit {spec!r}: local time of the ascending node must be in [0, 24) hours")
-            from skyrack.profile import raan_for_ltan
+            from skyrack.orbit.elements import raan_for_ltan
 
             incl = sun_synchronous_inclination_deg(alt)
             sat = from_elements(

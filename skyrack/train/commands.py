@@ -7,21 +7,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from skyrack.cliargs import add_device_arg, positive
 from skyrack.errors import UserError
 from skyrack.train.config import PRESETS, ModelConfig, TrainConfig, from_dict, preset
+from skyrack.train.sample import generate_text, load_model
 
-if TYPE_CHECKING:
-    from skyrack.train.data import CharTokenizer, Dataset
-
-COMPLETE_WORKS = "shakespeare-complete-works"
 _MODEL_FLAGS = ("block_size", "n_layer", "n_head", "n_embd", "dropout")
 _TRAIN_FLAGS = (
     "steps",
@@ -87,41 +82,6 @@ def register(subparsers) -> None:
     s.set_defaults(func=cmd_sample)
 
 
-# -- data ---------------------------------------------------------------------------------------
-def load_dataset(
-    data_file: str | None, tokenizer: CharTokenizer | None = None, say=print, expect_sha256: str | None = None
-) -> Dataset:
-    """The complete works (default) or `data_file`, tokenized and split. With `expect_sha256`
-    (resuming), other data is refused before anything else is done."""
-    from skyrack.train.data import build_dataset, read_text_file
-
-    if data_file is None:
-        from skyrack.sources.shakespeare import complete_works
-
-        corpus = complete_works()
-        text, name, digest, rule = corpus.text, COMPLETE_WORKS, corpus.sha256, "chunks"
-        info = corpus.describe()
-        report = (
-            f"corpus: complete works of Shakespeare ({info['works']} works, "
-            f"{info['characters']:,} characters, vocabulary {info['vocabulary']}), "
-            f"from {info['source']}, sha256 {digest[:12]}"
-        )
-    else:
-        text = read_text_file(data_file)
-        name, digest, rule = str(Path(data_file).resolve()), hashlib.sha256(text.encode()).hexdigest(), "tail"
-        report = (
-            f"corpus: {data_file} ({len(text):,} characters, vocabulary {len(set(text))}), "
-            f"sha256 {digest[:12]}"
-        )
-    if expect_sha256 and digest != expect_sha256:
-        raise UserError(
-            f"the checkpoint was trained on other data (sha256 {expect_sha256[:12]}, "
-            f"not {digest[:12]} of {data_file or 'the complete works'})"
-        )
-    say(report)
-    return build_dataset(text, name, digest, rule, tokenizer)
-
-
 # -- train --------------------------------------------------------------------------------------
 def _overrides(args) -> dict:
     return {name: getattr(args, name) for name in _MODEL_FLAGS + _TRAIN_FLAGS}
@@ -150,7 +110,7 @@ def _validate(model: ModelConfig, train: TrainConfig) -> None:
 
 def cmd_train(args) -> int:
     from skyrack.train import checkpoint
-    from skyrack.train.data import CharTokenizer
+    from skyrack.train.data import COMPLETE_WORKS, CharTokenizer, load_dataset
     from skyrack.train.trainer import Progress, Trainer, run
 
     say = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
@@ -215,26 +175,6 @@ def cmd_train(args) -> int:
 
 
 # -- sample -------------------------------------------------------------------------------------
-def load_model(path: str, device: str | None = None, fallback: bool = False):
-    """(model in eval mode, tokenizer, checkpoint dir) from a verified checkpoint."""
-    from skyrack.train import checkpoint
-    from skyrack.train.data import CharTokenizer
-    from skyrack.train.model import GPT
-    from skyrack.train.trainer import pick_device
-
-    ckpt_dir, files = checkpoint.load_checkpoint(path, fallback=fallback)
-    model_cfg, _ = from_dict(json.loads(files["config.json"]))
-    tokenizer = CharTokenizer.from_json(files["tokenizer.json"].decode())
-    model = GPT(model_cfg)
-    try:
-        model.load_state_dict(checkpoint.load_torch(files["model.pt"]))
-    except RuntimeError as exc:
-        raise UserError(
-            f"checkpoint {ckpt_dir} does not match its config: {str(exc).splitlines()[0]}"
-        ) from None
-    return model.to(pick_device(device)).eval(), tokenizer, ckpt_dir
-
-
 def cmd_sample(args) -> int:
     if args.tokens < 0:
         raise UserError("--tokens must be zero or more")
@@ -250,27 +190,3 @@ def cmd_sample(args) -> int:
     )
     sys.stdout.write(text + "\n")
     return 0
-
-
-def generate_text(
-    model,
-    tokenizer,
-    prompt: str | None,
-    tokens: int,
-    *,
-    seed: int = 1337,
-    temperature: float = 0.8,
-    top_k: int | None = 200,
-) -> str:
-    """`prompt` (default: a newline) continued by `tokens` sampled characters, reproducibly."""
-    import torch
-
-    prompt = prompt if prompt is not None else ("\n" if "\n" in tokenizer.index else tokenizer.chars[0])
-    if not prompt:
-        raise UserError("--prompt is empty; give at least one character")
-    ids = tokenizer.encode(prompt)  # one-line UserError for characters outside the vocabulary
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(seed)
-    idx = torch.tensor([ids], dtype=torch.long, device=device)
-    out = model.generate(idx, tokens, temperature=temperature, top_k=top_k or None, generator=generator)
-    return tokenizer.decode(out[0].tolist())

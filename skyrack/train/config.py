@@ -89,6 +89,20 @@ PRESETS: dict[str, dict[str, dict]] = {
             checkpoint_interval=500,
         ),
     },
+    # A model that trains in seconds: smoke tests, quick looks, the fault campaign.
+    "tiny": {
+        "model": dict(block_size=32, n_layer=2, n_head=2, n_embd=64, dropout=0.0),
+        "train": dict(
+            steps=300,
+            batch_size=16,
+            optimizer="adamw",
+            lr=3e-3,
+            warmup_steps=20,
+            eval_interval=100,
+            eval_windows=64,
+            checkpoint_interval=25,
+        ),
+    },
 }
 
 

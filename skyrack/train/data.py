@@ -19,8 +19,10 @@ generator seeded with (seed, rank, k), so its whole state is the integer k (`pos
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -224,3 +226,39 @@ def eval_offsets(split: Split, block_size: int, n_windows: int) -> np.ndarray:
     total = int(split.window_starts(block_size)[1][-1])
     k = np.linspace(0, total - 1, n_windows).round().astype(np.int64)
     return split.offsets(k, block_size)
+
+
+# -- the training text --------------------------------------------------------------------------
+COMPLETE_WORKS = "shakespeare-complete-works"  # the data name of the default corpus in a checkpoint
+
+
+def load_dataset(
+    data_file: str | None, tokenizer: CharTokenizer | None = None, say=print, expect_sha256: str | None = None
+) -> Dataset:
+    """The complete works (default) or `data_file`, tokenized and split. With `expect_sha256`
+    (resuming), other data is refused before anything else is done."""
+    if data_file is None:
+        from skyrack.sources.shakespeare import complete_works
+
+        corpus = complete_works()
+        text, name, digest, rule = corpus.text, COMPLETE_WORKS, corpus.sha256, "chunks"
+        info = corpus.describe()
+        report = (
+            f"corpus: complete works of Shakespeare ({info['works']} works, "
+            f"{info['characters']:,} characters, vocabulary {info['vocabulary']}), "
+            f"from {info['source']}, sha256 {digest[:12]}"
+        )
+    else:
+        text = read_text_file(data_file)
+        name, digest, rule = str(Path(data_file).resolve()), hashlib.sha256(text.encode()).hexdigest(), "tail"
+        report = (
+            f"corpus: {data_file} ({len(text):,} characters, vocabulary {len(set(text))}), "
+            f"sha256 {digest[:12]}"
+        )
+    if expect_sha256 and digest != expect_sha256:
+        raise UserError(
+            f"the checkpoint was trained on other data (sha256 {expect_sha256[:12]}, "
+            f"not {digest[:12]} of {data_file or 'the complete works'})"
+        )
+    say(report)
+    return build_dataset(text, name, digest, rule, tokenizer)
