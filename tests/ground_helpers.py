@@ -21,6 +21,7 @@ class Server:
     token: str
     process: subprocess.Popen
     output: list[str]
+    runs_dir: Path
 
 
 @contextmanager
@@ -53,7 +54,7 @@ def ground_server(runs_dir: Path, *args: str, timeout: float = 60.0):
     url = re.search(r"on (http://\S+?)/?$", "".join(output), re.M).group(1)
     token = (runs_dir / ".ground-token").read_text().strip()
     try:
-        yield Server(url, token, proc, output)
+        yield Server(url, token, proc, output, runs_dir)
     finally:
         proc.terminate()
         try:

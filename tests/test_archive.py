@@ -129,3 +129,39 @@ def test_commands_queue_once_per_idempotency_key_and_move_through_states(tmp_pat
         ):
             with pytest.raises(UserError):
                 a.queue_command(name, args, now=14.0)
+
+
+def test_command_arguments_are_checked_for_every_declared_type(monkeypatch):
+    from skyrack.errors import UserError
+    from skyrack.telemetry import archive
+    from skyrack.telemetry.dictionary import Argument, CommandType
+
+    typed = CommandType(
+        "typed",
+        "a command with one argument of each type",
+        (
+            Argument("n", "int", "a count", 1, 10),
+            Argument("on", "bool", "a switch"),
+            Argument("label", "str", "a name"),
+            Argument("x", "float", "a number", 0.0, 1.0),
+        ),
+    )
+    monkeypatch.setitem(archive.COMMAND, "typed", typed)
+    good = {"n": 3, "on": False, "label": "a", "x": 0.5}
+    archive.check_command("typed", good)
+    archive.check_command("typed", {**good, "n": 3.0})  # a whole number written as a float
+    for bad, fragment in (
+        ({"n": 2.5}, "n must be a whole number"),
+        ({"n": True}, "n must be a whole number"),
+        ({"n": 11}, "n must be within"),
+        ({"on": 1}, "on must be true or false"),
+        ({"on": "yes"}, "on must be true or false"),
+        ({"label": 5}, "label must be a string"),
+        ({"label": None}, "label must be a string"),
+        ({"x": float("inf")}, "x must be a finite number"),
+        ({"x": float("nan")}, "x must be a finite number"),
+        ({"x": [0.5]}, "x must be a finite number"),
+        ({"x": "0.5"}, "x must be a finite number"),
+    ):
+        with pytest.raises(UserError, match=fragment):
+            archive.check_command("typed", {**good, **bad})

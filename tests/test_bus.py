@@ -108,7 +108,8 @@ def test_battery_sheds_when_full_and_records_unmet_when_empty():
 
 # -- thermal -------------------------------------------------------------------------------
 def test_equilibrium_matches_stefan_boltzmann():
-    # FACTS.md: an ideal two-sided radiator with eps 0.9 rejects 567 W per m2 of panel at 273 K
+    # Stefan-Boltzmann: an ideal two-sided radiator with eps 0.9 rejects 2 x 0.9 x sigma x 273^4 = 567 W
+    # per m2 of panel at 273 K
     assert equilibrium_temperature(567.0, 1.0, 0.9) == pytest.approx(273.0, abs=0.1)
     assert equilibrium_temperature(827.0, 1.0, 0.9) == pytest.approx(300.0, abs=0.1)
     t = equilibrium_temperature(700.0, 1.2, 0.9, absorbed_w=150.0)

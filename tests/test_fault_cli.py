@@ -71,7 +71,21 @@ def test_campaign_killed_mid_run_resumes_and_accounts_for_every_fault(tmp_path):
 def test_campaign_table_and_bad_input(cli, tmp_path):
     result = cli("faults", "campaign", "--faults", "4", "--steps", "30", "--no-control", timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "recovered" in result.stdout and "rounding" in result.stdout and "final val loss" in result.stdout
+    lines = result.stdout.splitlines()
+    header = lines.index(next(line for line in lines if line.startswith("class ")))
+    assert lines[header].split() == ["class", "injected", "masked", "recovered", "rounding", "silent"]
+    rows = {}
+    for line in lines[header + 1 :]:
+        if not line.strip():
+            break
+        kind, *counts = line.split()
+        rows[kind] = [int(c) for c in counts]
+    total = rows.pop("total")
+    assert total[0] == 4  # the four faults asked for were injected
+    assert [sum(column) for column in zip(*rows.values())] == total  # the classes add up to the total
+    for kind, (injected, *outcomes) in {**rows, "total": total}.items():
+        assert sum(outcomes) == injected, kind  # every fault has exactly one outcome
+    assert any(line.startswith("final val loss: fault-free ") for line in lines)
     assert_clean_error(cli("faults", "campaign", "--steps", "0"), "--steps")
     assert_clean_error(cli("faults", "campaign", "--resume", str(tmp_path / "nothing")), "no fault campaign")
     (tmp_path / "busy").mkdir()

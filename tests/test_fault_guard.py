@@ -31,10 +31,10 @@ def _setup(steps=STEPS):
     return dataclasses.replace(model_cfg, vocab_size=data.tokenizer.vocab_size), train_cfg, data
 
 
-def _train(protect: bool, flip_at: int | None = None, tmp=None) -> Trainer:
+def _train(protect: bool, flip_at: int | None = None, tmp=None, **guard_options) -> Trainer:
     model_cfg, train_cfg, data = _setup()
     trainer = Trainer(model_cfg, train_cfg, data, tmp, device="cpu")
-    guard = Guard(trainer, enabled=protect, snapshot_every=10)
+    guard = Guard(trainer, enabled=protect, snapshot_every=10, **guard_options)
     while trainer.state.step < STEPS:
         guard.step()
         if trainer.state.step == flip_at:  # a memory upset between steps: top exponent bit
@@ -122,7 +122,16 @@ def test_without_protection_the_same_flip_diverges():
 def test_protection_adds_no_change_without_faults():
     a, b = _train(protect=False), _train(protect=True)
     assert all(torch.equal(x, y) for x, y in zip(_params(a), _params(b)))
-    assert all(d.get("genuine") for d in b.guard.detections)  # only false alarms, recomputed identical
+    assert b.guard.detected() == 0
+
+
+def test_false_alarms_recompute_identical_and_change_nothing():
+    # A zero ABFT threshold makes every step's rounding an alarm: each is recomputed, found
+    # bitwise identical, accepted as genuine, and the state ends where it would unprotected.
+    a, b = _train(protect=False), _train(protect=True, abft_threshold=0.0)
+    assert b.guard.detections and all(d.get("genuine") for d in b.guard.detections)
+    assert b.guard.false_alarms == len(b.guard.detections)
+    assert all(torch.equal(x, y) for x, y in zip(_params(a), _params(b)))
 
 
 def test_corrupted_checkpoint_is_refused_and_previous_used(tmp_path):
@@ -213,3 +222,40 @@ def test_protected_run_reports_faults_added_on_the_fly(tmp_path):
     assert ("checkpoint", None) in seen
     with pytest.raises(ValueError):
         run.add_fault("cosmic")
+
+
+def test_fault_counts_add_up_when_one_detection_covers_several_faults(tmp_path):
+    """Three upsets in one step: one integrity detection restores the snapshot and undoes all
+    three. Each fault is counted once, so recovered <= detected <= injected."""
+    model_cfg, train_cfg, data = _setup()
+    run = ProtectedRun.fresh(model_cfg, train_cfg, data, tmp_path / "run", protect=True)
+    run.save()
+    for _ in range(3):
+        run.add_fault("memory", step=8)
+    while run.trainer.state.step < 12:
+        run.step()
+    assert run.counts() == {"injected": 3, "detected": 3, "recovered": 3}
+    assert run.guard.detected() < 3  # fewer detections than faults: the counters count faults
+
+
+def test_resume_keeps_faults_added_on_the_fly(tmp_path):
+    """A storage fault added after the run was built, saved with the run's state while its
+    checkpoint is still corrupt, is found again on resume (a fresh run knows no faults)."""
+    model_cfg, train_cfg, data = _setup()
+
+    def build():
+        return ProtectedRun.fresh(
+            model_cfg, train_cfg, data, tmp_path / "run", protect=True, state_dir=tmp_path / "state"
+        )
+
+    run = build()
+    run.save()
+    run.add_fault("storage", step=5)  # corrupts the step-0 checkpoint after step 5
+    while run.trainer.state.step < 10:  # the run's state is saved after step 10
+        run.step()
+    assert [f.id for f in run.corrupted[str(next(iter(run.corrupted)))]] == [0]
+    again = build()
+    assert again.resume() and again.trainer.state.step == 10
+    assert [f.kind for f in again.faults] == ["storage"]
+    (saved,) = again.corrupted.values()
+    assert saved == again.faults  # the same Fault object, not a copy or a KeyError

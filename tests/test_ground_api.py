@@ -178,6 +178,13 @@ def test_bad_input_is_refused_with_clear_json(mission):
         ("/api/track", {"step_s": 0.001}, 422, ""),
         ("/api/commands/0", {}, 422, ""),
         ("/api/commands/999999", {}, 404, "no command"),
+        # found by tests/test_ground_fuzz.py (each was a 500):
+        ("/api/commands", {"after": 243137203523825434624}, 422, "less than or equal"),  # past SQLite's ints
+        ("/api/events", {"after": 2**63}, 422, "less than or equal"),
+        ("/api/history/power.battery_soc", {"after": 2**64}, 422, "less than or equal"),
+        ("/api/track", {"at": 5.623474813249313e16}, 400, "outside the ephemeris"),  # no year to name
+        ("/api/track", {"at": 3e9}, 400, "2065-01-24 is outside the ephemeris"),
+        ("/api/passes", {"station": "wallops", "at": -3e9}, 400, "outside the ephemeris"),
     ]
     for path, params, status, fragment in cases:
         response = client.get(path, params=params)
@@ -373,3 +380,27 @@ def test_loopback_server_refuses_foreign_host_names(mission):
     _, _, client, _ = mission
     assert client.get("/api/latest", headers={"host": "evil.example"}).status_code == 400
     assert client.get("/api/latest", headers={"host": "localhost"}).status_code == 200
+
+
+def _ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="this machine has no IPv6 loopback")
+def test_ipv6_loopback_keeps_the_host_guard(mission):
+    """--host ::1 is loopback too: no 'reachable from other machines' warning, foreign Host names refused."""
+    _, _, _, runs = mission
+    with ground_server(runs, "--run", "run-a", "--assistant", "composed", "--host", "::1") as server:
+        assert server.url.startswith("http://[::1]:")
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            assert client.get("/api/latest").status_code == 200  # Host: [::1]:PORT
+            assert client.get("/api/latest", headers={"host": "localhost"}).status_code == 200
+            assert client.get("/api/latest", headers={"host": "evil.example"}).status_code == 400
+    assert not any("reachable from other machines" in line for line in server.output)

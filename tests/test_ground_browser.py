@@ -7,6 +7,7 @@ where `make test` installs it.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from conftest import REPO
 from ground_helpers import ground_server
 
+from skyrack.geo.areas import repeats
 from skyrack.orbit.timebase import iso
 from skyrack.telemetry.archive import Archive
 
@@ -160,6 +162,14 @@ def test_page_loads_offline_and_the_satellite_moves(dashboard):
     )
     assert later["lon"] != first["lon"] and later["x"] != first["x"]
     assert page.text_content("#beneath") not in ("", "–")
+    pairs = [
+        ("Indian Ocean", "the Indian Ocean"),
+        ("Mediterranean Sea", "the Mediterranean"),
+        ("Atlantic Ocean", "the North Atlantic"),
+        ("Niger", "West Africa"),
+    ]
+    said_twice = page.evaluate("pairs => pairs.map(([a, b]) => repeats(a, b))", pairs)
+    assert said_twice == [repeats(a, b) for a, b in pairs] == [True, True, False, False]
     assert page.locator("#event-log li").count() > 0
     loopback = urlsplit(server.url).netloc
     assert requests and all(urlsplit(u).netloc == loopback for u in requests), [
@@ -196,6 +206,27 @@ def test_the_chat_answers_where_are_you(dashboard):
         pytest.skip("skyrack.assistant.service is not on this branch yet: the page shows the 503, no answer")
     assert answer and "error" not in answer.lower()
     assert not errors, errors
+
+
+def test_the_mission_summary_shows_once_written(dashboard):
+    """summary.json (what `skyrack report` writes when a mission ends) has its own card."""
+    page, server, _, errors = dashboard
+    from skyrack.mission.report import read_series, summarize
+    from skyrack.storage import atomic_write_text
+    from skyrack.telemetry.runs import RunDir
+
+    run = RunDir(server.runs_dir / "e2e-run")
+    if not run.summary.exists():  # still flying: no card yet; write what `skyrack report` would
+        assert page.eval_on_selector("#summary", "e => e.hidden")
+        with Archive(run.archive, readonly=True) as archive:
+            summary = summarize(run, archive, read_series(archive), archive.events())
+        atomic_write_text(run.summary, json.dumps(summary, default=str))
+    summary = json.loads(run.summary.read_text())
+    page.reload()
+    wait_until(page, "!document.querySelector('#summary').hidden", 20)
+    text = page.text_content("#summary-list")
+    assert f"{summary['faults']['injected']} injected" in text and f"{summary['frames']}" in text
+    assert "status" in text and summary["status"] in text
 
 
 # -- over the realistic link: silence between passes, catch-up in each, commands in contact ------

@@ -19,8 +19,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, assert_clean_error, run_cli
 
+from skyrack.errors import UserError
 from skyrack.telemetry.archive import Archive
 from skyrack.telemetry.dictionary import CHANNEL, CHANNELS, SEVERITIES
+from skyrack.telemetry.runs import RunMeta, choose_run
 
 TICK = 30.0
 FAST = {"OMP_NUM_THREADS": "1"}  # the tiny model runs best on one thread of a busy machine
@@ -253,6 +255,11 @@ def test_sigkill_then_resume_continues_without_duplicate_or_missing_frames(tmp_p
         killed_at = archive.frame_count()
         step_at_kill = archive.latest()["train.step"][2]
     assert (runs / "k1" / "mission.lock").exists()  # left behind by the dead process: stale
+    # Readers see the killed run as interrupted, not "running" forever (the archive still says so).
+    assert RunMeta.read(runs / "k1").status == "interrupted"
+    assert choose_run(runs).run_id == "k1"
+    with pytest.raises(UserError, match="no running mission"):
+        choose_run(runs, live=True)
 
     result = run_cli(
         "mission",
@@ -260,6 +267,10 @@ def test_sigkill_then_resume_continues_without_duplicate_or_missing_frames(tmp_p
         "k1",
         "--runs-dir",
         str(runs),
+        "--stress",
+        "30",  # the options a resume may change are applied
+        "--warp",
+        "160",
         "--no-dashboard",
         "--json",
         env=FAST,
@@ -277,6 +288,8 @@ def test_sigkill_then_resume_continues_without_duplicate_or_missing_frames(tmp_p
     assert [s for s, _ in rows] == list(range(1, len(rows) + 1))
     assert [t for _, t in rows] == [start_t + k * TICK for k in range(len(rows))]
     assert len(rows) > killed_at and len(resumed) == 1
+    assert resumed[0]["data"]["message"].endswith("now warp x160, stress x30")
+    assert summary["stress"] == 30 and summary["warp"] == 160
     assert steps[-1] == 40 and step_at_kill < 40
     assert summary["frames"] == len(rows) and summary["frames_contiguous"] and summary["sessions"] == 2
     assert summary["training_steps"] == 40 and summary["status"] == "finished"
@@ -291,7 +304,6 @@ def test_sigkill_then_resume_continues_without_duplicate_or_missing_frames(tmp_p
 
 
 def test_lock_keeps_one_mission_per_run_directory(tmp_path):
-    from skyrack.errors import UserError
     from skyrack.mission.rundir import RunLock
     from skyrack.telemetry.runs import RunDir
 
@@ -345,6 +357,9 @@ def test_clear_errors(tmp_path, play, flown, capsys):
     )
     refused("unknown severity", "events", "m1", "--runs-dir", str(runs), "--severity", "loud")
     refused("finished", "mission", "--resume", "m1", "--runs-dir", str(runs))
+    for option in (["--seed", "7"], ["--preset", "tiny"], ["--hours", "3"], ["--soc", "0.9"]):
+        refused(f"{option[0]} cannot change", "mission", "--resume", "m1", "--runs-dir", str(runs), *option)
+    refused("--stress", "mission", "--resume", "m1", "--runs-dir", str(runs), "--stress", "-1")
     refused("already exists", *mission_args(runs, "m1", play))
     refused("not a directory", *mission_args(not_a_dir, "x", play))
     refused("bad run id", *mission_args(runs, "../x", play))
@@ -449,3 +464,22 @@ def test_dashboard_redraws_in_place_on_a_terminal_and_logs_lines_elsewhere():
     view.update(snap)
     view.update(snap)
     assert plain.getvalue().count("\n") == 1 and "\x1b" not in plain.getvalue()
+
+
+def test_a_running_run_whose_writer_died_reads_as_interrupted(tmp_path):
+    from skyrack.telemetry.runs import RunDir
+
+    run = RunDir(tmp_path / "r")
+    run.path.mkdir()
+    with Archive(run.archive) as archive:
+        RunMeta(run_id="r", status="running").write(archive)
+    assert RunMeta.read(run).status == "running"  # no lock: nothing to judge by (a test flight)
+    me = {"pid": os.getpid(), "host": socket.gethostname()}
+    run.lock.write_text(json.dumps(me))
+    assert RunMeta.read(run).status == "running" and not run.writer_gone()
+    run.lock.write_text(json.dumps({**me, "pid": 2**22 + 12345}))  # beyond pid_max: never alive
+    assert RunMeta.read(run).status == "interrupted" and run.writer_gone()
+    run.lock.write_text(json.dumps({**me, "pid": 2**22 + 12345, "host": "elsewhere"}))
+    assert RunMeta.read(run).status == "running"  # another host's process cannot be checked
+    with Archive(run.archive) as archive:
+        assert archive.meta("status") == "running"  # reading changed nothing

@@ -15,21 +15,19 @@ GOOD = (
 AT = "2026-07-26T06:00:00Z"
 
 
-def test_builtin_profiles_label_every_assumption():
+def test_builtin_profiles_label_their_assumptions():
     assert {"starcloud-1", "suncatcher"} <= set(builtin_profiles())
-    for name in builtin_profiles():
-        profile = load_profile(name)
-        assert profile.bus, name
-        for key, figure in profile.bus.items():
-            assert figure.source or figure.assumption, (name, key)
     starcloud = load_profile("starcloud-1")
     assert starcloud.bus["battery_capacity_wh"].is_assumption
     assert not starcloud.bus["mass_kg"].is_assumption
 
 
-def test_profile_without_provenance_is_refused(tmp_path, cli):
+@pytest.mark.parametrize(
+    "figure", ["mass_kg = { value = 5 }", "mass_kg = 5", 'mass_kg = { value = 5, source = "" }']
+)
+def test_profile_without_provenance_is_refused(tmp_path, cli, figure):
     path = tmp_path / "bad.toml"
-    path.write_text(f'name = "x"\n[orbit]\ntle = """\n{GOOD}"""\n[bus]\nmass_kg = {{ value = 5 }}\n')
+    path.write_text(f'name = "x"\n[orbit]\ntle = """\n{GOOD}"""\n[bus]\n{figure}\n')
     assert_clean_error(cli("passes", "--station", "wallops", "--profile", str(path), "--at", AT), "mass_kg")
 
 
@@ -74,6 +72,7 @@ def test_bad_tle_files(tmp_path, cli, tle, fragment):
         (("passes", "--station", "wallops", "--tle", "/nonexistent.tle"), "not found"),
         (("orbit", "--step", "0"), "--step"),
         (("passes",), "--station"),
+        (("where", "--at", "1890-01-01T00:00:00Z"), "outside the ephemeris"),  # was a traceback
     ],
 )
 def test_bad_input_is_one_clear_line(cli, args, fragment):

@@ -49,3 +49,20 @@ def test_plan_bad_input_is_one_line(cli):
     assert_clean_error(cli("plan", "--set", "launch.payload=0", "--no-report"), "payload")
     assert_clean_error(cli("plan", "--scenario", "nope", "--no-report"), "unknown scenario")
     assert_clean_error(cli("plan", "--orbit", "sso:abc", "--no-report"), "orbit")
+    assert_clean_error(cli("plan", "--orbit", "nosuch", "--no-report"), "unknown profile")
+    assert_clean_error(cli("plan", "--orbit", "sso:99999", "--no-report"), "no sun-synchronous orbit")
+    assert_clean_error(cli("plan", "--orbit", "incl:200:500", "--no-report"), "inclination")
+
+
+def test_plan_table_shows_every_step_label_whole(cli):
+    steps = json.loads(cli("plan", "--no-report", "--json").stdout)["ten_x_claim"]
+    result = cli("plan", "--no-report")
+    assert result.returncode == 0, result.stderr
+    table = result.stdout.split("CLAIM", 1)[1].split("as published: orbit", 1)[0]
+    words = " ".join(table.split())  # a wrapped label reads whole once the lines are joined
+    for st in steps:
+        assert st["title"] in words or any(
+            " ".join(st["title"].split()[:k]) in words and " ".join(st["title"].split()[k:]) in words
+            for k in range(1, len(st["title"].split()))
+        ), st["title"]
+    assert max(len(line) for line in table.splitlines()) <= 120

@@ -45,7 +45,7 @@ from skyrack.faults.runtime import ProtectedRun, observe_step
 from skyrack.storage import atomic_write_text
 from skyrack.train.config import preset
 
-TOLERANCE = 0.02  # the goal: final val loss within this of the fault-free run
+TOLERANCE = 0.02  # the campaign's pass mark: final val loss within this of the fault-free run's (nats)
 OUTCOMES = ("masked", "recovered", "rounding", "silent")
 
 

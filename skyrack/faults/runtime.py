@@ -93,16 +93,21 @@ class ProtectedRun:
         return fault
 
     def counts(self) -> dict[str, int]:
+        """Faults, each counted once, so that recovered <= detected <= injected:
+
+        injected:  faults carried out (fired) on the state, a computation, a checkpoint or the process;
+        detected:  injected faults protection caught: a check fired on the step they hit (or a
+                   rollback it caused undid them), their checkpoint was refused by its sha256, or
+                   (an interrupt) the process died;
+        recovered: detected faults whose effect was undone: the step recomputed, the snapshot
+                   restored and replayed, the previous good checkpoint used, the run restarted.
+                   Every detection here ends in one of those, so it equals `detected` unless a
+                   recovery fails (a corrupt snapshot raises and stops the run).
+        The rest (injected - detected) were masked or silent: only a fault-free run of the same
+        seed tells those apart (`skyrack faults campaign`)."""
         fired = [f for f in self.faults if f.fired]
-        return {
-            "injected": len(fired),
-            "detected": self.guard.detected() + self.refused_checkpoints + self.restarts,
-            "recovered": sum(
-                1
-                for f in fired
-                if f.outcome_hint == "recovered" or f.erased == "guard" or f.kind == "interrupt"
-            ),
-        }
+        caught = [f for f in fired if _caught(f)]
+        return {"injected": len(fired), "detected": len(caught), "recovered": len(caught)}
 
     def _emit(self, name: str, **data) -> None:
         for fn in self.listeners:
@@ -312,8 +317,8 @@ class ProtectedRun:
         by_id = {f.id: f for f in self.faults}
         for rec in book["faults"]:
             f = by_id.get(rec["id"])
-            if f is None:
-                f = Fault(rec["id"], rec["kind"], rec["step"])
+            if f is None:  # added on the fly (the mission) after this run was built
+                f = by_id[rec["id"]] = Fault(rec["id"], rec["kind"], rec["step"])
                 self.faults.append(f)
             for k, v in rec.items():
                 setattr(f, k, v)
@@ -333,6 +338,11 @@ class ProtectedRun:
         g.reset()
         self._after(t.state.step)  # the rest of the step the state was saved in
         return True
+
+
+def _caught(f: Fault) -> bool:
+    """Whether protection caught fault `f` (see ProtectedRun.counts)."""
+    return f.kind == "interrupt" or f.outcome_hint == "recovered" or f.erased == "guard"
 
 
 def _tuples(x):

@@ -139,6 +139,14 @@ def country_area(subregion: str, adm0_a3: str) -> str:
     return COUNTRY_AREAS.get(adm0_a3) or SUBREGION_AREAS.get(subregion, subregion)
 
 
+def repeats(name: str, other: str) -> bool:
+    """Whether saying `other` beside `name` says a place twice: "the Mediterranean" beside
+    "Mediterranean Sea", "the Indian Ocean" beside "Indian Ocean" (but not "the North Atlantic"
+    beside "Atlantic Ocean"). The dashboard's app.js follows the same rule."""
+    a, b = f" {name.removeprefix('the ')} ", f" {other.removeprefix('the ')} "  # whole words only
+    return a in b or b in a
+
+
 def spoken(name: str, is_water: bool) -> str:
     """`name` as said in a sentence: "the Indian Ocean", "the Netherlands", "Chad"."""
     return f"the {name}" if is_water or name in SPOKEN_WITH_THE else name

@@ -87,7 +87,7 @@ class Region:
         text = self.name
         if self.continent and self.continent != self.name:
             text += f", {self.continent}"
-        if self.area not in (self.name, self.spoken, self.continent):
+        if not area_table.repeats(self.name, self.area) and self.area != self.continent:
             text += f" ({self.area})"
         return text
 

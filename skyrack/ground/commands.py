@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 from skyrack.cliargs import add_runs_dir_arg, warn
@@ -51,6 +52,13 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_serve)
 
 
+def loopback_host_names(address: str) -> list[str]:
+    """The Host names a loopback server answers to: the loopback names and the bound address.
+    IPv6 literals are bracketed, as a Host header carries them ("[::1]:8000")."""
+    names = {"localhost", "127.0.0.1", "[::1]", f"[{address}]" if ":" in address else address}
+    return sorted(names)
+
+
 def cmd_serve(args) -> int:
     from skyrack.ground.auth import TOKEN_FILE_NAME, load_or_create_token
     from skyrack.ground.server import bind_socket, create_app, run_server
@@ -71,7 +79,9 @@ def cmd_serve(args) -> int:
         raise UserError(f"run {run.run_id} flew the ideal link: no packets came down (fly --link ground)")
     token_path = Path(args.token_file) if args.token_file else root / TOKEN_FILE_NAME
     token, created = load_or_create_token(token_path)
-    loopback = args.host in ("127.0.0.1", "localhost")
+    sock = bind_socket(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    loopback = ipaddress.ip_address(host).is_loopback  # 127.0.0.0/8 and ::1, whatever --host said
     app = create_app(
         run,
         token=token,
@@ -79,10 +89,8 @@ def cmd_serve(args) -> int:
         assistant_backend=args.assistant,
         rate=args.rate,
         burst=args.burst,
-        allowed_hosts=["127.0.0.1", "localhost"] if loopback else None,
+        allowed_hosts=loopback_host_names(host) if loopback else None,
     )
-    sock = bind_socket(args.host, args.port)
-    host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     mode = "live" if meta.live else f"replay at {args.replay_speed:g}x"
     print(f"skyrack ground: run {meta.run_id or run.run_id} ({mode}) on http://{shown}:{port}/", flush=True)

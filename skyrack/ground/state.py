@@ -50,7 +50,10 @@ class Ground:
         return self._writer
 
     def meta(self) -> dict:
-        return self.archive().all_meta()
+        meta = self.archive().all_meta()
+        if meta.get("status") == "running" and self.run.writer_gone():
+            meta["status"] = "interrupted"  # killed without a word (RunMeta.read says the same)
+        return meta
 
     def over_link(self) -> bool:
         """A real link (ground or relay): the ground knows only what came down."""

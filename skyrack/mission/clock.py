@@ -33,10 +33,14 @@ class StepClock:
         self.recent: list[float] = []
         self.wall_per_step: float | None = None  # seconds, mean of the recent steps
         self.credit_s = 0.0  # simulated seconds of full-power compute not yet spent
+        # a paced mission (skyrack.mission.pacing) sets what a step costs; no calibration then
+        self.step_cost_s: float | None = None
 
     @property
     def step_sim_s(self) -> float | None:
         """Simulated seconds one real step stands for at full power."""
+        if self.step_cost_s is not None:
+            return self.step_cost_s
         return None if self.wall_per_step is None else self.warp * self.wall_per_step
 
     def grant(self, tick_s: float, fraction: float) -> None:
@@ -45,13 +49,13 @@ class StepClock:
 
     def due(self) -> bool:
         """Whether the credit pays for another step."""
-        if len(self.recent) < self.window:
+        if self.step_cost_s is None and len(self.recent) < self.window:
             return self.credit_s > 0
         return self.credit_s >= self.step_sim_s
 
     def spent(self, wall_s: float) -> None:
         """A step took `wall_s` of wall time: update w and pay for the step."""
-        calibrating = len(self.recent) < self.window
+        calibrating = self.step_cost_s is None and len(self.recent) < self.window
         self.recent.append(wall_s)
         if len(self.recent) > self.window:
             self.recent.pop(0)

@@ -35,35 +35,45 @@ def register(subparsers) -> None:
         "--warp",
         type=float,
         metavar="X",
-        help="simulated seconds per wall second of training at full power "
-        "(default: the mission's length over 5 minutes)",
+        help="simulated seconds per wall second of training at full power; the wall time then "
+        "sets how many steps are trained (default: paced, the preset's whole schedule fitted "
+        "into the mission)",
+    )
+    p.add_argument(
+        "--minutes",
+        type=float,
+        default=5.0,
+        metavar="M",
+        help="wall-time budget of a paced mission (default 5): a machine too slow to train the "
+        "preset in it trains a shorter schedule, and says so",
     )
     p.add_argument(
         "--stress",
         type=float,
-        default=10.0,
         metavar="X",
-        help="multiplier on the profile's radiation upset rate (default 10)",
+        help="multiplier on the profile's radiation upset rate (default 10; may change on --resume)",
     )
     from skyrack.train.config import PRESETS
 
-    p.add_argument("--preset", default="cpu", choices=sorted(PRESETS), help="model and recipe (default: cpu)")
+    p.add_argument("--preset", choices=sorted(PRESETS), help="model and recipe (default: cpu)")
     p.add_argument(
         "--data", metavar="FILE", help="train on this UTF-8 text (default: the complete works of Shakespeare)"
     )
     p.add_argument("--run-id", metavar="ID", help="name of the run directory (default: mission-<UTC time>)")
-    p.add_argument("--resume", metavar="ID", help="continue an interrupted mission")
+    p.add_argument(
+        "--resume",
+        metavar="ID",
+        help="continue an interrupted mission as planned; only --warp, --stress and --device may change",
+    )
     add_runs_dir_arg(p)
     p.add_argument(
         "--frame-interval",
         type=float,
-        default=10.0,
         metavar="S",
         help="simulated seconds between telemetry frames (default 10)",
     )
-    p.add_argument(
-        "--soc", type=float, default=0.5, help="battery state of charge at the start (default 0.5)"
-    )
+    p.add_argument("--soc", type=float, help="battery state of charge at the start (default 0.5)")
+    p.add_argument("--seed", type=int, help="seed of the training job and the faults (default 1337)")
     p.add_argument(
         "--link",
         choices=("ground", "relay", "ideal"),
@@ -76,7 +86,6 @@ def register(subparsers) -> None:
         metavar="P",
         help="fraction of packets the channel loses, each way (default: the profile's)",
     )
-    p.add_argument("--seed", type=int, default=1337)
     add_device_arg(p)
     p.add_argument("--no-dashboard", action="store_true", help="no live view, only the start and end lines")
     p.add_argument("--json", action="store_true", help="print the summary as JSON at the end")
@@ -129,6 +138,7 @@ def cmd_mission(args) -> int:
         soc=args.soc,
         seed=args.seed,
         device=args.device,
+        minutes=args.minutes,
         link=args.link,
         link_loss=args.link_loss,
     )

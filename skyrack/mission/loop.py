@@ -61,6 +61,7 @@ class Mission:
         offsets: dict,
         previous: dict | None,
         link=None,
+        pace=None,
     ):
         self.archive, self.craft, self.training, self.meta = archive, craft, training, meta
         self.operator, self.view = operator, view
@@ -70,6 +71,7 @@ class Mission:
         self.n_ticks = int(round((meta.end_t - meta.start_t) / self.tick_s))
         self.offsets = offsets  # fault counters of earlier sessions
         self.clock = StepClock(float(meta.warp))
+        self.pace = pace  # skyrack.mission.pacing.Pace, or None: a fixed warp
         self.train_watch = Stopwatch()
         self.pending: list[Event] = []
         self.previous = previous  # the last committed frame's values (None: a new mission)
@@ -168,6 +170,9 @@ class Mission:
         if fraction > 0:
             training.expose(now.upsets_per_s, craft.spec.gpu_bits, self.tick_s, op.stress)
             self.clock.grant(self.tick_s, fraction)
+            if self.pace is not None:
+                steps_left = training.trainer.cfg.steps - training.step_count
+                self.clock.step_cost_s = self.pace.step_cost_s(k, steps_left)
             while self.clock.due() and not training.done:
                 with self.train_watch:
                     training.step()

@@ -18,16 +18,6 @@ from skyrack.errors import UserError
 from skyrack.telemetry.runs import RunDir, check_run_id, find_run, new_run_id  # noqa: F401  (their old home)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
 def _older_than(path: Path, seconds: float) -> bool:
     try:
         return time.time() - path.stat().st_mtime > seconds
@@ -39,14 +29,11 @@ class RunLock:
     """`with RunLock(run_dir):` - the mission's exclusive claim on a run directory."""
 
     def __init__(self, run_dir: RunDir):
-        self.path = run_dir.lock
+        self.run_dir, self.path = run_dir, run_dir.lock
         self.held = False
 
     def _holder(self) -> dict | None:
-        try:
-            return json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return None
+        return self.run_dir.lock_holder()
 
     def acquire(self) -> None:
         body = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}).encode()
@@ -55,10 +42,9 @@ class RunLock:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
                 holder = self._holder()
-                same_host = holder is not None and holder.get("host") == socket.gethostname()
                 pid = holder.get("pid") if holder else None
-                dead = same_host and isinstance(pid, int) and not _alive(pid)
-                if dead or (holder is None and _older_than(self.path, 10.0)):  # or never written
+                never_written = holder is None and _older_than(self.path, 10.0)
+                if self.run_dir.writer_gone() or never_written:
                     self.path.unlink(missing_ok=True)  # stale: its mission is gone
                     continue
                 who = f"process {pid}" if pid else "another mission"

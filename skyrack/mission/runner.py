@@ -5,14 +5,18 @@ A new mission's defaults (each overridable):
 - start: half an orbit before the first South Atlantic Anomaly crossing after the elements'
   epoch (after now when the elements are fresh), so that a short mission sees the anomaly;
 - length: 2.1 orbits (two full orbits, each with its eclipse);
-- warp: the mission's length over 5 minutes (`DEFAULT_WALL_S`): at full power the cpu preset
-  trains through the whole mission in about that much wall time; throttled or paused it is faster;
+- pacing (no `--warp`): the preset's whole schedule is fitted into the mission, ending at 85% of
+  the compute the bus allows, whatever a step costs here; a machine too slow to do it in about 5
+  minutes of wall time (`--minutes`) is told so and trains a shorter schedule of the same recipe
+  (`skyrack.mission.pacing`). With `--warp` (or `--steps`) one step stands for warp x its wall
+  time instead, and the wall time sets how many steps a mission trains;
 - battery at 50% (`--soc`), so that the governor has to plan from the first tick;
 - stress 10: ten times the profile's upset rate, so that two orbits see a few dozen faults.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from collections.abc import Callable
@@ -32,24 +36,61 @@ COUNTERS = ("faults.injected", "faults.detected", "faults.recovered")
 
 @dataclass
 class Options:
+    """What `skyrack mission` was told; None is "not given" (a new mission takes `DEFAULTS`)."""
+
     profile: str | None = None
     tle: str | None = None
     start: str | None = None
     hours: float | None = None
     steps: int | None = None
     warp: float | None = None
-    stress: float = 10.0
-    preset: str = "cpu"
+    stress: float | None = None
+    preset: str | None = None
     data: str | None = None
     run_id: str | None = None
     resume: str | None = None
     runs_dir: str | None = None
-    frame_interval: float = 10.0
-    soc: float = 0.5
-    seed: int = 1337
+    frame_interval: float | None = None
+    soc: float | None = None
+    seed: int | None = None
     device: str | None = None
     link: str | None = None  # ground, relay or ideal (None: the profile's)
     link_loss: float | None = None
+    minutes: float = DEFAULT_WALL_S / 60.0  # wall-time budget of a paced mission
+
+
+DEFAULTS = {"stress": 10.0, "preset": "cpu", "frame_interval": 10.0, "soc": 0.5, "seed": 1337}
+
+# A resumed mission keeps its plan. These options may change on resume: the pace of the clock,
+# the fault rate (a `set_stress` command does the same in flight) and where training runs.
+# Every other one fixes the orbit, the clock's grid or the training job the archive and the
+# checkpoints were made with, and is refused.
+CHANGEABLE_ON_RESUME = ("warp", "stress", "device")
+FIXED_ON_RESUME = {
+    "profile": "--profile",
+    "tle": "--tle",
+    "start": "--start",
+    "hours": "--hours",
+    "steps": "--steps",
+    "preset": "--preset",
+    "data": "--data",
+    "run_id": "--run-id",
+    "frame_interval": "--frame-interval",
+    "soc": "--soc",
+    "seed": "--seed",
+    "link": "--link",
+    "link_loss": "--link-loss",
+}
+
+
+def refuse_fixed_options(opts: Options) -> None:
+    """One line naming the options a resume cannot apply, if any were given."""
+    given = [flag for name, flag in FIXED_ON_RESUME.items() if getattr(opts, name) is not None]
+    if given:
+        raise UserError(
+            f"--resume continues mission {opts.resume} as it was planned: {', '.join(given)} cannot change "
+            f"(only {', '.join('--' + name for name in CHANGEABLE_ON_RESUME)} can)"
+        )
 
 
 def default_start(twin, base_s: float) -> float:
@@ -64,10 +105,13 @@ def plan(opts: Options, say: Callable[[str], None]) -> RunMeta:
     from skyrack.orbit.twin import OrbitTwin
     from skyrack.train.config import PRESETS
 
+    opts = dataclasses.replace(opts, **{k: v for k, v in DEFAULTS.items() if getattr(opts, k) is None})
+
     positive("--hours", opts.hours), positive("--steps", opts.steps), positive("--warp", opts.warp)
     positive("--stress", opts.stress, allow_zero=True), positive("--frame-interval", opts.frame_interval)
     if opts.link_loss is not None and not 0.0 <= opts.link_loss < 1.0:
         raise UserError(f"--link-loss must lie in [0, 1), got {opts.link_loss}")
+    positive("--minutes", opts.minutes)
     if not 0.0 <= opts.soc <= 1.0:
         raise UserError(f"--soc must lie in 0..1, got {opts.soc}")
     if opts.preset not in PRESETS:
@@ -124,6 +168,8 @@ def plan(opts: Options, say: Callable[[str], None]) -> RunMeta:
         wall_started=time.time(),
         satellite=profile.satellite.name,
         steps=opts.steps,
+        pacing=opts.warp is None and opts.steps is None,
+        wall_budget_s=float(opts.minutes * 60.0),
         seed=opts.seed,
         initial_soc=opts.soc,
         data=str(Path(opts.data).resolve()) if opts.data else None,
@@ -144,6 +190,8 @@ class Flight:
         if root.exists() and not root.is_dir():
             raise UserError(f"runs directory {root} is not a directory")
         if opts.resume:
+            refuse_fixed_options(opts)
+            positive("--warp", opts.warp), positive("--stress", opts.stress, allow_zero=True)
             self.run = find_run(opts.resume, root)
             meta = None
         else:
@@ -207,9 +255,19 @@ class Flight:
             tick_s=meta.frame_interval_s,
             initial_soc=meta.initial_soc,
         )
+        changed = []
+        if resuming:  # the options a resume may change (CHANGEABLE_ON_RESUME), applied
+            if self.opts.warp is not None and self.opts.warp != meta.warp:
+                meta.warp = float(self.opts.warp)
+                changed.append(f"warp x{meta.warp:g}")
+            if self.opts.stress is not None:
+                meta.stress = float(self.opts.stress)
+                changed.append(f"stress x{meta.stress:g}")
         operator = Operator(stress=meta.stress)
         if resuming and self.archive.meta("operator"):
             operator = Operator(**self.archive.meta("operator"))
+            if self.opts.stress is not None:  # given now, it replaces what the ground last set
+                operator.stress = meta.stress
         last = self.archive.last_frame()
         values = {name: value for name, (_, _, value) in self.archive.latest().items()} if last else None
         first_tick = 0
@@ -221,6 +279,9 @@ class Flight:
             )
             craft.advance(craft.at(k), gpu_w)
             first_tick = k + 1
+        pace = fit = None
+        if meta.pacing:
+            pace, fit = self._pace(craft, operator, first_tick, resuming)
         self.training = Training(
             self.run.checkpoints,
             preset_name=meta.preset,
@@ -230,6 +291,7 @@ class Flight:
             session=meta.session,
             say=self.say,
             device=self.opts.device,
+            fit=fit,
         )
         offsets = {name: int(values[name]) if values else 0 for name in COUNTERS}
         self.link = None
@@ -261,12 +323,14 @@ class Flight:
             offsets=offsets,
             previous=values,
             link=self.link,
+            pace=pace,
         )
         meta.write(self.archive)  # the plan goes on record once everything is ready to fly
         if resuming:
             self.mission.say(
                 f"mission resumed (session {meta.session}) after frame {last[0] if last else 0}; "
                 f"training continues from step {self.training.step_count}"
+                + (f"; now {', '.join(changed)}" if changed else "")
             )
 
     def _onboard_assistant(self, meta: RunMeta):
@@ -285,6 +349,29 @@ class Flight:
             )
 
         return answer
+
+    def _pace(self, craft, operator, first_tick: int, resuming: bool):
+        """(the Pace of this session, the schedule fit of a new mission's trainer or None)."""
+        from skyrack.mission.pacing import MARGIN, Pace, compute_budget, fit_schedule
+
+        meta = self.meta
+        n_ticks = int(round((meta.end_t - meta.start_t) / meta.frame_interval_s))
+        pace = Pace(compute_budget(craft, operator, first_tick, n_ticks), first_tick)
+        if resuming:
+            return pace, None
+
+        def fit(trainer) -> None:
+            self.say(
+                f"the bus allows {pace.total_s / 60:.0f} min of full-power GPU time over the mission; "
+                f"training is paced to end at {MARGIN:.0%} of it"
+            )
+            if pace.total_s <= 0:
+                self.say("warning: the bus never powers the GPU in this mission: no training will run")
+                return
+            step_s = fit_schedule(trainer, meta.wall_budget_s, self.say, meta.preset)
+            meta.warp = MARGIN * pace.total_s / (trainer.cfg.steps * step_s)
+
+        return pace, fit
 
     def fly(self) -> dict:
         from skyrack.mission.report import write_report

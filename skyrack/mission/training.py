@@ -49,7 +49,9 @@ class Training:
         session: int,
         say: Callable[[str], None],
         device: str | None = None,
+        fit: Callable | None = None,
     ):
+        """`fit(trainer)`, on a new run only, may shorten its schedule before the first checkpoint."""
         from skyrack.faults.guard import state_bits
         from skyrack.faults.runtime import ProtectedRun
         from skyrack.train import checkpoint
@@ -75,8 +77,12 @@ class Training:
             model_cfg = dataclasses.replace(model_cfg, vocab_size=dataset.tokenizer.vocab_size)
             train_cfg = dataclasses.replace(train_cfg, seed=seed)
         self.trainer = Trainer(model_cfg, train_cfg, dataset, checkpoints, device=device)
+        if self.trainer.precision_note:
+            say(self.trainer.precision_note)
         if files is not None:
             self.trainer.load_state(files)
+        elif fit is not None:
+            fit(self.trainer)
         self.run = ProtectedRun(self.trainer, protect=True, seed=seed * 1000 + session)
         self.run.listeners.append(self._heard)
         if files is None:

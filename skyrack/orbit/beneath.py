@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from skyrack.geo.areas import repeats
 from skyrack.orbit import frames
 from skyrack.orbit.twin import OrbitTwin
 
@@ -69,9 +70,8 @@ def upcoming_areas(
         if key == current:
             continue
         region = index.region(int(codes[first]))
-        # "the Mediterranean (the Mediterranean Sea)" says nothing twice: no detail then
-        said = labels[key].removeprefix("the ")
-        detail = None if _is_ocean(region) or said in region.spoken else region.spoken
+        # no detail that says the area again ("the Mediterranean (the Mediterranean Sea)")
+        detail = None if _is_ocean(region) or repeats(region.name, labels[key]) else region.spoken
         arrivals.append(Arrival(labels[key], detail, float(seconds[first]), float(seconds[first] - start)))
         current = key
         if len(arrivals) == count:

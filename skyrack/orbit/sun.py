@@ -12,7 +12,7 @@ import numpy as np
 from skyfield.sgp4lib import TEME
 
 from skyrack.orbit.timebase import skyfield_time
-from skyrack.sources.ephemeris import planets
+from skyrack.sources.ephemeris import check_covered, planets
 
 R_SUN_KM = 695_700.0
 R_EARTH_SHADOW_KM = 6371.0  # mean radius; oblateness moves eclipse edges by a few seconds
@@ -22,6 +22,7 @@ SUN_GRID_S = 600.0
 def sun_teme_km(seconds: np.ndarray) -> np.ndarray:
     """Geocentric Sun position (3, n) in TEME, km, at POSIX seconds."""
     seconds = np.atleast_1d(np.asarray(seconds, dtype=float))
+    check_covered(seconds)
     start = np.floor(seconds.min() / SUN_GRID_S) * SUN_GRID_S
     stop = np.ceil(seconds.max() / SUN_GRID_S) * SUN_GRID_S + SUN_GRID_S
     grid = np.arange(start, stop + 1.0, SUN_GRID_S)

@@ -18,6 +18,7 @@ from skyrack.errors import UserError
 from skyrack.orbit import frames, saa, sun
 from skyrack.orbit.elements import Satellite
 from skyrack.orbit.timebase import iso, julian_split, skyfield_time
+from skyrack.sources.ephemeris import check_covered
 
 STALE_AFTER_DAYS = 14.0
 SGP4_ERRORS = {
@@ -62,6 +63,7 @@ class OrbitTwin:
     def propagate(self, seconds) -> tuple[np.ndarray, np.ndarray]:
         """TEME position (km) and velocity (km/s), shape (3, n)."""
         seconds = np.atleast_1d(np.asarray(seconds, dtype=float))
+        check_covered(seconds)  # the twin's Sun, frames and timescale exist only there
         jd, fr = julian_split(seconds)
         error, r, v = self.satellite.satrec.sgp4_array(jd, fr)
         if np.any(error):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +82,7 @@ def cmd_plan(args) -> int:
     if args.action == "compare":
         return _compare(args, overrides)
     scenario = sc.load_scenario(args.assumptions or args.scenario or "skyrack")
-    s = study(scenario, overrides)
-    if "orbit.spec" in overrides:  # fail early and clearly on a bad orbit
-        pass
+    s = study(scenario, overrides)  # a bad --orbit is refused here, when the twin builds it
     claim = _claim_walk(s, overrides) if scenario.name != "starcloud-wp" else None
     report_path = None
     if not args.no_report:
@@ -285,10 +284,13 @@ def _print_walk(steps: list[dict], out) -> None:
     )
     for st in steps:
         be = st["break_even_launch_per_kg"]
+        first, *rest = textwrap.wrap(st["title"], 50)  # whole labels, wrapped under themselves
         out(
-            f"  {st['title'][:52]:<52}{_usd(st['orbit_usd_per_kwh']):>12}{_usd(st['ground_usd_per_kwh']):>13}"
+            f"  {first:<52}{_usd(st['orbit_usd_per_kwh']):>12}{_usd(st['ground_usd_per_kwh']):>13}"
             f"{_ratio(st['ratio']):>9}{st['launches']:>10,}{(f'${be:,.0f}/kg' if be is not None else 'none'):>12}\n"
         )
+        for line in rest:
+            out(f"    {line}\n")
     first, last = steps[0], steps[-1]
     out(
         f"  as published: orbit {1 / first['ratio']:.3g}x cheaper than ground"

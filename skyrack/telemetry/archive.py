@@ -10,6 +10,7 @@ The schema's channel table is filled from the telemetry dictionary.
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -376,7 +377,7 @@ class Archive:
 
 
 def check_command(name: str, args: dict[str, Any]) -> None:
-    """Refuse a command the dictionary does not declare, or arguments out of its ranges."""
+    """Refuse a command the dictionary does not declare, arguments of the wrong type, or out of range."""
     if name not in COMMAND:
         raise UserError(f"unknown command {name!r}; one of {', '.join(COMMAND)}")
     spec = COMMAND[name]
@@ -388,8 +389,37 @@ def check_command(name: str, args: dict[str, Any]) -> None:
         if a.name not in args:
             raise UserError(f"command {name} needs {a.name}")
         value = args[a.name]
-        if a.type == "float":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-                raise UserError(f"command {name}: {a.name} must be a number")
-            if (a.minimum is not None and value < a.minimum) or (a.maximum is not None and value > a.maximum):
-                raise UserError(f"command {name}: {a.name} must be within [{a.minimum}, {a.maximum}]")
+        if not _is_argument_of_type(value, a.type):
+            raise UserError(f"command {name}: {a.name} must be {_TYPE_WORDS[a.type]}, got {_shown(value)}")
+        if a.type in ("float", "int") and (
+            (a.minimum is not None and value < a.minimum) or (a.maximum is not None and value > a.maximum)
+        ):
+            raise UserError(f"command {name}: {a.name} must be within [{a.minimum}, {a.maximum}]")
+
+
+_TYPE_WORDS = {
+    "float": "a finite number",
+    "int": "a whole number",
+    "bool": "true or false",
+    "str": "a string",
+}
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, default=repr)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_argument_of_type(value: Any, kind: str) -> bool:
+    """Whether a JSON-decoded value is of a declared argument type (bool is not a number here)."""
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if kind == "int":
+        return isinstance(value, int) or (math.isfinite(value) and value == int(value))
+    if kind == "float":
+        return math.isfinite(value)
+    raise ValueError(f"the dictionary declares an argument type {kind!r} that check_command does not know")

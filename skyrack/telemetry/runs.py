@@ -21,7 +21,9 @@ adds its name here, and finds runs with `find_run`.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,6 +106,22 @@ class RunDir:
     def meta(self) -> RunMeta:
         return RunMeta.read(self)
 
+    def lock_holder(self) -> dict | None:
+        """What the lock says ({"pid", "host", "since"}), None when there is no readable lock."""
+        try:
+            holder = json.loads(self.lock.read_text())
+        except (OSError, ValueError):
+            return None
+        return holder if isinstance(holder, dict) else None
+
+    def writer_gone(self) -> bool:
+        """The lock names a process of this host that no longer exists: its mission was killed
+        (SIGKILL, a crash, the machine) without saying so. A run without a lock, or locked from
+        another host, is not judged."""
+        holder = self.lock_holder()
+        pid = holder.get("pid") if holder else None
+        return bool(holder) and holder.get("host") == socket.gethostname() and not pid_alive(pid)
+
     def create(self) -> None:
         """Make the directory (a new mission): a clear error where it cannot be written."""
         if self.path.exists() and self.has_archive():
@@ -118,6 +136,19 @@ class RunDir:
             probe.unlink()
         except OSError as exc:
             raise UserError(f"cannot write run directory {self.path}: {exc.strerror or exc}") from None
+
+
+def pid_alive(pid: Any) -> bool:
+    """Whether process `pid` of this host exists (a number that is not a pid is not alive)."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):  # no such process; a number beyond any pid
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
 
 
 def as_run(run: RunDir | str | os.PathLike) -> RunDir:
@@ -195,6 +226,8 @@ class RunMeta:
     status: str | None = None  # "running", "finished" or "interrupted"
     wall_started: float | None = None  # wall-clock POSIX seconds of the first session
     steps: int | None = None  # fly until training reaches this step (None: fly the hours)
+    pacing: bool | None = None  # the preset's schedule fitted into the mission (skyrack.mission.pacing)
+    wall_budget_s: float | None = None  # the wall time a paced mission aims at
     seed: int | None = None
     initial_soc: float | None = None
     data: str | None = None  # the training text (None: the complete works of Shakespeare)
@@ -215,10 +248,17 @@ class RunMeta:
 
     @classmethod
     def read(cls, run: RunDir | str | os.PathLike) -> RunMeta:
+        """The meta as a reader should see it: a run whose archive says "running" while its lock
+        names a dead process was killed, and reads as "interrupted" (resumable with --resume).
+        The archive itself is left as it is, for the mission that resumes it."""
         from skyrack.telemetry.archive import Archive
 
-        with Archive(as_run(run).archive, readonly=True) as archive:
-            return cls.from_archive(archive)
+        run = as_run(run)
+        with Archive(run.archive, readonly=True) as archive:
+            meta = cls.from_archive(archive)
+        if meta.status == "running" and run.writer_gone():
+            meta.status = "interrupted"
+        return meta
 
     def write(self, archive) -> None:
         for key, value in self.as_dict().items():

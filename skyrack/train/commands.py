@@ -24,6 +24,7 @@ _TRAIN_FLAGS = (
     "optimizer",
     "lr",
     "muon_lr",
+    "muon_precision",
     "warmup_steps",
     "weight_decay",
     "grad_clip",
@@ -63,9 +64,8 @@ def register(subparsers) -> None:
         if kind is bool:
             sizes.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
         else:
-            sizes.add_argument(
-                flag, type=kind, default=None, choices=("adamw", "muon") if name == "optimizer" else None
-            )
+            choices = {"optimizer": ("adamw", "muon"), "muon_precision": ("auto", "float32", "bfloat16")}
+            sizes.add_argument(flag, type=kind, default=None, choices=choices.get(name))
     p.set_defaults(func=cmd_train)
 
     s = subparsers.add_parser("sample", help="generate text from a trained checkpoint")
@@ -165,6 +165,8 @@ def cmd_train(args) -> int:
             f"device {trainer.device}; {train_cfg.optimizer}, {train_cfg.steps} steps of "
             f"{train_cfg.batch_size}x{model_cfg.block_size} tokens; run directory {out_dir}"
         )
+        if trainer.precision_note:
+            say(trainer.precision_note)
     on_eval = (lambda r: print(json.dumps(r), flush=True)) if args.json else None
     progress = Progress(train_cfg.steps, enabled=not args.quiet and trainer.rank == 0)
     state = run(trainer, progress, on_eval)

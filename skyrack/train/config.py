@@ -28,6 +28,7 @@ class TrainConfig:
     optimizer: str = "adamw"  # "adamw", or "muon": Muon for hidden matrices, AdamW for the rest
     lr: float = 1e-3  # peak AdamW learning rate
     muon_lr: float = 0.02  # peak Muon learning rate (hidden matrices), when optimizer="muon"
+    muon_precision: str = "auto"  # Muon's orthogonalization: "auto" (fast here), "float32", "bfloat16"
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio at the last step
     warmup_steps: int = 100
     weight_decay: float = 0.1  # on matrices and embeddings, never on norms

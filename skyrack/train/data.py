@@ -37,7 +37,8 @@ VAL_FRACTION = 0.1  # single texts: the last 10%
 def read_text_file(path) -> str:
     """The UTF-8 text of `path`; a missing, empty or binary file is a `UserError`."""
     try:
-        raw = open(path, "rb").read()
+        with open(path, "rb") as file:
+            raw = file.read()
     except FileNotFoundError:
         raise UserError(f"data file not found: {path}") from None
     except IsADirectoryError:

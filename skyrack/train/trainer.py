@@ -48,10 +48,13 @@ import torch
 import torch.distributed as dist
 
 from skyrack.device import pick_device
+from skyrack.errors import UserError
 from skyrack.train import checkpoint
 from skyrack.train.config import ModelConfig, TrainConfig, to_dict
 from skyrack.train.data import BatchSampler, Dataset, eval_offsets
+from skyrack.train.hardware import matmul_dtype
 from skyrack.train.model import GPT
+from skyrack.train.muon import Muon
 
 HOOK_EVENTS = ("before_step", "after_backward", "before_update", "after_step")
 
@@ -88,6 +91,19 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     return cfg.min_lr_ratio + 0.5 * (1.0 - cfg.min_lr_ratio) * (1.0 + math.cos(math.pi * progress))
 
 
+MUON_PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def muon_precision(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype, str]:
+    """(dtype of Muon's orthogonalization, why): the config's choice, or with "auto" the one
+    that is fast on `device` (skyrack.train.hardware)."""
+    if cfg.muon_precision == "auto":
+        return matmul_dtype(device)
+    if cfg.muon_precision not in MUON_PRECISIONS:
+        raise UserError(f"unknown Muon precision {cfg.muon_precision!r} (auto, float32 or bfloat16)")
+    return MUON_PRECISIONS[cfg.muon_precision], "as configured"
+
+
 def build_optimizers(model: GPT, cfg: TrainConfig) -> list[torch.optim.Optimizer]:
     """AdamW for everything, or Muon for the hidden weight matrices and AdamW for the rest.
     Weight decay applies to matrices and embeddings, not to norm gains."""
@@ -103,7 +119,8 @@ def build_optimizers(model: GPT, cfg: TrainConfig) -> list[torch.optim.Optimizer
     extra = {"fused": True} if next(model.parameters()).is_cuda else {}
     optimizers = [torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), **extra)]
     if cfg.optimizer == "muon":
-        optimizers.append(torch.optim.Muon(hidden, lr=cfg.muon_lr, weight_decay=cfg.weight_decay))
+        dtype, _ = muon_precision(cfg, next(model.parameters()).device)
+        optimizers.append(Muon(hidden, lr=cfg.muon_lr, weight_decay=cfg.weight_decay, ns_dtype=dtype))
     elif cfg.optimizer != "adamw":
         raise ValueError(f"unknown optimizer {cfg.optimizer!r} (adamw or muon)")
     for opt in optimizers:
@@ -141,6 +158,16 @@ class Trainer:
         out_dir: str | os.PathLike | None = None,
         device: str | None = None,
     ):
+        """A trainer owns the process it runs in. Building one changes process-wide torch state,
+        on purpose and without undoing it, because a training step needs it for as long as the
+        trainer lives (scoping it to one call would lose it between steps):
+
+        * on CPU, `torch.use_deterministic_algorithms(True)`: bitwise replay and resume;
+        * on CUDA, TF32 matmuls and convolutions allowed (`torch.backends.*.allow_tf32`);
+        * Python's, NumPy's and torch's global generators seeded from `train_cfg.seed + rank`;
+        * with several ranks, the current CUDA device set to this rank's.
+
+        Code sharing the process with a trainer sees the same settings."""
         self.model_cfg, self.cfg, self.dataset = model_cfg, train_cfg, dataset
         self.out_dir = Path(out_dir) if out_dir else None
         self.rank, self.world, local_rank = _distributed()
@@ -166,6 +193,10 @@ class Trainer:
                 self.forward, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
         self.optimizers = build_optimizers(self.model, train_cfg)
+        self.precision_note = None  # one line on the precision choices made for this hardware
+        if train_cfg.optimizer == "muon":
+            dtype, why = muon_precision(train_cfg, self.device)
+            self.precision_note = f"muon: {str(dtype).removeprefix('torch.')} orthogonalization ({why})"
         self.autocast = (
             torch.autocast("cuda", dtype=torch.bfloat16)
             if self.device.type == "cuda"

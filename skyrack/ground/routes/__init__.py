@@ -13,6 +13,7 @@ from fastapi import Depends, HTTPException, Request
 from skyrack.ground.state import Ground
 
 MAX_PAGE = 5000
+MAX_ID = 2**62  # ids and cursors: SQLite's integers are 64-bit; a larger one is refused, not a 500
 
 
 async def _ground(request: Request) -> Ground:  # async: resolved on the event loop, no thread hop

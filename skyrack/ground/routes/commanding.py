@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from skyrack.errors import UserError
 from skyrack.ground.auth import bearer_matches
-from skyrack.ground.routes import MAX_PAGE, GroundDep, finite
+from skyrack.ground.routes import MAX_ID, MAX_PAGE, GroundDep, finite
 from skyrack.ground.state import Ground
 
 _IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -60,7 +60,7 @@ async def post_command(
 
     def queue():
         archive = ground.writer()
-        if archive.meta("status") != "running":
+        if archive.meta("status") != "running" or ground.run.writer_gone():
             raise HTTPException(409, "the mission is not running; commands are accepted only in flight")
         known = archive.command_by_key(idempotency_key) if idempotency_key is not None else None
         if known is not None:
@@ -88,7 +88,7 @@ async def post_command(
 @router.get("/api/commands", tags=["commands"], summary="commands, oldest first, paged")
 def list_commands(
     ground: GroundDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 200,
 ):
     rows = ground.archive().commands(after_id=after, limit=limit)
@@ -96,7 +96,7 @@ def list_commands(
 
 
 @router.get("/api/commands/{cid}", tags=["commands"], summary="one command and its state")
-def get_command(ground: GroundDep, cid: Annotated[int, PathParam(ge=1, le=2**62)]):
+def get_command(ground: GroundDep, cid: Annotated[int, PathParam(ge=1, le=MAX_ID)]):
     try:
         return ground.archive().command(cid)
     except UserError as exc:

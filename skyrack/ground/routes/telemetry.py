@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import StreamingResponse
 
-from skyrack.ground.routes import MAX_PAGE, GroundDep, finite
+from skyrack.ground.routes import MAX_ID, MAX_PAGE, GroundDep, finite
 from skyrack.ground.stream import Cursor, sse
 from skyrack.telemetry.dictionary import CHANNEL, CHANNELS, COMMANDS, EVENTS, SEVERITIES
 
@@ -88,7 +88,7 @@ def history(
     channel: Annotated[str, PathParam(max_length=64)],
     since: Annotated[float | None, Query(description="simulated POSIX seconds")] = None,
     until: Annotated[float | None, Query(description="simulated POSIX seconds")] = None,
-    after: Annotated[int, Query(ge=0, description="cursor: the `next` of the previous page")] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID, description="cursor: the `next` of the previous page")] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
 ):
     if channel not in CHANNEL:
@@ -115,7 +115,7 @@ def history(
 def events(
     ground: GroundDep,
     severity: Annotated[str | None, Query(pattern="^(" + "|".join(SEVERITIES) + ")$")] = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 200,
     last: Annotated[bool, Query(description="the newest `limit` events instead of the oldest")] = False,
 ):

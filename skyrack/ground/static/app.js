@@ -21,6 +21,11 @@ async function api(path, options = {}) {
 const utc = (t) => new Date(t * 1000).toISOString().replace("T", " ").slice(0, 19);
 const hhmmss = (t) => new Date(t * 1000).toISOString().slice(11, 19);
 const fixed = (v, n) => (v === undefined || v === null ? "–" : (+v).toFixed(n));
+// Whether `other` beside `name` says a place twice (skyrack.geo.areas.repeats: the same rule).
+function repeats(name, other) {
+  const a = ` ${name.replace(/^the /, "")} `, b = ` ${other.replace(/^the /, "")} `;
+  return a.includes(b) || b.includes(a);
+}
 function esc(s) { const d = document.createElement("div"); d.textContent = String(s); return d.innerHTML; }
 function latLon(lat, lon) {
   return `${Math.abs(lat).toFixed(1)}°${lat >= 0 ? "N" : "S"} ${Math.abs(lon).toFixed(1)}°${lon >= 0 ? "E" : "W"}`;
@@ -65,7 +70,7 @@ function showValues(t, values) {
   state.lastT = t;
   if (!state.link || state.link.mode === "ideal") $("#clock").textContent = utc(t); // else the ground's clock
   if (v["orbit.region"] !== undefined) {
-    const area = v["orbit.area"] && v["orbit.area"] !== v["orbit.region"] ? ` · ${v["orbit.area"]}` : "";
+    const area = v["orbit.area"] && !repeats(v["orbit.region"], v["orbit.area"]) ? ` · ${v["orbit.area"]}` : "";
     $("#beneath").textContent = `${v["orbit.region"]}${area}`;
   }
   const lit = v["orbit.sunlit"];
@@ -269,6 +274,38 @@ function connect() {
   source.addEventListener("event", (m) => { state.cursor = m.lastEventId; addEvent(JSON.parse(m.data), true); });
 }
 
+// summary.json (the report's headline numbers), once the mission has written it.
+const SUMMARY_ROWS = [
+  ["status", (s) => s.status],
+  ["simulated", (s) => `${fixed(s.simulated_hours, 2)} h · ${s.orbits ?? "–"} orbits`],
+  ["frames", (s) => `${s.frames}${s.frames_contiguous ? "" : " (gaps)"}`],
+  ["sessions", (s) => `${s.sessions} (${s.resumes} resumed)`],
+  ["eclipses · SAA", (s) => `${s.eclipses} · ${s.saa_crossings}`],
+  ["battery", (s) => `min ${fixed(100 * s.battery_min_soc, 0)}% · end ${fixed(100 * s.battery_end_soc, 0)}%`],
+  ["GPU", (s) => `max ${fixed(s.gpu_max_temp_c, 1)} °C · duty ${fixed(100 * s.gpu_duty, 0)}%`],
+  ["governor", (s) => `${s.governor_decisions} decisions · ${s.governor_pauses} pauses`],
+  ["training", (s) => `${s.training_steps ?? "–"} steps · loss ${fixed(s.first_loss, 3)} → ${fixed(s.final_loss, 3)}`],
+  ["validation loss", (s) => fixed(s.final_val_loss, 4)],
+  ["faults", (s) => `${s.faults.injected} injected · ${s.faults.detected} detected · ${s.faults.recovered} recovered`],
+  ["commands", (s) => Object.entries(s.commands).filter(([, n]) => n).map(([k, n]) => `${n} ${k}`).join(" · ") || "none"],
+];
+function showSummary(report) {
+  if (!report) return false;
+  $("#summary-list").innerHTML = SUMMARY_ROWS.map(([label, text]) => {
+    let value;
+    try { value = text(report); } catch (e) { value = "–"; }
+    return `<div><dt>${esc(label)}</dt><dd>${esc(value ?? "–")}</dd></div>`;
+  }).join("");
+  $("#summary").hidden = false;
+  return true;
+}
+function watchSummary(report) {
+  if (showSummary(report)) return;
+  const timer = setInterval(async () => {
+    try { if (showSummary((await api("/api/summary")).summary)) clearInterval(timer); } catch (e) { /* next time */ }
+  }, 20000);
+}
+
 let map;
 async function main() {
   map = new WorldMap($("#map"));
@@ -281,6 +318,7 @@ async function main() {
   const badge = $("#mode");
   badge.textContent = summary.mode === "live" ? "live" : `replay ${summary.replay_speed}×`;
   badge.className = `badge ${summary.mode}`;
+  watchSummary(summary.summary);
   api("/api/map/countries").then((g) => map.setCountries(g));
   api("/api/stations").then((s) => map.setStations(s.stations));
   state.meta = summary.meta;
