@@ -229,12 +229,6 @@ def test_the_mission_summary_shows_once_written(dashboard):
     assert "status" in text and summary["status"] in text
 
 
-# -- over the realistic link: silence between passes, catch-up in each, commands in contact ------
-SANTIAGO_RISE = 1785086713  # a Santiago pass of the built-in elements; Hartebeesthoek 22 min later
-HARTEBEESTHOEK_RISE = 1785088079
-
-
-@pytest.fixture(scope="module")
 def link_dashboard(tmp_path_factory):
     chromium = _chromium()
     from playwright.sync_api import sync_playwright

@@ -1,4 +1,4 @@
-"""CLI: `skyrack ask`, `skyrack chat`, `skyrack assistant eval|finetune`."""
+"""CLI: `skyrack ask`, `skyrack chat`, `skyrack assistant eval|finetune|serve`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from skyrack.orbit.timebase import parse_time
 from skyrack.telemetry.runs import find_run
 
 BACKEND_HELP = (
-    "auto (Gemma if it loads, else composed), gemma, composed, a transformers model directory, "
-    "or an OpenAI-compatible http(s) URL"
+    "auto (Gemma if it loads, else composed), gemma, gemma-transformers (Gemma through transformers), "
+    "composed, a transformers model directory, or an OpenAI-compatible http(s) URL"
 )
 
 
@@ -42,6 +42,11 @@ def register(sub) -> None:
     _add_context_args(p)
     _add_backend_args(p)
     p.add_argument("--json", action="store_true", help="answer, facts, verification and latency as JSON")
+    p.add_argument(
+        "--no-service",
+        action="store_true",
+        help="load the model here even when `skyrack assistant serve` is running",
+    )
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("chat", help="talk to the satellite (one question per line; history kept)")
@@ -77,6 +82,13 @@ def register(sub) -> None:
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--json", action="store_true")
     f.set_defaults(func=cmd_finetune)
+
+    r = s.add_parser(
+        "serve", help="keep the assistant loaded on loopback; `skyrack ask` answers through it while it runs"
+    )
+    _add_backend_args(r)
+    r.add_argument("--port", type=int, default=0, help="loopback port (default: any free port)")
+    r.set_defaults(func=cmd_serve)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -99,23 +111,68 @@ def _context_kwargs(args) -> dict:
     }
 
 
+def _service_key(args) -> dict:
+    """What a resident service must run to answer for these arguments."""
+    return {"backend": args.backend, "adapter": args.adapter, "device": args.device}
+
+
 def cmd_ask(args) -> int:
     if not args.question.strip():
         raise UserError("the question is empty")
     kwargs = _context_kwargs(args)
-    assistant = _assistant(args)
-    result = assistant.ask(args.question, **kwargs)
+    resident = None
+    if not args.no_service:
+        from skyrack.assistant.resident import ask_resident
+
+        resident = ask_resident(args.question, _service_key(args), **kwargs)
+    if resident:
+        result, info, via = resident
+    else:
+        assistant = _assistant(args)
+        result, info, via = assistant.ask(args.question, **kwargs), assistant.describe(), None
     if args.json:
-        print_json({**result, "backend_info": assistant.describe()})
+        print_json({**result, "backend_info": info, "service": via})
         return 0
     for warning in result["warnings"]:
         warn(warning)
     print(result["answer"])
     print(
         f"[{result['mode']} mode, {'verified' if result['verified'] else 'NOT verified'}, "
-        f"{result['latency_s']:.2f} s]",
+        f"{result['latency_s']:.2f} s{f', answered by the resident assistant at {via}' if via else ''}]",
         file=sys.stderr,
     )
+    return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def cmd_serve(args) -> int:
+    import signal
+
+    from skyrack.assistant.resident import ResidentAssistant
+
+    if not 0 <= args.port <= 65535:
+        raise UserError(f"--port must be 0..65535, got {args.port}")
+    assistant = _assistant(args)
+    try:
+        service = ResidentAssistant(assistant, _service_key(args), port=args.port)
+    except OSError as exc:
+        raise UserError(f"cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}") from None
+    info = assistant.describe()
+    print(
+        f"skyrack assistant: {info['mode']} mode ({info['backend']}) on {service.url}/ ; "
+        f"`skyrack ask` answers through it while it runs (Ctrl-C stops it)",
+        flush=True,
+    )
+    signal.signal(signal.SIGTERM, _interrupt)  # stopped by kill: still remove the record
+    try:
+        service.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.close()
     return 0
 
 

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import threading
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+import numpy as np
 
 from skyrack.device import pick_device
 from skyrack.errors import UserError
@@ -33,6 +36,13 @@ DOMAIN_WORDS = (
     "validation faults detected recovered dose rad inside outside South Atlantic Anomaly of with, . ; : ( ) - "
     "0 1 2 3 4 5 6 7 8 9 00 10 20 30 UTC degrees kilometres kilometers per second full speed"
 )
+
+
+def domain_token_ids(encode) -> set[int]:
+    """The domain words' tokens; `encode(text)` gives ids without special tokens."""
+    ids = set(encode(DOMAIN_WORDS))
+    # Each word alone and after a space: "." after "minutes" is a bare token, not " .".
+    return ids | {i for w in DOMAIN_WORDS.split() for spaced in (w, " " + w) for i in encode(spaced)}
 
 
 class ComposedBackend:
@@ -69,8 +79,10 @@ class TransformersBackend:
         self.torch = torch
         self.device = str(pick_device(device))
         self.name = name or str(model_dir)
+        marks = [time.perf_counter()]
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+            marks.append(time.perf_counter())
             # Eager attention: for one new token at a time on CPU it is several times cheaper than SDPA here.
             model = AutoModelForCausalLM.from_pretrained(
                 str(model_dir), dtype=torch.float32, attn_implementation="eager"
@@ -79,20 +91,21 @@ class TransformersBackend:
             raise UserError(
                 f"cannot load a transformers model from {model_dir}: {str(exc).splitlines()[0]}"
             ) from None
+        marks.append(time.perf_counter())
         if adapter:
             model = load_adapter(model, adapter)
         self.model = model.to(self.device).eval()
+        marks.append(time.perf_counter())
+        self.load_breakdown = {
+            "imports_s": round(marks[0] - start, 3),
+            "weights_s": round(marks[2] - marks[1], 3),
+            "adapter_s": round(marks[3] - marks[2], 3),
+            "tokenizer_s": round(marks[1] - marks[0], 3),
+        }
         self.adapter = str(adapter) if adapter else None
         self._prefix_cache: dict[str, tuple] = {}
         self._lock = threading.Lock()  # one decode at a time (the ground server may call from threads)
-        self._domain_ids = set(self.tokenizer(DOMAIN_WORDS, add_special_tokens=False).input_ids)
-        # Each word alone and after a space: "." after "minutes" is a bare token, not " .".
-        self._domain_ids |= {
-            i
-            for w in DOMAIN_WORDS.split()
-            for spaced in (w, " " + w)
-            for i in self.tokenizer(spaced, add_special_tokens=False).input_ids
-        }
+        self._domain_ids = domain_token_ids(lambda s: self.tokenizer(s, add_special_tokens=False).input_ids)
         self._end_ids = {
             i
             for m in ("<end_of_turn>", "<eos>")
@@ -107,9 +120,11 @@ class TransformersBackend:
         return {
             "backend": self.name,
             "mode": self.mode,
+            "runtime": "transformers",
             "device": self.device,
             "adapter": self.adapter,
             "load_s": round(self.load_s, 2),
+            "load": self.load_breakdown,
         }
 
     def _ids(self, text: str, special: bool):
@@ -119,7 +134,8 @@ class TransformersBackend:
         out = self.model.model(input_ids=ids, past_key_values=past, use_cache=True)
         return out.last_hidden_state[:, -1], out.past_key_values
 
-    def generate(self, prefix: str, rest: str, max_new_tokens: int = 40) -> str:
+    def generate(self, prefix: str, rest: str, max_new_tokens: int = 40, draft: str | None = None) -> str:
+        """Greedy decoding, one token a step (`draft` is not used here)."""
         torch = self.torch
         with self._lock, torch.inference_mode():
             if prefix not in self._prefix_cache:
@@ -148,14 +164,141 @@ class TransformersBackend:
         return text.strip()
 
 
+def _env_threads() -> int:
+    value = os.environ.get("SKYRACK_BLAS_THREADS", "1")
+    if not value.isdigit() or int(value) < 1:
+        raise UserError(f"SKYRACK_BLAS_THREADS must be a positive whole number, not {value!r}")
+    return int(value)
+
+
+class MappedGemmaBackend:
+    """Gemma 3 in numpy over its cached float32 safetensors, mapped (skyrack.assistant.npgemma);
+    no torch, no transformers: the whole load takes a fraction of a second.
+
+    Greedy decoding with a draft (prompt-lookup speculation): the caller's expected answer (the
+    composed one) is tokenized and run through the model in one pass with the prompt; the model's
+    own greedy choice at every position is compared with the draft, the agreeing run is kept and
+    decoding goes on from the model's first different token. The output is the model's greedy
+    answer whatever the draft says; a good draft turns ~20 sequential steps into one or two passes.
+    """
+
+    mode = "model"
+    PREFIXES = 4  # key/value caches of worked-example prefixes kept (~15 MB each)
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        *,
+        adapter: str | Path | None = None,
+        name: str | None = None,
+        threads: int | None = None,
+    ):
+        start = time.perf_counter()
+        from threadpoolctl import ThreadpoolController
+
+        from skyrack.assistant.bpe import BPETokenizer
+        from skyrack.assistant.npgemma import Gemma3Text
+
+        # One BLAS thread by default: a decode step is bound by memory bandwidth, and OpenBLAS's
+        # spinning threads on a 2-core machine that is doing anything else cost 2-5x (measured).
+        # $SKYRACK_BLAS_THREADS gives more where cores are free.
+        self.threads = threads or _env_threads()
+        self._blas = ThreadpoolController()
+        imported = time.perf_counter()
+        if adapter:
+            verify_adapter(adapter)
+        with self._blas.limit(limits=self.threads, user_api="blas"):
+            self.model = Gemma3Text(model_dir, adapter)
+        loaded = time.perf_counter()
+        self.tokenizer = BPETokenizer(model_dir)
+        self.name = name or str(model_dir)
+        self.device = "cpu"
+        self.adapter = str(adapter) if adapter else None
+        self._lock = threading.Lock()  # one decode at a time (the ground server may call from threads)
+        self._prefixes: dict[str, tuple] = {}
+        encode = self.tokenizer.encode
+        self._domain_ids = domain_token_ids(lambda s: encode(s, False))
+        self._end_ids = {
+            i for m in ("<end_of_turn>", "<eos>") if (i := self.tokenizer.token_to_id(m)) is not None
+        }
+        self.load_s = time.perf_counter() - start
+        self.load_breakdown = {
+            "imports_s": round(imported - start, 3),
+            "weights_s": round(self.model.weights_s, 3),
+            "adapter_s": round(loaded - imported - self.model.weights_s, 3),  # checksum, read, merge
+            "tokenizer_s": round(time.perf_counter() - loaded, 3),
+        }
+
+    def describe(self) -> dict:
+        return {
+            "backend": self.name,
+            "mode": self.mode,
+            "runtime": "numpy, mapped float32 safetensors",
+            "device": self.device,
+            "adapter": self.adapter,
+            "load_s": round(self.load_s, 3),
+            "load": self.load_breakdown,
+            "blas_threads": self.threads,
+        }
+
+    def _prefix(self, prefix: str):
+        if prefix not in self._prefixes:
+            ids = self.tokenizer.encode(prefix, True)
+            cache = self.model.new_cache()
+            self.model.forward(ids, cache)
+            while len(self._prefixes) >= self.PREFIXES:
+                self._prefixes.pop(next(iter(self._prefixes)))
+            self._prefixes[prefix] = (cache, ids)
+        cache, ids = self._prefixes[prefix]
+        cache.length = len(ids)  # what a previous answer appended is overwritten
+        return cache, ids
+
+    def generate(self, prefix: str, rest: str, max_new_tokens: int = 40, draft: str | None = None) -> str:
+        with self._lock, self._blas.limit(limits=self.threads, user_api="blas"):
+            cache, prefix_ids = self._prefix(prefix)
+            rest_ids = self.tokenizer.encode(rest, False)
+            allowed = np.array(sorted(self._domain_ids | set(prefix_ids) | set(rest_ids) | self._end_ids))
+            head = self.model.embed_rows(allowed)  # only these rows of the 262k are paged in
+            pending, produced, done = rest_ids, [], False
+            self.passes = 0
+            while not done and len(produced) < max_new_tokens:
+                guess = self._guess(draft, produced)[: max_new_tokens - len(produced) - 1]
+                hidden = self.model.forward(pending + guess, cache, keep=len(guess) + 1)
+                self.passes += 1
+                choice = allowed[np.argmax(hidden @ head.T, axis=-1)].tolist()
+                agreed = 0
+                while agreed < len(guess) and choice[agreed] == guess[agreed]:
+                    agreed += 1
+                cache.length -= len(guess) - agreed  # keys and values past the agreement are dropped
+                for token in guess[:agreed] + [choice[agreed]]:
+                    if token in self._end_ids:
+                        done = True
+                        break
+                    produced.append(token)
+                    text = self.tokenizer.decode(produced)
+                    if "\n" in text or "<end_of_turn>" in text or len(produced) >= max_new_tokens:
+                        done = True
+                        break
+                pending = [choice[agreed]]
+        text = self.tokenizer.decode(produced, skip_special_tokens=True)
+        for marker in END_MARKERS:
+            text = text.split(marker)[0]
+        return text.strip()
+
+    def _guess(self, draft: str | None, produced: list[int]) -> list[int]:
+        """The draft's tokens after what is produced, while the answer still follows the draft."""
+        if not draft:
+            return []
+        said = self.tokenizer.decode(produced)
+        if not draft.startswith(said):
+            return []
+        return self.tokenizer.encode(draft[len(said) :], False)
+
+
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
-def load_adapter(model, adapter: str | Path):
-    try:
-        from peft import PeftModel
-    except ImportError as exc:
-        raise UserError(f"--adapter needs peft: {exc}") from None
+def verify_adapter(adapter: str | Path) -> None:
     if not Path(adapter, "adapter_config.json").exists():
         raise UserError(f"{adapter} is not a LoRA adapter directory (no adapter_config.json)")
     # An adapter from `skyrack assistant finetune` records its weights' checksum: verify it on read.
@@ -169,6 +312,14 @@ def load_adapter(model, adapter: str | Path):
             raise UserError(
                 f"{Path(adapter, ADAPTER_WEIGHTS)} does not match its recorded sha256; the adapter is corrupt"
             )
+
+
+def load_adapter(model, adapter: str | Path):
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise UserError(f"--adapter needs peft: {exc}") from None
+    verify_adapter(adapter)
     return PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
 
 
@@ -186,7 +337,7 @@ class HttpBackend:
     def describe(self) -> dict:
         return {"backend": self.name, "mode": self.mode, "endpoint": self.url}
 
-    def generate(self, prefix: str, rest: str, max_new_tokens: int = 40) -> str:
+    def generate(self, prefix: str, rest: str, max_new_tokens: int = 40, draft: str | None = None) -> str:
         body = {
             "prompt": prefix + rest,
             "max_tokens": max_new_tokens,
@@ -218,8 +369,18 @@ class HttpBackend:
 SHIPPED_ADAPTER = Path(__file__).resolve().parent / "adapter"
 
 
+def _cpu_only(device: str | None) -> bool:
+    """Whether Gemma runs on the CPU: asked for, or nothing asked and no NVIDIA driver loaded
+    (looked up without importing torch, whose import alone costs a second)."""
+    if device:
+        return device == "cpu"
+    return not Path("/proc/driver/nvidia/version").exists()
+
+
 def open_backend(spec: str, adapter: str | None = None, device: str | None = None, progress=None):
-    """'composed', 'gemma' (the registry's Gemma 3 270M), 'auto', a model directory or an http(s) URL.
+    """'composed', 'gemma' (the registry's Gemma 3 270M: in numpy on a CPU, with transformers on a
+    GPU), 'gemma-transformers' (always with transformers, the reference the tests and the benchmark
+    compare with), 'auto' (gemma, else composed), a model directory or an http(s) URL.
     `adapter`: a LoRA adapter directory, 'none', or None (the shipped adapter for Gemma, none otherwise)."""
     use_shipped = adapter is None
     if adapter == "none":
@@ -230,17 +391,18 @@ def open_backend(spec: str, adapter: str | None = None, device: str | None = Non
         return ComposedBackend()
     if spec.startswith(("http://", "https://")):
         return HttpBackend(spec)
-    if spec in ("gemma", "auto"):
+    if spec in ("gemma", "auto", "gemma-transformers"):
         if use_shipped and (SHIPPED_ADAPTER / "adapter_config.json").exists():
             adapter = str(SHIPPED_ADAPTER)
         try:
             from skyrack.sources.gemma import converted_dir
 
-            return TransformersBackend(
-                converted_dir(progress), adapter=adapter, device=device, name="gemma3-270m"
-            )
+            folder = converted_dir(progress)
+            if spec == "gemma-transformers" or not _cpu_only(device):
+                return TransformersBackend(folder, adapter=adapter, device=device, name="gemma3-270m")
+            return MappedGemmaBackend(folder, adapter=adapter, name="gemma3-270m")
         except (UserError, ImportError) as exc:
-            if spec == "gemma":
+            if spec != "auto":
                 raise UserError(f"cannot load Gemma: {exc}") from None
             if progress:
                 progress(f"no model could load ({exc}); answering in composed mode")

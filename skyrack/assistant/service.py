@@ -175,7 +175,7 @@ class Assistant:
             return out
         attempts = []
         for variant in range(2):  # the first answer, then one regeneration with other examples
-            text = self._generate(question, plan, ctx, facts, history, variant)
+            text = self._generate(question, plan, ctx, facts, history, variant, composed)
             check = verify(text, facts)
             missed = covers(text, facts, plan.aspects)
             if missed:
@@ -203,12 +203,14 @@ class Assistant:
             },
         }
 
-    def _generate(self, question, plan: Route, ctx, facts, history, variant: int) -> str:
+    def _generate(self, question, plan: Route, ctx, facts, history, variant: int, composed: str) -> str:
+        # The composed answer is the decoder's draft: a backend that speculates checks it token by
+        # token against its own greedy choice, so the answer is still entirely the model's.
         if getattr(self.backend, "adapter", None) and variant == 0:
             # An adapted model learnt the pattern: facts and question only, no examples.
-            return self.backend.generate("", short_prompt(question, facts), MAX_NEW_TOKENS)
+            return self.backend.generate("", short_prompt(question, facts), MAX_NEW_TOKENS, draft=composed)
         prefix, rest = build_prompt(question, facts, self.examples(plan, ctx, variant), history)
-        return self.backend.generate(prefix, rest, MAX_NEW_TOKENS)
+        return self.backend.generate(prefix, rest, MAX_NEW_TOKENS, draft=composed)
 
     def examples(
         self, plan: Route, ctx: TelemetryContext, variant: int = 0

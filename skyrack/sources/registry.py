@@ -25,14 +25,17 @@ def _find(folder: Path, name: str, version: str, kind: str) -> Path | None:
     return None
 
 
-def fetch_distribution(name: str, version: str, kind: str = "wheel") -> Path:
-    """Path to the cached distribution file `name==version` (`kind` 'sdist' or 'wheel')."""
+def fetch_distribution(name: str, version: str, kind: str = "wheel", progress=None) -> Path:
+    """Path to the cached distribution file `name==version` (`kind` 'sdist' or 'wheel');
+    `progress(message)` hears of a download before it starts."""
     if kind not in _SUFFIXES:
         raise ValueError(f"kind must be 'sdist' or 'wheel', not {kind!r}")
     folder = cache_dir("registry", f"{name}-{version}-{kind}")
     found = _find(folder, name, version, kind)
     if found:
         return found
+    if progress:
+        progress(f"downloading {name}=={version} from the package registry")
     only = ["--no-binary", ":all:"] if kind == "sdist" else ["--only-binary", ":all:"]
     cmd = [
         sys.executable,
