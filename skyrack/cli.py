@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "skyrack.assistant.commands",
     "skyrack.mission.commands",
     "skyrack.constellation.commands",
+    "skyrack.telemetry.commands",
+    "skyrack.link.commands",
 )
 
 

@@ -49,6 +49,7 @@ class Profile:
     orbit_source: str
     satellite: Satellite
     bus: dict[str, Figure] = field(default_factory=dict)
+    link: dict[str, Figure] = field(default_factory=dict)  # radios and ground network (skyrack.link)
 
     def value(self, key: str) -> Any:
         """A bus figure's value; a missing one is a clear error naming the profile."""
@@ -58,7 +59,9 @@ class Profile:
             raise UserError(f"profile {self.name!r} has no bus figure {key!r}") from None
 
     def with_satellite(self, satellite: Satellite) -> Profile:
-        return Profile(self.name, self.description, self.path, satellite.source, satellite, self.bus)
+        return Profile(
+            self.name, self.description, self.path, satellite.source, satellite, self.bus, self.link
+        )
 
 
 def builtin_profiles() -> list[str]:
@@ -90,6 +93,7 @@ def load_profile(name_or_path: str | None = None, tle_file: str | None = None) -
         raise UserError(f"{where}: missing [orbit] table")
     satellite = load_elements_file(tle_file) if tle_file else _satellite(orbit, name, where, path.parent)
     bus = {key: parse_figure(key, raw, where) for key, raw in (data.get("bus") or {}).items()}
+    link = {key: parse_figure(key, raw, where) for key, raw in (data.get("link") or {}).items()}
     return Profile(
         name=name,
         description=str(data.get("description", "")),
@@ -97,6 +101,7 @@ def load_profile(name_or_path: str | None = None, tle_file: str | None = None) -
         orbit_source=satellite.source if tle_file else str(orbit.get("source", where)),
         satellite=satellite,
         bus=bus,
+        link=link,
     )
 
 

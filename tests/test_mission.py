@@ -294,6 +294,14 @@ def test_sigkill_then_resume_continues_without_duplicate_or_missing_frames(tmp_p
     assert steps[-1] == 40 and step_at_kill < 40
     assert summary["frames"] == len(rows) and summary["frames_contiguous"] and summary["sessions"] == 2
     assert summary["training_steps"] == 40 and summary["status"] == "finished"
+    # The realistic link resumed where it stood: the ground holds every frame and event once.
+    with Archive(runs / "k1" / "ground.sqlite", readonly=True) as ground:
+        got = ground.db.execute("SELECT seq FROM frames ORDER BY seq").fetchall()
+        events = ground.db.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM events").fetchone()
+        receipts = ground.db.execute("SELECT COUNT(*) FROM receipts WHERE kind='hk'").fetchone()[0]
+    assert [s for (s,) in got] == [s for s, _ in rows] and receipts == len(rows)
+    with Archive(archive_path, readonly=True) as archive:
+        assert events == (archive.last_event_id(), archive.last_event_id())
 
 
 def test_lock_keeps_one_mission_per_run_directory(tmp_path):

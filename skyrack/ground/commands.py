@@ -40,6 +40,13 @@ def register(sub) -> None:
         metavar="BACKEND",
         help="assistant backend for /api/chat: auto, gemma, composed, a model dir or an http url",
     )
+    p.add_argument(
+        "--tm-port",
+        type=int,
+        metavar="PORT",
+        help="also stream every received CCSDS packet, raw, on this TCP port (Yamcs TcpTmDataLink, "
+        "COSMOS LengthProtocol; 0: any free port); only over a real link (--link ground|relay)",
+    )
     p.add_argument("--rate", type=float, default=50.0, help="requests per second per client (default 50)")
     p.add_argument("--burst", type=float, default=200.0, help="burst of requests per client (default 200)")
     p.set_defaults(func=cmd_serve)
@@ -61,11 +68,15 @@ def cmd_serve(args) -> int:
         raise UserError(f"--port must be 0..65535, got {args.port}")
     if not args.replay_speed >= 0:
         raise UserError(f"--replay-speed must be zero or positive, got {args.replay_speed}")
+    if args.tm_port is not None and not 0 <= args.tm_port <= 65535:
+        raise UserError(f"--tm-port must be 0..65535, got {args.tm_port}")
     if not (args.rate > 0 and args.burst >= 1):
         raise UserError("--rate must be positive and --burst at least 1")
     root = runs_root(args.runs_dir)
     run = choose_run(root, args.run, args.live)
     meta = run.meta()
+    if args.tm_port is not None and not run.ground_archive.is_file():
+        raise UserError(f"run {run.run_id} flew the ideal link: no packets came down (fly --link ground)")
     token_path = Path(args.token_file) if args.token_file else root / TOKEN_FILE_NAME
     token, created = load_or_create_token(token_path)
     sock = bind_socket(args.host, args.port)
@@ -90,5 +101,19 @@ def cmd_serve(args) -> int:
     )
     if not loopback:
         warn(f"listening on {host}, reachable from other machines; reads need no token")
-    run_server(app, sock)
+    packet_port = None
+    if args.tm_port is not None:
+        from skyrack.ground.tmport import PacketPort
+
+        try:
+            packet_port = PacketPort(run.ground_archive, args.host, args.tm_port)
+        except OSError as exc:
+            raise UserError(f"cannot listen on TCP port {args.tm_port}: {exc.strerror or exc}") from None
+        packet_port.start()
+        print(f"skyrack ground: raw CCSDS packets on tcp://{shown}:{packet_port.address[1]}", flush=True)
+    try:
+        run_server(app, sock)
+    finally:
+        if packet_port is not None:
+            packet_port.stop()
     return 0

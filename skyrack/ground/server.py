@@ -23,7 +23,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from skyrack.errors import UserError
 from skyrack.ground.limits import BodyLimit, RateLimit, TokenBucket
-from skyrack.ground.routes import chat, commanding, maps, page, telemetry
+from skyrack.ground.routes import chat, commanding, link, maps, page, telemetry
 from skyrack.ground.state import Ground
 from skyrack.telemetry.runs import RunDir
 
@@ -120,7 +120,7 @@ def create_app(
     async def user_error(request, exc: UserError):
         return _error(400, "bad_request", str(exc))
 
-    for routes in (page, telemetry, maps, commanding, chat):
+    for routes in (page, telemetry, maps, commanding, chat, link):
         app.include_router(routes.router)
 
     # Outermost first: headers on every answer, then the rate limit, then the body limit.

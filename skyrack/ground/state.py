@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import HTTPException
 
+from skyrack.ground.contact import ground_clock
 from skyrack.ground.feed import ArchiveReaders, Feed
 from skyrack.telemetry.archive import Archive
 from skyrack.telemetry.dictionary import CHANNEL
@@ -21,8 +22,10 @@ class Ground:
         meta = run.meta()
         self.run_id = meta.run_id or run.run_id
         self.token = token
-        self.feed = Feed(run.archive, live=meta.live, replay_speed=replay_speed)
-        self.readers = ArchiveReaders(run.archive)
+        # The ground knows what came down: the ground archive over a real link (skyrack.link).
+        self.archive_path = run.served_archive
+        self.feed = Feed(self.archive_path, live=meta.live, replay_speed=replay_speed)
+        self.readers = ArchiveReaders(self.archive_path)
         self.assistant_backend = assistant_backend
         self._assistant = None
         self._twin = None
@@ -30,6 +33,7 @@ class Ground:
         self.writer_pool = ThreadPoolExecutor(1, thread_name_prefix="ground-writer")
         self.assistant_pool = ThreadPoolExecutor(1, thread_name_prefix="ground-assistant")
         self._writer: Archive | None = None
+        self._ground_writer = None
         self.closing = False
 
     def close_streams(self) -> None:
@@ -42,7 +46,7 @@ class Ground:
 
     def writer(self) -> Archive:
         if self._writer is None:
-            self._writer = Archive(self.run.archive)
+            self._writer = Archive(self.archive_path)
         return self._writer
 
     def meta(self) -> dict:
@@ -51,16 +55,32 @@ class Ground:
             meta["status"] = "interrupted"  # killed without a word (RunMeta.read says the same)
         return meta
 
+    def over_link(self) -> bool:
+        """A real link (ground or relay): the ground knows only what came down."""
+        return self.archive_path != self.run.archive
+
+    def ground_writer(self):
+        """The ground archive, for what the ground itself records (questions for the satellite)."""
+        if self._ground_writer is None:
+            from skyrack.link.ground import GroundArchive
+
+            self._ground_writer = GroundArchive(self.archive_path)
+        return self._ground_writer
+
     def twin(self):
         if self._twin is None:
             self._twin = twin_for(self.run)
         return self._twin
 
     def now(self) -> float | None:
-        """The simulated time the ground sees: the last frame (or the replay horizon)."""
+        """The simulated time the ground sees: its own clock over a real link, else the last
+        frame (or the replay horizon)."""
         horizon = self.feed.horizon()
         if horizon is not None:
             return horizon[2] if horizon[0] else None
+        clock = ground_clock(self.archive())
+        if clock is not None:
+            return clock
         last = self.archive().last_frame()
         return last[1] if last else None
 

@@ -74,6 +74,18 @@ def register(subparsers) -> None:
     )
     p.add_argument("--soc", type=float, help="battery state of charge at the start (default 0.5)")
     p.add_argument("--seed", type=int, help="seed of the training job and the faults (default 1337)")
+    p.add_argument(
+        "--link",
+        choices=("ground", "relay", "ideal"),
+        help="the space-ground link: the profile's ground stations (passes only), an always-on "
+        "low-rate relay, or ideal (the ground sees the on-board store at once); default: the profile's",
+    )
+    p.add_argument(
+        "--link-loss",
+        type=float,
+        metavar="P",
+        help="fraction of packets the channel loses, each way (default: the profile's)",
+    )
     add_device_arg(p)
     p.add_argument("--no-dashboard", action="store_true", help="no live view, only the start and end lines")
     p.add_argument("--json", action="store_true", help="print the summary as JSON at the end")
@@ -127,6 +139,8 @@ def cmd_mission(args) -> int:
         seed=args.seed,
         device=args.device,
         minutes=args.minutes,
+        link=args.link,
+        link_loss=args.link_loss,
     )
     out = sys.stderr if args.json else sys.stdout
     view = Dashboard(stream=out, live=not args.no_dashboard)

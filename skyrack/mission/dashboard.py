@@ -68,7 +68,7 @@ def lines(snap) -> list[str]:
         f"  training  step {steps}  loss {_f(v['train.loss'], '.3f')}  val {_f(v['train.val_loss'], '.3f')}"
         f"  {v['train.tokens_per_s']:,.0f} tok/s",
         f"  last      {snap.last_event[:100]}",
-    ]
+    ] + ([f"  link      {snap.link}"] if getattr(snap, "link", "") else [])
 
 
 def log_line(snap) -> str:
@@ -79,6 +79,7 @@ def log_line(snap) -> str:
         f"faults {v['faults.injected']}/{v['faults.detected']}/{v['faults.recovered']} | "
         f"step {v['train.step']}/{snap.target_steps} loss {_f(v['train.loss'], '.3f')} | "
         f"{v['train.tokens_per_s']:,.0f} tok/s | ETA {_clock(snap.eta_s)}"
+        + (f" | link {snap.link}" if getattr(snap, "link", "") else "")
     )
 
 

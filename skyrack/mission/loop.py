@@ -44,6 +44,7 @@ class Snapshot:
     last_event: str = ""
     run_id: str = ""
     satellite: str = ""
+    link: str = ""  # the link's state in words ("" on the ideal link)
 
 
 class Mission:
@@ -59,10 +60,12 @@ class Mission:
         first_tick: int,
         offsets: dict,
         previous: dict | None,
+        link=None,
         pace=None,
     ):
         self.archive, self.craft, self.training, self.meta = archive, craft, training, meta
         self.operator, self.view = operator, view
+        self.link = link  # None: the ideal link (the ground reads this archive)
         self.k = first_tick
         self.tick_s = float(meta.frame_interval_s)
         self.n_ticks = int(round((meta.end_t - meta.start_t) / self.tick_s))
@@ -146,7 +149,9 @@ class Mission:
         else:
             events += self._crossings(now)
 
-        if execute(self.archive, t, op, self._checkpoint_now):
+        if execute(
+            self.archive, t, op, self._checkpoint_now, self._downlink_checkpoint if self.link else None
+        ):
             self.archive.set_meta("operator", op.as_dict())
         decision = craft.decide(now)
         if decision.kind != "hold":
@@ -208,6 +213,8 @@ class Mission:
         values = self._values(now, cap, gpu_w, fraction, heater_w)
         events += self._limits(values)
         self.archive.write_frame(t, values, events)
+        if self.link is not None:  # the frame's window of the link: down in contact, up after
+            self.link.carry(t, t + self.tick_s)
         self.previous = values
         self._show(t, now, values, events)
         craft.advance(now, gpu_w, heater_w)
@@ -225,6 +232,17 @@ class Mission:
     def _checkpoint_now(self) -> str:
         path = self.training.save()
         return f"checkpoint at step {self.training.step_count}" + (f" ({path.name})" if path else "")
+
+    def _downlink_checkpoint(self) -> str:
+        """A verified checkpoint now, its files offered to the link (skyrack.link.files)."""
+        path = self.training.save()
+        if path is None or not path.is_dir():
+            raise ValueError("no checkpoint to send")
+        parts = sorted(p for p in path.iterdir() if p.is_file())
+        size = sum(p.stat().st_size for p in parts)
+        for part in parts:
+            self.link.store.offer_file(part, f"checkpoints/{path.name}/{part.name}")
+        return f"{path.name}: {len(parts)} files, {size / 1e6:.1f} MB queued for downlink"
 
     def _values(self, now, cap: float, gpu_w: float, fraction: float, heater_w: float) -> dict:
         craft, training = self.craft, self.training
@@ -280,6 +298,8 @@ class Mission:
         snap = self.snapshot
         snap.values, snap.t, snap.frames = values, t, self.k + 1
         snap.light_change = self.craft.next_light_change(t, now.sunlit)
+        if self.link is not None:
+            snap.link = self.link.summary_line(t)
         if events:
             snap.last_event = events[-1].message
         self.view.update(snap)

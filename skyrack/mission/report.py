@@ -9,6 +9,8 @@ import json
 from html import escape
 from pathlib import Path
 
+import numpy as np
+
 from skyrack.mission.svg import time_chart, world_map
 from skyrack.orbit.timebase import iso
 from skyrack.storage import atomic_write_text
@@ -390,6 +392,7 @@ def render(summary: dict, data: dict, events: list[dict], sample: str | None, sa
 <p class="sub">{escape(s["start"] or "")} to {escape(s["end"] or "")} (simulated) · {s["frames"]} telemetry frames of {tick:g} s ({integrity})
 · {s["sessions"]} session{"s" if s["sessions"] != 1 else ""} · {s["wall_s"]} s of wall time · preset {escape(str(s["preset"]))} · stress x{s["stress"]:g} · status {escape(str(s["status"]))}</p>
 <div class="cards">{cards}</div>
+{_link_html(s)}
 <h2>Ground track</h2>
 <p class="key muted"><span><i class="dot" style="background:#ffd24d"></i>sunlit</span><span><i class="dot" style="background:#8fa3ff"></i>eclipse</span>
 <span><i class="dot" style="background:#d9534f"></i>South Atlantic Anomaly</span><span><i class="dot" style="background:#ff6b5e"></i>fault injected</span>
@@ -412,11 +415,57 @@ def render(summary: dict, data: dict, events: list[dict], sample: str | None, sa
 """
 
 
+def _link_html(s: dict) -> str:
+    link = s.get("link")
+    if not link:
+        return ""
+    done = (
+        f"every frame on the ground {link['complete_after_end_s'] / 60:.0f} min after the mission's end"
+        if link["complete_after_end_s"] is not None
+        else f"{link['frames_received']} of {s['frames']} frames on the ground so far"
+    )
+    rejected = ", ".join(f"{n} {why}" for why, n in sorted(link["rejected"].items())) or "none"
+    return (
+        f"<h2>The link</h2><p>{escape(str(link['mode']))} link, {link['contacts']} contacts in the mission, "
+        f"{link['loss']:.0%} packet loss. <b>The ground had {link['frames_at_mission_end']} of {s['frames']} frames "
+        f"at the mission's end</b>; {done}. Generation to ground: median {link['latency_median_s']} s, "
+        f"p99 {link['latency_p99_s']} s. Packets rejected: {escape(rejected)}.</p>"
+    )
+
+
+def link_summary(run: RunDir) -> dict | None:
+    """What the ground had received by the mission's end, and when it had everything (None:
+    the ideal link, where the ground read the on-board archive)."""
+    if not run.ground_archive.is_file():
+        return None
+    from skyrack.link.ground import GroundArchive
+
+    with GroundArchive(run.ground_archive, readonly=True) as ground:
+        link = ground.meta("link") or {}
+        at_end = ground.meta("at_mission_end") or {}
+        latency = ground.latencies()
+        rejects = dict(ground.db.execute("SELECT reason, COUNT(*) FROM rejects GROUP BY reason").fetchall())
+        return {
+            "mode": link.get("mode"),
+            "loss": link.get("loss"),
+            "contacts": len(ground.meta("contacts") or []),
+            "frames_at_mission_end": at_end.get("frames_received"),
+            "frames_received": int(ground.received_ids("hk").size),
+            "complete_after_end_s": (ground.meta("complete_t") - at_end["t"])
+            if ground.meta("complete_t") and at_end.get("t")
+            else None,
+            "latency_median_s": round(float(np.median(latency)), 1) if latency.size else None,
+            "latency_p99_s": round(float(np.percentile(latency, 99)), 1) if latency.size else None,
+            "rejected": rejects,
+        }
+
+
 def write_report(run: RunDir, say=None) -> dict:
     with Archive(run.archive, readonly=True) as archive:
         data = read_series(archive)
         events = archive.events()
         summary = summarize(run, archive, data, events)
+    summary["link"] = link_summary(run)
     sample, sample_from = shakespeare_sample(run)
     summary["sample"] = sample
     html = render(summary, data, events, sample, sample_from)

@@ -54,6 +54,8 @@ class Options:
     soc: float | None = None
     seed: int | None = None
     device: str | None = None
+    link: str | None = None  # ground, relay or ideal (None: the profile's)
+    link_loss: float | None = None
     minutes: float = DEFAULT_WALL_S / 60.0  # wall-time budget of a paced mission
 
 
@@ -76,6 +78,8 @@ FIXED_ON_RESUME = {
     "frame_interval": "--frame-interval",
     "soc": "--soc",
     "seed": "--seed",
+    "link": "--link",
+    "link_loss": "--link-loss",
 }
 
 
@@ -105,6 +109,8 @@ def plan(opts: Options, say: Callable[[str], None]) -> RunMeta:
 
     positive("--hours", opts.hours), positive("--steps", opts.steps), positive("--warp", opts.warp)
     positive("--stress", opts.stress, allow_zero=True), positive("--frame-interval", opts.frame_interval)
+    if opts.link_loss is not None and not 0.0 <= opts.link_loss < 1.0:
+        raise UserError(f"--link-loss must lie in [0, 1), got {opts.link_loss}")
     positive("--minutes", opts.minutes)
     if not 0.0 <= opts.soc <= 1.0:
         raise UserError(f"--soc must lie in 0..1, got {opts.soc}")
@@ -120,6 +126,9 @@ def plan(opts: Options, say: Callable[[str], None]) -> RunMeta:
     tle = str(Path(opts.tle).resolve()) if opts.tle else None
     profile = profile_for(RunMeta(profile=profile_arg, tle_file=tle))
     twin = OrbitTwin(profile.satellite)
+    from skyrack.link.radio import radio_of
+
+    link_mode = opts.link or radio_of(profile).mode
     if opts.start:
         start = parse_time(opts.start).timestamp()
     else:
@@ -166,6 +175,8 @@ def plan(opts: Options, say: Callable[[str], None]) -> RunMeta:
         data=str(Path(opts.data).resolve()) if opts.data else None,
         session=1,
         sessions=[],
+        link=link_mode,
+        link_loss=opts.link_loss,
     )
 
 
@@ -217,6 +228,7 @@ class Flight:
         resuming = meta is None
         if resuming:
             meta = RunMeta.from_archive(self.archive)
+            meta.link = meta.link or "ideal"  # a run from before the link had none
             if meta.start_t is None:
                 raise UserError(
                     f"{self.run.archive} holds no mission plan; it was not written by `skyrack mission`"
@@ -283,6 +295,24 @@ class Flight:
             fit=fit,
         )
         offsets = {name: int(values[name]) if values else 0 for name in COUNTERS}
+        self.link = None
+        if meta.link != "ideal":
+            from skyrack.link.radio import radio_of
+            from skyrack.link.session import Link
+
+            self.link = Link.build(
+                meta.link,
+                radio_of(profile),
+                twin,
+                self.archive,
+                self.run.ground_archive,
+                start=meta.start_t,
+                end=meta.end_t,
+                seed=int(meta.seed),
+                loss=meta.link_loss,
+                plan=meta.as_dict(),
+                answer=self._onboard_assistant(meta),
+            )
         self.mission = Mission(
             self.archive,
             craft,
@@ -293,6 +323,7 @@ class Flight:
             first_tick=first_tick,
             offsets=offsets,
             previous=values,
+            link=self.link,
             pace=pace,
         )
         meta.write(self.archive)  # the plan goes on record once everything is ready to fly
@@ -302,6 +333,23 @@ class Flight:
                 f"training continues from step {self.training.step_count}"
                 + (f"; now {', '.join(changed)}" if changed else "")
             )
+
+    def _onboard_assistant(self, meta: RunMeta):
+        """The satellite's own assistant for questions that come up the link: composed answers
+        from the on-board store, verified against it (a model is not loaded on board)."""
+        state: dict = {}
+        run_dir, profile, tle = self.run.path, meta.profile, meta.tle_file
+
+        def answer(question: str, history: list, at: float) -> dict:
+            if "assistant" not in state:
+                from skyrack.assistant.service import Assistant
+
+                state["assistant"] = Assistant.create(backend="composed")
+            return state["assistant"].ask(
+                question, run_dir=run_dir, at=at, profile=profile, history=history, tle=tle
+            )
+
+        return answer
 
     def _pace(self, craft, operator, first_tick: int, resuming: bool):
         """(the Pace of this session, the schedule fit of a new mission's trainer or None)."""
@@ -331,8 +379,12 @@ class Flight:
 
         try:
             status = self._fly()
+            if self.link is not None:
+                self._drain(status)
         finally:
             self.view.close()
+            if self.link is not None:
+                self.link.close()
             self.archive.close()
             self.lock.release()
         summary = write_report(self.run, say=self.say)
@@ -370,9 +422,30 @@ class Flight:
         self.say(message)
         return status
 
+    def _drain(self, status: str) -> None:
+        """What the ground had at the end, then (a finished mission) the dumps of the passes
+        after it, until the ground holds every frame and event the satellite stored."""
+        link, end = self.link, self.meta.end_t
+        at_end = link.ground.completeness()
+        link.ground.set_meta("at_mission_end", {**at_end, "t": end})
+        self.say(
+            f"the ground has {at_end['frames_received']} of {self.archive.frame_count()} frames at the "
+            f"mission's end ({link.mode} link)"
+        )
+        if status != "finished":
+            return
+        done = link.drain(end)
+        if done is None:
+            self.say("the ground still lacks frames a day after the mission; see ground.sqlite")
+        else:
+            self.say(f"the ground holds every frame {(done - end) / 60:.0f} min after the mission's end")
+        link.ground.set_meta("complete_t", done)
+
     def _mark(self, status: str) -> None:
         try:
             self.archive.set_meta("status", status)
+            if self.link is not None:
+                self.link.ground.set_meta("status", status)
         except Exception:  # the disk may be the very problem; the status is then left as it was
             pass
 

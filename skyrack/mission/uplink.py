@@ -29,10 +29,16 @@ class Operator:
         return asdict(self)
 
 
-def execute(archive, t: float, operator: Operator, checkpoint_now: Callable[[], str]) -> bool:
+def execute(
+    archive,
+    t: float,
+    operator: Operator,
+    checkpoint_now: Callable[[], str],
+    downlink_checkpoint: Callable[[], str] | None = None,
+) -> bool:
     """Run every queued command; returns whether the operator state changed."""
     changed = False
-    for cmd in archive.pending_commands():
+    for cmd in archive.pending_commands(t):  # a time-tagged command waits for its time
         archive.set_command_status(cmd["id"], "dispatched", now=t)
         name, args = cmd["name"], cmd["args"]
         try:
@@ -46,6 +52,12 @@ def execute(archive, t: float, operator: Operator, checkpoint_now: Callable[[], 
                 operator.paused, changed = False, True
             elif name == "checkpoint_now":
                 result = checkpoint_now()
+            elif name == "downlink_checkpoint":
+                if downlink_checkpoint is None:
+                    raise ValueError(
+                        "the ideal link has no downlink of files: the checkpoint is in the run directory"
+                    )
+                result = downlink_checkpoint()
             elif name == "set_power_cap":
                 operator.cap_limit_w, changed = float(args["cap_w"]), True
                 result = f"GPU cap limited to {operator.cap_limit_w:.0f} W"

@@ -20,8 +20,9 @@ from typing import Any
 from skyrack.errors import UserError
 from skyrack.telemetry.dictionary import CHANNEL, CHANNELS, COMMAND, EVENT, SEVERITIES
 
-# A command goes queued -> dispatched -> completed | failed, as flight software reports it.
-COMMAND_STATES = ("queued", "dispatched", "completed", "failed")
+# A command goes queued -> dispatched -> completed | failed, as flight software reports it; over
+# a real link (skyrack.link) it is also `accepted` on board when it arrives (PUS-1 acceptance).
+COMMAND_STATES = ("queued", "accepted", "dispatched", "completed", "failed")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS channels (
@@ -38,7 +39,8 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_t ON events(t);
 CREATE TABLE IF NOT EXISTS commands (
     id INTEGER PRIMARY KEY, name TEXT NOT NULL, args TEXT NOT NULL, status TEXT NOT NULL,
-    idempotency_key TEXT UNIQUE, created_t REAL NOT NULL, updated_t REAL NOT NULL, result TEXT);
+    idempotency_key TEXT UNIQUE, created_t REAL NOT NULL, updated_t REAL NOT NULL, result TEXT,
+    at_t REAL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
@@ -71,6 +73,7 @@ class Archive:
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: committed frames survive a crash
                 self.db.executescript(SCHEMA)
+                self._migrate()
                 self._sync_channels()
         except sqlite3.DatabaseError as exc:
             raise UserError(f"cannot open telemetry archive {self.path}: {exc}") from None
@@ -83,6 +86,13 @@ class Archive:
 
     def __exit__(self, *exc):
         self.close()
+
+    def _migrate(self) -> None:
+        """Archives written before time-tagged commands lack `commands.at_t`."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(commands)")}
+        if "at_t" not in columns:
+            with self.db:
+                self.db.execute("ALTER TABLE commands ADD COLUMN at_t REAL")
 
     def _sync_channels(self) -> None:
         with self.db:
@@ -272,29 +282,53 @@ class Archive:
 
     # -- commands ------------------------------------------------------------------------------
     def queue_command(
-        self, name: str, args: dict[str, Any] | None = None, *, now: float, idempotency_key: str | None = None
+        self,
+        name: str,
+        args: dict[str, Any] | None = None,
+        *,
+        now: float,
+        idempotency_key: str | None = None,
+        at_t: float | None = None,
+        cid: int | None = None,
+        status: str = "queued",
     ) -> dict:
-        """Queue a command for the mission; a repeated idempotency key returns the first one."""
+        """Queue a command for the mission (time-tagged: to run at `at_t`); a repeated
+        idempotency key returns the first one. `cid` keeps the ground's id for an uplinked
+        command (a repeated one is ignored)."""
         args = dict(args or {})
         check_command(name, args)
+        if at_t is not None and at_t != at_t:
+            raise UserError("a time tag must be a number of seconds")
         try:
             with self.db:
                 if idempotency_key is not None:
                     known = self.command_by_key(idempotency_key)
                     if known is not None:
                         return known
-                cid = self.db.execute(
-                    "INSERT INTO commands (name, args, status, idempotency_key, created_t, updated_t) "
-                    "VALUES (?,?,?,?,?,?)",
-                    (name, json.dumps(args), "queued", idempotency_key, now, now),
-                ).lastrowid
+                if cid is not None:
+                    self.db.execute(
+                        "INSERT OR IGNORE INTO commands (id, name, args, status, idempotency_key, created_t,"
+                        " updated_t, at_t) VALUES (?,?,?,?,?,?,?,?)",
+                        (cid, name, json.dumps(args), status, idempotency_key, now, now, at_t),
+                    )
+                else:
+                    cid = self.db.execute(
+                        "INSERT INTO commands (name, args, status, idempotency_key, created_t, updated_t, at_t) "
+                        "VALUES (?,?,?,?,?,?,?)",
+                        (name, json.dumps(args), status, idempotency_key, now, now, at_t),
+                    ).lastrowid
         except sqlite3.OperationalError as exc:
             raise UserError(f"cannot write telemetry archive {self.path}: {exc}") from None
         return self.command(cid)
 
-    def pending_commands(self) -> list[dict]:
-        """Commands not yet picked up, oldest first."""
-        return self._commands("WHERE status='queued' ORDER BY id")
+    def pending_commands(self, t: float | None = None) -> list[dict]:
+        """Commands not yet picked up, oldest first; with `t`, only those whose time tag (if
+        any) has come."""
+        if t is None:
+            return self._commands("WHERE status IN ('queued', 'accepted') ORDER BY id")
+        return self._commands(
+            "WHERE status IN ('queued', 'accepted') AND (at_t IS NULL OR at_t <= ?) ORDER BY id", (t,)
+        )
 
     def set_command_status(
         self, cid: int, status: str, *, now: float, result: str | None = None, event_t: float | None = None
@@ -332,7 +366,7 @@ class Archive:
         return self._commands(sql, params)
 
     def _commands(self, where: str, params=()) -> list[dict]:
-        cols = ("id", "name", "args", "status", "idempotency_key", "created_t", "updated_t", "result")
+        cols = ("id", "name", "args", "status", "idempotency_key", "created_t", "updated_t", "result", "at_t")
         rows = self.db.execute(f"SELECT {', '.join(cols)} FROM commands {where}", params).fetchall()
         out = []
         for row in rows:

@@ -123,6 +123,12 @@ EVENTS: tuple[EventType, ...] = (
     EventType("limit", "warning", "{channel} {state}: {value}", "a channel left its limits"),
     EventType("command", "info", "command {name} {status}", "a command changed state"),
     EventType("mission", "info", "{message}", "mission start, resume and end"),
+    EventType(
+        "answer",
+        "info",
+        "answer to question {question_id}: {answer}",
+        "the satellite answers a question from the ground",
+    ),
 )
 
 COMMANDS: tuple[CommandType, ...] = (
@@ -130,6 +136,10 @@ COMMANDS: tuple[CommandType, ...] = (
     CommandType("pause_training", "stop training steps until resumed"),
     CommandType("resume_training", "resume training steps"),
     CommandType("checkpoint_now", "write a verified checkpoint at the next step"),
+    CommandType(
+        "downlink_checkpoint",
+        "write a verified checkpoint and send its files down over the link (they may span several contacts)",
+    ),
     CommandType(
         "set_power_cap",
         "limit the GPU power cap",

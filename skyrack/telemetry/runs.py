@@ -1,7 +1,12 @@
 """The run contract: where a mission's runs live, every file of a run, how a run is named and
 found, what its archive's meta holds, and the orbit twin it flies.
 
-    <runs>/<run-id>/telemetry.sqlite   the archive (skyrack.telemetry.archive); its meta is `RunMeta`
+    <runs>/<run-id>/telemetry.sqlite   the archive (skyrack.telemetry.archive); its meta is `RunMeta`;
+                                       with a real link it is the on-board store
+    <runs>/<run-id>/ground.sqlite      what the ground received over the link (skyrack.link.ground);
+                                       the ground server reads it when it exists
+    <runs>/<run-id>/outbox/            on board: files offered for downlink, kept until acknowledged
+    <runs>/<run-id>/downlink/          on the ground: files received whole over the link
     <runs>/<run-id>/checkpoints/       the trainer's verified checkpoints
     <runs>/<run-id>/report.html        the mission report (skyrack.mission.report)
     <runs>/<run-id>/summary.json       its headline numbers
@@ -27,6 +32,9 @@ from typing import Any
 from skyrack.errors import UserError
 
 ARCHIVE_NAME = "telemetry.sqlite"
+GROUND_ARCHIVE_NAME = "ground.sqlite"
+OUTBOX_NAME = "outbox"
+DOWNLINK_NAME = "downlink"
 CHECKPOINTS_NAME = "checkpoints"
 REPORT_NAME = "report.html"
 SUMMARY_NAME = "summary.json"
@@ -62,6 +70,15 @@ class RunDir:
     @property
     def archive(self) -> Path:
         return self.path / ARCHIVE_NAME
+
+    @property
+    def ground_archive(self) -> Path:
+        return self.path / GROUND_ARCHIVE_NAME
+
+    @property
+    def served_archive(self) -> Path:
+        """What the ground knows: the ground archive over a real link, else the on-board one."""
+        return self.ground_archive if self.ground_archive.is_file() else self.archive
 
     @property
     def checkpoints(self) -> Path:
@@ -216,6 +233,8 @@ class RunMeta:
     data: str | None = None  # the training text (None: the complete works of Shakespeare)
     session: int | None = None
     sessions: list[dict] = field(default_factory=list)
+    link: str | None = None  # "ground", "relay" or "ideal" (None: a run from before the link)
+    link_loss: float | None = None  # the channel's packet loss (None: the profile's)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunMeta:

@@ -1,5 +1,6 @@
 """The ground server's routes, one router per resource: the page, telemetry (the dictionary,
-the present, histories, events, the live stream), the map, commands and the assistant's chat.
+the present, histories, events, the live stream), the map, commands, the assistant's chat and
+the link (contact state, skyrack.link).
 Each route reaches the server's state (`skyrack.ground.state.Ground`) through `GroundDep`."""
 
 from __future__ import annotations

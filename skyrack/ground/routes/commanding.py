@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from skyrack.errors import UserError
 from skyrack.ground.auth import bearer_matches
-from skyrack.ground.routes import MAX_ID, MAX_PAGE, GroundDep
+from skyrack.ground.routes import MAX_ID, MAX_PAGE, GroundDep, finite
 from skyrack.ground.state import Ground
 
 _IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -26,6 +26,10 @@ class CommandRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=64, description="a command of the dictionary")
     args: dict[str, float | int | bool | str] = Field(default_factory=dict, max_length=16)
+    at: float | None = Field(
+        default=None,
+        description="time tag (simulated POSIX seconds, PUS-11 style): stored on board, run at that time",
+    )
 
 
 def require_token(ground: Ground, authorization: str | None) -> None:
@@ -63,10 +67,14 @@ async def post_command(
             if known["name"] != body.name or known["args"] != body.args:
                 raise HTTPException(409, "this Idempotency-Key was used for a different command")
             return known, False
-        last = archive.last_frame()
-        now = last[1] if last else time.time()
+        now = ground.now()
+        now = now if now is not None else time.time()
+        at = finite("at", body.at)
         try:
-            return archive.queue_command(body.name, body.args, now=now, idempotency_key=idempotency_key), True
+            command = archive.queue_command(
+                body.name, body.args, now=now, idempotency_key=idempotency_key, at_t=at
+            )
+            return command, True
         except UserError as exc:
             raise HTTPException(422, str(exc)) from None
 

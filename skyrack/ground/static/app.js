@@ -68,7 +68,7 @@ function showValues(t, values) {
   Object.assign(state.latest, values);
   const v = state.latest;
   state.lastT = t;
-  $("#clock").textContent = utc(t);
+  if (!state.link || state.link.mode === "ideal") $("#clock").textContent = utc(t); // else the ground's clock
   if (v["orbit.region"] !== undefined) {
     const area = v["orbit.area"] && !repeats(v["orbit.region"], v["orbit.area"]) ? ` · ${v["orbit.area"]}` : "";
     $("#beneath").textContent = `${v["orbit.region"]}${area}`;
@@ -173,15 +173,90 @@ async function ask(question) {
   const sat = document.createElement("li"); sat.className = "msg sat pending"; sat.textContent = "…"; log.append(sat);
   log.scrollTop = log.scrollHeight;
   try {
-    const r = await api("/api/chat", { method: "POST", headers: { "content-type": "application/json" },
+    let r = await api("/api/chat", { method: "POST", headers: { "content-type": "application/json" },
       body: JSON.stringify({ question, history: chatHistory.slice(-6) }) });
-    sat.innerHTML = `${esc(r.answer)}<small>${esc(r.mode)}${r.verified ? " · verified against telemetry" : ""} · ${fixed(r.latency_s, 1)} s</small>`;
+    if (r.status === "queued") r = await overTheLink(r, sat); // the satellite answers on board, in contact
+    sat.innerHTML = `${esc(r.answer)}<small>${esc(r.mode)}${r.verified ? " · verified against telemetry" : ""}${r.latency_s !== undefined ? ` · ${fixed(r.latency_s, 1)} s` : " · over the link"}</small>`;
     chatHistory.push([question, r.answer]);
   } catch (e) {
     sat.className = "msg sat err"; sat.textContent = e.message;
   }
   sat.classList.remove("pending");
   log.scrollTop = log.scrollHeight;
+}
+
+async function overTheLink(q, sat) {
+  for (;;) {
+    const e = q.expected;
+    if (e) {
+      sat.textContent = e.in_contact ? `sent to the satellite (in contact with ${e.station}); the answer comes down in this contact`
+        : e.next_station ? `the question goes up in the next contact: ${e.next_station} in ${span(e.next_in_s)}; the answer comes down then`
+        : "no contact planned: the question waits on the ground";
+    }
+    await new Promise((ok) => setTimeout(ok, 1500));
+    q = await api(`/api/chat/${q.id}`);
+    if (q.status === "answered") return q.result;
+  }
+}
+
+// -- the link ---------------------------------------------------------------------------------
+const span = (s) => (s < 90 ? `${Math.round(s)} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
+async function pollLink() {
+  try {
+    const l = await api("/api/link");
+    const before = state.link ? state.link.frames_received : undefined;
+    state.link = l;
+    showLink(l);
+    // Dumps and retransmissions land behind the stream's cursor: read the charts' window again.
+    if (l.mode !== "ideal" && before !== undefined && l.frames_received !== before) loadHistory(l.latest_frame_t);
+  } catch (e) { /* the next poll tries again */ }
+}
+function showLink(l) {
+  const el = $("#contact");
+  if (l.mode === "ideal") {
+    el.textContent = "ideal link: every frame reaches the ground as it is written"; el.className = "contact up";
+    $("#heard").textContent = ""; return;
+  }
+  if (l.in_contact) el.textContent = l.left_s === null ? `in contact with ${l.station}` : `in contact with ${l.station}, ${span(l.left_s)} left`;
+  else el.textContent = l.next_station ? `no contact · next contact: ${l.next_station} in ${span(l.next_in_s)}` : "no contact · none planned";
+  el.className = `contact ${l.in_contact ? "up" : "down"}`;
+  const rejected = Object.values(l.rejects || {}).reduce((a, b) => a + b, 0);
+  $("#heard").textContent = l.latest_age_s === null ? "nothing received yet"
+    : `latest frame ${span(Math.max(0, l.latest_age_s))} old · ${l.frames_received} frames received · ${rejected} packets rejected`;
+  if (l.now) $("#clock").textContent = utc(l.now);
+  drawTimeline(l);
+}
+function drawTimeline(l) {
+  // Four hours around now (within the mission): a 7-minute pass stays a visible band.
+  const meta = state.meta || {}, box = $("#timeline");
+  if (!meta.start_t || !l.now) return;
+  const t0 = Math.max(meta.start_t, l.now - 3600), t1 = t0 + 4 * 3600;
+  const x = (t) => `${(100 * (Math.min(Math.max(t, t0), t1) - t0)) / (t1 - t0)}%`;
+  // Styles set through the DOM: the page's Content-Security-Policy refuses inline style attributes.
+  box.replaceChildren();
+  for (const c of (l.contacts || []).filter((c) => c.set_t > t0 && c.rise_t < t1)) {
+    const band = document.createElement("span");
+    band.className = "pass"; band.title = `${c.station} ${utc(c.rise_t).slice(11, 16)} UTC`;
+    band.style.left = x(c.rise_t); band.style.width = `calc(${x(c.set_t)} - ${x(c.rise_t)})`;
+    box.append(band);
+  }
+  const mark = document.createElement("span");
+  mark.className = "now"; mark.style.left = x(l.now);
+  box.append(mark);
+}
+const HISTORY = ["power.battery_soc", "power.array_w", "power.load_w", "gpu.temp_c", "train.loss", "train.val_loss",
+  "orbit.lat_deg", "orbit.lon_deg"];
+async function loadHistory(until) {
+  if (until === null || until === undefined) return;
+  const since = until - 2 * 3600;
+  const hist = await Promise.all(HISTORY.map((n) => api(`/api/history/${n}?since=${since}&until=${until}&limit=5000`)));
+  const byName = Object.fromEntries(hist.map((h) => [h.channel, h.points]));
+  byName["power.battery_soc"].forEach((p, i) => {
+    const values = {};
+    for (const n of HISTORY) if (byName[n][i] && byName[n][i][0] === p[0]) values[n] = byName[n][i][2];
+    feedCharts(p[1], values);
+    if ("orbit.lat_deg" in values) map.addFlown(p[1], values["orbit.lat_deg"], values["orbit.lon_deg"]);
+  });
 }
 
 // -- the stream -------------------------------------------------------------------------------
@@ -246,19 +321,14 @@ async function main() {
   watchSummary(summary.summary);
   api("/api/map/countries").then((g) => map.setCountries(g));
   api("/api/stations").then((s) => map.setStations(s.stations));
+  state.meta = summary.meta;
+  const gap = 3 * (summary.meta.frame_interval_s || 10);
+  Object.values(charts).forEach((c) => (c.opts.gap = gap));
+  await pollLink();
+  setInterval(pollLink, 2000);
   const latest = summary.latest;
   if (latest.t !== null) {
-    const since = latest.t - 2 * 3600;
-    const names = ["power.battery_soc", "power.array_w", "power.load_w", "gpu.temp_c", "train.loss", "train.val_loss",
-      "orbit.lat_deg", "orbit.lon_deg"];
-    const hist = await Promise.all(names.map((n) => api(`/api/history/${n}?since=${since}&until=${latest.t}&limit=5000`)));
-    const byName = Object.fromEntries(hist.map((h) => [h.channel, h.points]));
-    byName["power.battery_soc"].forEach((p, i) => {
-      const values = {};
-      for (const n of names) if (byName[n][i] && byName[n][i][0] === p[0]) values[n] = byName[n][i][2];
-      feedCharts(p[1], values);
-      if ("orbit.lat_deg" in values) map.addFlown(p[1], values["orbit.lat_deg"], values["orbit.lon_deg"]);
-    });
+    await loadHistory(latest.t);
     showValues(latest.t, Object.fromEntries(Object.entries(latest.values).map(([k, v]) => [k, v.value])));
   }
   const events = await api(`/api/events?last=true&limit=100`);

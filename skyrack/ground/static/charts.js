@@ -15,9 +15,12 @@ class LineChart {
     const s = this.series.find((x) => x.name === name);
     if (!s || v === null || v === undefined || !Number.isFinite(+v)) return;
     const pts = s.points;
-    if (pts.length && t <= pts[pts.length - 1][0]) return; // already have it (history + stream overlap)
-    pts.push([t, +v]);
-    const cut = t - this.window * 1.5;
+    // Over a real link frames arrive late and out of order (dumps, retransmissions): keep time order.
+    let i = pts.length;
+    while (i > 0 && pts[i - 1][0] > t) i--;
+    if (i > 0 && pts[i - 1][0] === t) return; // already have it (history + stream overlap)
+    pts.splice(i, 0, [t, +v]);
+    const cut = pts[pts.length - 1][0] - this.window * 1.5;
     while (pts.length > 2 && pts[0][0] < cut) pts.shift();
     this.dirty = true;
   }
@@ -66,14 +69,17 @@ class LineChart {
     for (const s of this.series) {
       const pts = s.points.filter((p) => p[0] >= tMin);
       if (pts.length < 2) continue;
+      // A gap (frames not received) stays a gap: the line breaks, nothing is interpolated.
+      const gap = this.opts.gap || Infinity;
+      const trace = () => pts.forEach((p, i) => (i && p[0] - pts[i - 1][0] <= gap ? g.lineTo(X(p[0]), Y(p[1])) : g.moveTo(X(p[0]), Y(p[1]))));
       g.beginPath();
-      pts.forEach((p, i) => (i ? g.lineTo(X(p[0]), Y(p[1])) : g.moveTo(X(p[0]), Y(p[1]))));
-      if (s.fill) {
+      trace();
+      if (s.fill && gap === Infinity) {
         const grad = g.createLinearGradient(0, pad.t, 0, h - pad.b);
         grad.addColorStop(0, s.fill); grad.addColorStop(1, "transparent");
         g.save(); g.lineTo(X(pts[pts.length - 1][0]), h - pad.b); g.lineTo(X(pts[0][0]), h - pad.b); g.closePath();
         g.fillStyle = grad; g.fill(); g.restore();
-        g.beginPath(); pts.forEach((p, i) => (i ? g.lineTo(X(p[0]), Y(p[1])) : g.moveTo(X(p[0]), Y(p[1]))));
+        g.beginPath(); trace();
       }
       g.strokeStyle = s.color; g.lineWidth = 1.6; g.stroke();
       const last = pts[pts.length - 1];
