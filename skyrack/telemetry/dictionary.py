@@ -129,6 +129,12 @@ EVENTS: tuple[EventType, ...] = (
         "answer to question {question_id}: {answer}",
         "the satellite answers a question from the ground",
     ),
+    EventType(
+        "job",
+        "info",
+        "job {job_id} {state}: {detail}",
+        "a customer's job changed state on board (skyrack.jobs.spec.STATES)",
+    ),
 )
 
 COMMANDS: tuple[CommandType, ...] = (
@@ -149,6 +155,16 @@ COMMANDS: tuple[CommandType, ...] = (
         "set_stress",
         "scale the fault injection rate",
         (Argument("factor", "float", "multiplier on the radiation upset rate", 0.0, 1e9),),
+    ),
+    CommandType(
+        "submit_job",
+        "queue a customer's job on board (skyrack.jobs.spec: the spec is its wire form)",
+        (Argument("spec", "str", "the job's spec, payload included, as JobSpec.encode() writes it"),),
+    ),
+    CommandType(
+        "cancel_job",
+        "cancel a customer's job that has not started",
+        (Argument("job_id", "int", "the job's id", 1, 2**62),),
     ),
 )
 
