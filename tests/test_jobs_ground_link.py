@@ -56,17 +56,29 @@ def test_job_results_go_down_before_the_backlog_highest_priority_first(tmp_path,
         t = START + k * 10.0
         store.write_frame(t, {"train.step": k}, [])
         link.carry(t, t + 10.0)
-    rows = link.ground.db.execute("SELECT id, apid, dump, raw FROM packets ORDER BY id").fetchall()
-    segments = {}
-    for pid, apid, _, raw in rows:
-        if apid == P.APID_FILE_DATA:
-            segments.setdefault(P.decode(raw).index, []).append(pid)
-    dumped = [pid for pid, apid, dump, _ in rows if apid == P.APID_HK and dump]
+    db = link.ground.db
+    segments = {}  # file id -> receive order of its segments
+    for pid, raw in db.execute("SELECT id, raw FROM packets WHERE apid=? ORDER BY id", (P.APID_FILE_DATA,)):
+        segments.setdefault(P.decode(raw).index, []).append(pid)
+    # each frame's first arrival (the ground stores a frame once), in receive order
+    first_arrival = dict(
+        db.execute(
+            "SELECT r.id, MIN(p.id) FROM receipts r JOIN packets p ON p.apid=? AND p.received_t=r.received_t "
+            "WHERE r.kind='hk' GROUP BY r.id",
+            (P.APID_HK,),
+        ).fetchall()
+    )
+    dumped = [first_arrival[s] for (s,) in db.execute("SELECT id FROM receipts WHERE kind='hk' AND dump=1")]
+    before = [
+        first_arrival[s]
+        for (s,) in db.execute("SELECT id FROM receipts WHERE kind='hk' AND t<?", (first.rise_s,))
+    ]
+    assert len(before) == int((first.rise_s - START) // 10) + 1  # every frame from before the contact
     # the high-priority result whole before the low one begins, both before the backlog's dump
     assert max(segments[high["id"]]) < min(segments[low["id"]])
     assert max(segments[low["id"]]) < min(dumped)
-    # the checkpoint after the backlog: the dump had sent every frame before it began
-    assert min(segments[background["id"]]) > max(dumped)
+    # the checkpoint after the backlog: every frame from before the contact was down before it began
+    assert min(segments[background["id"]]) > max(before)
     listing = {f["name"]: f for f in link.ground.files.listing()}
     for name in ("jobs/1/screen.json", "jobs/2/completions.json"):
         assert listing[name]["status"] == "complete"

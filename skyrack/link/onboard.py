@@ -22,6 +22,8 @@ crash is harmless because the ground stores each frame and event once.
 
 from __future__ import annotations
 
+import copy
+
 from skyrack.link import files
 from skyrack.link import packets as P
 from skyrack.telemetry.archive import Archive, Event
@@ -32,7 +34,8 @@ FRESH = {"sent_frame": 0, "sent_event": 0, "realtime": [], "retrieve": [], "coun
 class OnboardStore:
     def __init__(self, archive: Archive):
         self.archive = archive
-        self.state = {**FRESH, **(archive.meta("link_store") or {})}
+        # a deep copy: FRESH's lists must not be shared by two stores (two links in one process)
+        self.state = {**copy.deepcopy(FRESH), **(archive.meta("link_store") or {})}
         self.dirty = False
         self.questions: list[tuple[int, str, list, float]] = []  # arrived, not yet answered
 
