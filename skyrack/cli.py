@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "skyrack.telemetry.commands",
     "skyrack.link.commands",
     "skyrack.jobs.commands",
+    "skyrack.jobs.screen_commands",
 )
 
 

@@ -19,9 +19,36 @@ START = 1785066359.0
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+CONTACT = {"station": "Svalbard", "rise_t": START + 1800, "set_t": START + 2400, "mean_rate_bps": 4e6}
+
+
+def forecast(
+    run: Path, *, link: str, contacts: list[dict] | None = None, gpu_s_per_tick: float = 10.0
+) -> None:
+    """The mission's forecast (skyrack.jobs.schedule): a day of 10 s ticks, `gpu_s_per_tick`
+    of full-power GPU time in each, and the contacts ahead (one by default, half an hour in)."""
+    from skyrack.jobs.schedule import Forecast, write_forecast
+    from skyrack.telemetry.runs import RunDir
+
+    ticks = 8640
+    write_forecast(
+        RunDir(run).forecast,
+        Forecast(
+            run_id=run.name, written_t=START, t0=START, tick_s=10.0,
+            budget_s=[j * gpu_s_per_tick for j in range(ticks + 1)],
+            contacts=[] if link == "ideal" else (contacts if contacts is not None else [CONTACT]),
+            link=link, uplink_rate_bps=9600.0, sim_per_wall=1.0, gpu_full_w=300.0, gpu_idle_w=20.0,
+            battery_reserve_wh=50.0, end_t=START + ticks * 10.0,
+        ),
+    )  # fmt: skip
+
+
 def flying_run(runs: Path, run_id: str = "r1", *, link: str = "ground", now: float = START + 600) -> Path:
-    """A run whose mission is in flight: the on-board archive, and the ground archive over a real link."""
+    """A run whose mission is in flight: the on-board archive, its forecast, and the ground
+    archive over a real link."""
     run = runs / run_id
+    run.mkdir(parents=True, exist_ok=True)
+    forecast(run, link=link)
     with Archive(run / "telemetry.sqlite") as onboard:
         onboard.set_meta("status", "running")
         onboard.set_meta("start_t", START)

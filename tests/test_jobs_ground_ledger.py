@@ -4,7 +4,7 @@ apart, cancelling, and the ledger following what comes down over a real ground l
 import base64
 
 import pytest
-from jobs_helpers import PNG, START, Satellite, flying_run, prompts, use_stand_in_workloads
+from jobs_helpers import PNG, START, Satellite, flying_run, forecast, prompts, use_stand_in_workloads
 
 from skyrack.jobs import ledger
 from skyrack.jobs.ledger import JobRefused
@@ -92,44 +92,31 @@ def test_a_job_is_refused_when_the_mission_is_not_flying(tmp_path):
     assert ledger.jobs_of(run, None) == []
 
 
-def test_an_infeasible_deadline_is_refused_with_the_schedulers_reason(tmp_path, monkeypatch):
-    from dataclasses import dataclass
+def test_an_infeasible_deadline_is_refused_with_the_schedulers_reason(tmp_path):
+    from jobs_helpers import CONTACT
 
-    @dataclass
-    class Verdict:
-        ok: bool
-        reason: str
-        start_t: float | None = None
-        done_t: float | None = None
-        ground_t: float | None = None
-
-    seen = []
-
-    def verdict(run, spec, est, ahead, now_t):
-        seen.append([s.job_id for s, _ in ahead])
-        if spec.deadline_t is not None and spec.deadline_t < now_t + 3600:
-            return Verdict(
-                False, "needs 4.2 Wh before the contact at 14:20 UTC; the battery reserve allows 1.2 Wh"
-            )
-        return Verdict(True, "", now_t + 60, now_t + 70, now_t + 900)
-
-    monkeypatch.setattr(ledger, "_verdict", verdict)
-    run = flying_run(tmp_path)
-    ok = ledger.submit(run, infer(deadline_in_s=7200), "acme", NOW)
-    assert ok["schedule"] == {
-        "ok": True,
-        "reason": "",
-        "start_t": NOW + 60,
-        "done_t": NOW + 70,
-        "ground_t": NOW + 900,
-    }
-    r = refused(run, infer(deadline_in_s=600))
-    assert (
-        r.status == 422
-        and r.reason.endswith("the battery reserve allows 1.2 Wh")
-        and "cannot be met" in r.reason
+    run = flying_run(tmp_path)  # the next contact is at START + 1800
+    ok = ledger.submit(run, infer(deadline_t=CONTACT["set_t"]), "acme", NOW)
+    assert ok["schedule"]["ok"] and ok["schedule"]["ground_t"] <= CONTACT["set_t"]
+    assert CONTACT["rise_t"] <= ok["schedule"]["start_t"] < CONTACT["set_t"]
+    r = refused(run, infer(deadline_t=CONTACT["rise_t"] - 60))  # before the job can even go up
+    assert r.status == 422 and "cannot reach the satellite before its deadline" in r.reason
+    # a starved bus: 0.01 s of GPU time a tick cannot do 3 s of work within the one contact
+    late = {**CONTACT, "rise_t": START + 80000, "set_t": START + 80600}
+    forecast(run, link="ground", contacts=[CONTACT, late], gpu_s_per_tick=0.01)
+    r = refused(run, infer(deadline_t=CONTACT["set_t"]))
+    assert r.status == 422 and r.reason.startswith(
+        "the deadline cannot be met: needs 0.2 Wh of GPU time before"
     )
-    assert seen == [[], [1]]  # the accepted job is ahead of the next one
+    assert "the battery reserve allows 0.0 Wh before then after 0.2 Wh for the 1 jobs ahead" in r.reason
+    assert ledger.job(run, r.job["id"], "acme")["refused"]["reason"] == r.reason
+
+
+def test_a_mission_without_its_forecast_takes_no_job(tmp_path):
+    run = flying_run(tmp_path)
+    (run / "forecast.json").unlink()
+    r = refused(run, infer())
+    assert r.status == 409 and "no forecast" in r.reason
 
 
 def test_idempotency_key_returns_the_first_answer(tmp_path):
@@ -200,6 +187,9 @@ def test_the_ledger_follows_what_comes_down_over_a_real_link(tmp_path):
         "ground", radio, twin, store, run / "ground.sqlite", start=START, end=START + frames * 10,
         seed=7, loss=0.0, corruption=0.0, plan={"status": "running"},
     )  # fmt: skip
+    forecast(run, link="ground", contacts=[
+        {"station": c.station, "rise_t": c.rise_s, "set_t": c.set_s, "mean_rate_bps": 4e6} for c in (first, second)
+    ])  # fmt: skip
     sat = Satellite(run, store, link)
     run_at = first.set_s + 600  # between the contacts: the result waits for the next one
     seen = {}

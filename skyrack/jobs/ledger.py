@@ -106,15 +106,18 @@ def submit(
         # One writer at a time from here: the jobs ahead, the id and the command agree.
         db.execute("BEGIN IMMEDIATE")
         try:
+            # its id now: the scheduler orders equal deadlines and priorities by it
+            next_id = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM jobs").fetchone()[0]
+            spec = JobSpec(**{**_spec_dict(spec), "job_id": next_id})
             ahead = [(s, e) for s, e, _ in _open_jobs(run, db)]
             verdict = _verdict(run, spec, est, ahead, now_t)
-            if verdict is not None and not verdict.ok:
+            if not verdict.ok:
                 db.rollback()
-                refused = JobRefused(422, f"the deadline cannot be met: {verdict.reason}")
+                what = "the deadline cannot be met" if spec.deadline_t is not None else "the job cannot run"
+                refused = JobRefused(422, f"{what}: {verdict.reason}")
                 _record_refusal(db, spec_fields, customer, now_t, refused, idempotency_key, request)
                 raise refused
             job_id = _insert(db, spec, "submitted", None, None, est, verdict, idempotency_key, request)
-            spec = JobSpec(**{**_spec_dict(spec), "job_id": job_id})
             # queue_command's own `with` commits this whole transaction (the job and its command
             # together) or rolls it back.
             archive.queue_command(
@@ -207,12 +210,14 @@ def _deadline(fields: dict, now_t: float) -> float | None:
 
 
 def _verdict(run: RunDir, spec: JobSpec, est, ahead: list, now_t: float):
-    """The scheduler's word on the deadline (skyrack.jobs.schedule); None: no scheduler here."""
+    """The scheduler's word (skyrack.jobs.schedule) from the mission's forecast."""
+    from skyrack.jobs.schedule import feasible, load_forecast
+
     try:
-        from skyrack.jobs.schedule import feasible, load_forecast
-    except ImportError:  # the on-board scheduler is not part of this installation: best effort
-        return None
-    return feasible(spec, est, load_forecast(run), ahead, now_t)
+        forecast = load_forecast(run)
+    except UserError as exc:  # the mission writes it as it starts: without it, it is not flying
+        raise JobRefused(409, str(exc)) from None
+    return feasible(spec, est, forecast, ahead, now_t)
 
 
 def _fingerprint(fields: dict) -> str:
@@ -242,10 +247,11 @@ def _replay(run: RunDir, known: dict, request: str) -> dict:
 
 def _insert(db, spec: JobSpec, state, status, reason, est, verdict, key, request) -> int:
     return db.execute(
-        "INSERT INTO jobs (customer, kind, params, payload, payload_bytes, priority, avoid_saa, "
+        "INSERT INTO jobs (id, customer, kind, params, payload, payload_bytes, priority, avoid_saa, "
         "submitted_t, deadline_t, state, status, reason, estimate, schedule, idempotency_key, request) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
+            spec.job_id,
             spec.customer,
             spec.kind,
             json.dumps(spec.params, default=str),
@@ -259,16 +265,11 @@ def _insert(db, spec: JobSpec, state, status, reason, est, verdict, key, request
             status,
             reason,
             json.dumps({"wall_s": est.wall_s, "result_bytes": est.result_bytes}) if est else None,
-            json.dumps(_verdict_dict(verdict)) if verdict is not None else None,
+            json.dumps(verdict.as_dict()) if verdict is not None else None,
             key,
             request,
         ),
     ).lastrowid
-
-
-def _verdict_dict(verdict) -> dict:
-    keys = ("ok", "reason", "start_t", "done_t", "ground_t")
-    return {k: getattr(verdict, k, None) for k in keys}
 
 
 def _record_refusal(db, fields, customer, now_t, refused: JobRefused, key, request) -> None:
