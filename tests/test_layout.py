@@ -12,7 +12,7 @@ CLI_MODULES = ("skyrack.cli", "skyrack.cliargs")
 
 
 def _is_cli(module: str) -> bool:
-    return module in CLI_MODULES or module.endswith(".commands")
+    return module in CLI_MODULES or module.endswith((".commands", "_commands"))
 
 
 def _imports(path: Path) -> set[str]:

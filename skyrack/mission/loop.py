@@ -25,6 +25,7 @@ from skyrack.telemetry.dictionary import CHANNEL, CHANNELS
 from skyrack.telemetry.runs import RunMeta
 
 LIMITED = tuple(c.name for c in CHANNELS if c.yellow or c.red)
+FORECAST_REFRESH_TICKS = 30  # the forecast is written again every this many frames
 SESSION_SAVE_S = 20.0  # wall seconds between updates of the session's bookkeeping in the meta
 
 
@@ -62,6 +63,8 @@ class Mission:
         previous: dict | None,
         link=None,
         pace=None,
+        forecast=None,
+        forecast_path=None,
     ):
         self.archive, self.craft, self.training, self.meta = archive, craft, training, meta
         self.operator, self.view = operator, view
@@ -72,6 +75,8 @@ class Mission:
         self.offsets = offsets  # fault counters of earlier sessions
         self.clock = StepClock(float(meta.warp))
         self.pace = pace  # skyrack.mission.pacing.Pace, or None: a fixed warp
+        # the job scheduler's forecast (skyrack.jobs.schedule), refreshed as the mission learns
+        self.forecast, self.forecast_path = forecast, forecast_path
         self.train_watch = Stopwatch()
         self.pending: list[Event] = []
         self.previous = previous  # the last committed frame's values (None: a new mission)
@@ -153,6 +158,7 @@ class Mission:
             self.archive, t, op, self._checkpoint_now, self._downlink_checkpoint if self.link else None
         ):
             self.archive.set_meta("operator", op.as_dict())
+            self._refresh_forecast(k, t, budget=True)  # a pause or a cap limit changes the budget ahead
         decision = craft.decide(now)
         if decision.kind != "hold":
             events.append(
@@ -217,8 +223,36 @@ class Mission:
             self.link.carry(t, t + self.tick_s)
         self.previous = values
         self._show(t, now, values, events)
+        if k % FORECAST_REFRESH_TICKS == 0:
+            self._refresh_forecast(k, t)
         craft.advance(now, gpu_w, heater_w)
         self.k += 1
+
+    def sim_per_wall(self) -> float:
+        """Simulated seconds a wall second of compute is charged, as a training step is."""
+        clock = self.clock
+        if clock.step_sim_s is not None and clock.wall_per_step:
+            return clock.step_sim_s / clock.wall_per_step
+        return float(self.meta.warp)
+
+    def _refresh_forecast(self, k: int, t: float, budget: bool = False) -> None:
+        """What the mission learnt since: the ratio a step is charged at, and after an operator's
+        command the budget ahead (a dry run from this tick)."""
+        if self.forecast is None or self.forecast_path is None:
+            return
+        from skyrack.jobs.schedule import spans, write_forecast
+
+        f = self.forecast
+        f.written_t, f.sim_per_wall = t, self.sim_per_wall()
+        if budget:
+            from skyrack.mission.pacing import compute_budget
+
+            track: dict = {}
+            f.budget_s = [float(x) for x in compute_budget(self.craft, self.operator, k, self.n_ticks, track)]
+            f.t0 = t
+            f.saa = spans(t, self.tick_s, track.get("in_saa", []))
+            f.eclipses = spans(t, self.tick_s, [x < 0.5 for x in track.get("sunlit", [])])
+        write_forecast(self.forecast_path, f)
 
     def _crossings(self, now) -> list[Event]:
         out = []

@@ -280,9 +280,14 @@ class Flight:
             )
             craft.advance(craft.at(k), gpu_w)
             first_tick = k + 1
+        from skyrack.mission.pacing import compute_budget
+
+        n_ticks = int(round((meta.end_t - meta.start_t) / meta.frame_interval_s))
+        track: dict = {}  # one dry run: the pace of training and the job scheduler's forecast
+        budget = compute_budget(craft, operator, first_tick, n_ticks, track)
         pace = fit = None
         if meta.pacing:
-            pace, fit = self._pace(craft, operator, first_tick, resuming)
+            pace, fit = self._pace(budget, first_tick, resuming)
         self.training = Training(
             self.run.checkpoints,
             preset_name=meta.preset,
@@ -295,9 +300,10 @@ class Flight:
             fit=fit,
         )
         offsets = {name: int(values[name]) if values else 0 for name in COUNTERS}
+        from skyrack.link.radio import radio_of
+
         self.link = None
         if meta.link != "ideal":
-            from skyrack.link.radio import radio_of
             from skyrack.link.session import Link
 
             self.link = Link.build(
@@ -313,6 +319,23 @@ class Flight:
                 plan=meta.as_dict(),
                 answer=self._onboard_assistant(meta),
             )
+        from skyrack.jobs.schedule import make_forecast, write_forecast
+
+        self.forecast = make_forecast(
+            run_id=meta.run_id,
+            now_t=craft.time_of(first_tick),
+            t0=craft.time_of(first_tick),
+            tick_s=meta.frame_interval_s,
+            budget_s=budget,
+            track=track,
+            end_t=meta.end_t,
+            link_mode=meta.link,
+            schedule=self.link.schedule if self.link is not None else None,
+            radio=radio_of(profile),
+            sim_per_wall=float(meta.warp),
+            bus=craft.spec,
+        )
+        write_forecast(self.run.forecast, self.forecast)
         self.mission = Mission(
             self.archive,
             craft,
@@ -325,6 +348,8 @@ class Flight:
             previous=values,
             link=self.link,
             pace=pace,
+            forecast=self.forecast,
+            forecast_path=self.run.forecast,
         )
         meta.write(self.archive)  # the plan goes on record once everything is ready to fly
         if resuming:
@@ -351,13 +376,12 @@ class Flight:
 
         return answer
 
-    def _pace(self, craft, operator, first_tick: int, resuming: bool):
+    def _pace(self, budget, first_tick: int, resuming: bool):
         """(the Pace of this session, the schedule fit of a new mission's trainer or None)."""
-        from skyrack.mission.pacing import MARGIN, Pace, compute_budget, fit_schedule
+        from skyrack.mission.pacing import MARGIN, Pace, fit_schedule
 
         meta = self.meta
-        n_ticks = int(round((meta.end_t - meta.start_t) / meta.frame_interval_s))
-        pace = Pace(compute_budget(craft, operator, first_tick, n_ticks), first_tick)
+        pace = Pace(budget, first_tick)
         if resuming:
             return pace, None
 
