@@ -320,18 +320,13 @@ class JobService:
     # -- what the frame and the archive get -----------------------------------------------------
     def channels(self) -> dict:
         jobs = self.state["jobs"].values()
-        totals = self.state["totals"]
         return {
             "jobs.queued": sum(1 for j in jobs if j["state"] == "queued"),
             "jobs.running": sum(1 for j in jobs if j["state"] == "running"),
             "jobs.done": self.state["counts"]["done"],
             "jobs.failed": self.state["counts"]["failed"],
-            "jobs.energy_wh": totals["jobs_wh"],
-            "jobs.gpu_s": totals["jobs_gpu_s"],
-            "train.energy_wh": totals["training_wh"],
-            "gpu.idle_wh": totals["idle_wh"],
+            "jobs.energy_wh": self.state["totals"]["jobs_wh"],
             "gpu.busy": self.state["busy"],
-            "gpu.jobs_share": self.state["jobs_share"],
         }
 
     def take_events(self) -> list[Event]:

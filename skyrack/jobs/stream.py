@@ -201,107 +201,12 @@ class Stream:
             self.archive.set_meta(META_KEY, self.state)
 
 
-def submitter(run, archive, ground=None):
-    """`submit(fields, customer, now_t)` for the stream: the ground's ledger
-    (`skyrack.jobs.ledger.submit`) where it exists, else `StandIn`."""
-    try:
-        from skyrack.jobs import ledger
-    except ImportError:
-        return StandIn(run, archive, ground)
+def submitter(run):
+    """`submit(fields, customer, now_t)` for the stream: the ground's ledger, the one submission
+    path (checks, the scheduler's verdict, the id, the telecommand where the ground queues it)."""
+    from skyrack.jobs import ledger
 
     def submit(fields: dict, customer: str, now_t: float) -> dict:
         return ledger.submit(run, fields, customer, now_t)
 
     return submit
-
-
-class StandIn:
-    """The submission path in miniature, for a tree without the ground's ledger: the spec's and
-    the workload's checks, the scheduler's verdict, an id, and the `submit_job` command queued
-    where the ground queues commands (the ground archive over a real link, else the on-board
-    archive). Its records are the on-board archive's meta `job_stream_records`."""
-
-    def __init__(self, run, archive, ground=None):
-        self.run, self.archive, self.ground = run, archive, ground
-        self.records = archive.meta("job_stream_records") or []
-
-    def __call__(self, fields: dict, customer: str, now_t: float) -> dict:
-        from skyrack.jobs.schedule import feasible, load_forecast
-        from skyrack.jobs.spec import JobSpec
-        from skyrack.jobs.workload import module_for
-
-        deadline = fields.get("deadline_t")
-        if fields.get("deadline_in_s") is not None:
-            deadline = now_t + float(fields["deadline_in_s"])
-        spec = JobSpec(
-            job_id=len(self.records) + 1,
-            customer=customer,
-            kind=fields["kind"],
-            params=fields.get("params") or {},
-            payload=fields.get("payload") or b"",
-            submitted_t=float(now_t),
-            deadline_t=deadline,
-            priority=int(fields.get("priority", 5)),
-            avoid_saa=bool(fields.get("avoid_saa", False)),
-        )
-        record = {
-            "job_id": spec.job_id,
-            "customer": customer,
-            "kind": spec.kind,
-            "submitted_t": now_t,
-            "deadline_t": deadline,
-            "priority": spec.priority,
-            "avoid_saa": spec.avoid_saa,
-            "state": "submitted",
-            "reason": None,
-        }
-        try:
-            spec.check()
-            try:
-                workload = module_for(spec.kind)
-            except ImportError:
-                raise UserError(f"the {spec.kind} workload is not on this satellite") from None
-            workload.check(spec.params, spec.payload)
-            est = workload.estimate(spec.params, spec.payload)
-            record["estimate"] = {"wall_s": est.wall_s, "result_bytes": est.result_bytes}
-            ahead = [
-                (
-                    JobSpec(
-                        **{
-                            k: r[k]
-                            for k in (
-                                "job_id",
-                                "customer",
-                                "kind",
-                                "submitted_t",
-                                "deadline_t",
-                                "priority",
-                                "avoid_saa",
-                            )
-                        }
-                    ),
-                    _Est(**r["estimate"]),
-                )
-                for r in self.records
-                if r["state"] == "submitted" and (r["deadline_t"] is None or r["deadline_t"] > now_t)
-            ]
-            verdict = feasible(spec, est, load_forecast(self.run), ahead, now_t)
-            record["verdict"] = verdict.as_dict()
-            if not verdict.ok:
-                raise UserError(verdict.reason)
-        except UserError as exc:
-            record.update(state="refused", reason=str(exc))
-            self._save(record)
-            raise
-        (self.ground or self.archive).queue_command("submit_job", {"spec": spec.encode()}, now=now_t)
-        self._save(record)
-        return record
-
-    def _save(self, record: dict) -> None:
-        self.records.append(record)
-        self.archive.set_meta("job_stream_records", self.records)
-
-
-class _Est:
-    def __init__(self, wall_s: float, result_bytes: int):
-        self.wall_s, self.result_bytes = wall_s, result_bytes

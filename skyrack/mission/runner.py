@@ -391,8 +391,7 @@ class Flight:
             self.say(f"job stream: {len(entries)} jobs over the mission ({self.opts.jobs})")
         if not entries:
             return None
-        submit = stream.submitter(self.run, self.archive, self.link.ground if self.link else None)
-        return stream.Stream(entries, meta.start_t, self.archive, submit, say=self.say)
+        return stream.Stream(entries, meta.start_t, self.archive, stream.submitter(self.run), say=self.say)
 
     def _onboard_assistant(self, meta: RunMeta):
         """The satellite's own assistant for questions that come up the link: composed answers
