@@ -246,3 +246,24 @@ def _records(run: Path) -> list[dict]:
     from skyrack.jobs import ledger
 
     return sorted(ledger.jobs_of(RunDir(run), None), key=lambda r: r["id"])
+
+
+def test_the_trainers_random_state_and_threads_come_back_whatever_a_job_does():
+    import random
+
+    import numpy as np
+
+    from skyrack.jobs.service import KeepTrainerState
+
+    before = (
+        torch.get_rng_state(),
+        np.random.get_state()[1].copy(),
+        random.getstate(),
+        torch.get_num_threads(),
+    )
+    with KeepTrainerState():
+        torch.rand(10), np.random.rand(3), random.random()
+        torch.set_num_threads(before[3] + 1)
+    assert torch.equal(torch.get_rng_state(), before[0])
+    assert (np.random.get_state()[1] == before[1]).all() and random.getstate() == before[2]
+    assert torch.get_num_threads() == before[3]
