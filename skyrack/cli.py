@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "skyrack.constellation.commands",
     "skyrack.telemetry.commands",
     "skyrack.link.commands",
+    "skyrack.jobs.commands",
     "skyrack.jobs.screen_commands",
 )
 

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from gemma_helpers import tiny_gemma  # noqa: F401 (a fixture the model tests share)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"

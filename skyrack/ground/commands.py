@@ -61,6 +61,7 @@ def loopback_host_names(address: str) -> list[str]:
 
 def cmd_serve(args) -> int:
     from skyrack.ground.auth import TOKEN_FILE_NAME, load_or_create_token
+    from skyrack.ground.customers import CUSTOMERS_FILE_NAME
     from skyrack.ground.server import bind_socket, create_app, run_server
     from skyrack.telemetry.runs import choose_run, runs_root
 
@@ -90,6 +91,7 @@ def cmd_serve(args) -> int:
         rate=args.rate,
         burst=args.burst,
         allowed_hosts=loopback_host_names(host) if loopback else None,
+        customers_file=root / CUSTOMERS_FILE_NAME,
     )
     shown = f"[{host}]" if ":" in host else host
     mode = "live" if meta.live else f"replay at {args.replay_speed:g}x"

@@ -7,6 +7,7 @@ import threading
 import time
 
 MAX_BODY_BYTES = 16 * 1024
+JOB_BODY_BYTES = 64 * 1024  # POST /api/jobs: a job's payload (skyrack.jobs.spec, 40 KiB) as base64
 
 
 class TokenBucket:
@@ -50,18 +51,21 @@ async def _send_json(send, status: int, payload: dict, headers: list | None = No
 
 
 class BodyLimit:
-    """ASGI middleware: refuse bodies over `max_bytes`, whether declared or streamed (413)."""
+    """ASGI middleware: refuse bodies over `max_bytes` (or the path's own limit in `paths`),
+    whether declared or streamed (413)."""
 
-    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES):
+    def __init__(self, app, max_bytes: int = MAX_BODY_BYTES, paths: dict[str, int] | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.paths = paths or {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
-        too_big = {"error": "payload_too_large", "detail": f"request body over {self.max_bytes} bytes"}
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+        limit = self.paths.get(scope["path"], self.max_bytes)
+        too_big = {"error": "payload_too_large", "detail": f"request body over {limit} bytes"}
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
             return await _send_json(send, 413, too_big)
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
@@ -72,7 +76,7 @@ class BodyLimit:
             if message["type"] == "http.disconnect":
                 return
             body += message.get("body", b"")
-            if len(body) > self.max_bytes:
+            if len(body) > limit:
                 return await _send_json(send, 413, too_big)
             if not message.get("more_body"):
                 break

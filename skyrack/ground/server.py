@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
@@ -22,8 +23,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from skyrack.errors import UserError
-from skyrack.ground.limits import BodyLimit, RateLimit, TokenBucket
-from skyrack.ground.routes import chat, commanding, link, maps, page, telemetry
+from skyrack.ground.customers import CUSTOMERS_FILE_NAME, Customers
+from skyrack.ground.limits import JOB_BODY_BYTES, BodyLimit, RateLimit, TokenBucket
+from skyrack.ground.routes import chat, commanding, jobs, link, maps, page, telemetry
 from skyrack.ground.state import Ground
 from skyrack.telemetry.runs import RunDir
 
@@ -69,10 +71,14 @@ def create_app(
     rate: float = 50.0,
     burst: float = 200.0,
     allowed_hosts: list[str] | None = None,
+    customers_file: Path | None = None,
 ) -> FastAPI:
     """`allowed_hosts`: Host headers to accept (None: any). On loopback, naming only loopback
-    names stops a web page from reaching the server through DNS rebinding."""
+    names stops a web page from reaching the server through DNS rebinding. `customers_file`:
+    the job service's customers and their hashed tokens (default: beside the run's directory,
+    where the runs dir keeps `.ground-token`)."""
     ground = Ground(run, token, replay_speed, assistant_backend)
+    ground.customers = Customers(customers_file or run.path.parent / CUSTOMERS_FILE_NAME)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -120,13 +126,15 @@ def create_app(
     async def user_error(request, exc: UserError):
         return _error(400, "bad_request", str(exc))
 
-    for routes in (page, telemetry, maps, commanding, chat, link):
+    for routes in (page, telemetry, maps, commanding, chat, link, jobs):
         app.include_router(routes.router)
 
     # Outermost first: headers on every answer, then the rate limit, then the body limit.
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, paths={"/api/jobs": JOB_BODY_BYTES})
     app.add_middleware(
-        RateLimit, bucket=TokenBucket(rate, burst), costs={"/api/chat": 10.0, "/api/commands": 2.0}
+        RateLimit,
+        bucket=TokenBucket(rate, burst),
+        costs={"/api/chat": 10.0, "/api/commands": 2.0, "/api/jobs": 2.0},
     )
     if allowed_hosts is not None:
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)

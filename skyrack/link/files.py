@@ -1,9 +1,13 @@
 """Files over the link: an acknowledged transfer with retransmission, in the manner of CFDP
 class 2 (CCSDS 727.0-B), carried by the same packets, channel and contacts as the telemetry.
 
-- The satellite offers a file (a checkpoint's files, the samples): it is cut into 1 KiB
-  segments; in each contact, after the telemetry backlog, go its metadata (name, size, segment
-  count, SHA-256, and how many segments have been sent so far) and its segments in order.
+- The satellite offers a file (a checkpoint's files, the samples, a job's result): it is cut
+  into 1 KiB segments; in each contact go its metadata (name, size, segment count, SHA-256, and
+  how many segments have been sent so far) and its segments in order.
+- Each file has a priority: `BACKGROUND` (below 0: checkpoints, samples) goes after the
+  telemetry backlog; 0..9 (a customer's job result, `skyrack.jobs.spec.MAX_PRIORITY`) goes
+  before it. Within each class the highest priority goes first, then the oldest offer
+  (`skyrack.link.onboard` calls `send` once per class, at its place in the downlink order).
 - The ground keeps every segment once; from the metadata it knows which segments were sent and
   lost, and asks for them again (a NAK, by range, as for telemetry gaps).
 - When every segment is there and the SHA-256 matches, the ground writes the file atomically
@@ -25,6 +29,7 @@ import numpy as np
 from skyrack.link import packets as P
 
 SEGMENT_BYTES = P.FILE_SEGMENT_BYTES
+BACKGROUND = -1  # the priority of the housekeeping files: after the telemetry backlog
 
 FILES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS files (
@@ -38,7 +43,7 @@ CREATE TABLE IF NOT EXISTS file_segments (
 
 
 # -- on board ------------------------------------------------------------------------------------
-def offer(state: dict, path: Path, name: str) -> dict:
+def offer(state: dict, path: Path, name: str, priority: int = BACKGROUND) -> dict:
     """Put a file in the on-board downlink queue (its content is read when its segments go)."""
     data = path.read_bytes()
     files = state.setdefault("files", [])
@@ -51,15 +56,23 @@ def offer(state: dict, path: Path, name: str) -> dict:
         "sha256": hashlib.sha256(data).hexdigest(),
         "sent": 0,
         "acked": False,
+        "priority": int(priority),
     }
     files.append(entry)
     return entry
 
 
-def send(state: dict, t: float, fits, count) -> bool:
-    """Metadata of every unacknowledged file, retransmissions asked for, then new segments;
-    returns False when the window is full."""
-    files = [f for f in state.get("files", []) if not f["acked"]]
+def urgent(f: dict) -> bool:
+    """A file that goes before the telemetry backlog (a job's result)."""
+    return f.get("priority", BACKGROUND) >= 0  # offers from before priorities are background
+
+
+def send(state: dict, t: float, fits, count, *, before_backlog: bool = False) -> bool:
+    """For the files of one class (before the telemetry backlog or after it): the metadata of
+    every unacknowledged one, retransmissions asked for, then new segments, highest priority
+    first, then the oldest; returns False when the window is full."""
+    files = [f for f in state.get("files", []) if not f["acked"] and urgent(f) == before_backlog]
+    files.sort(key=lambda f: (-f.get("priority", BACKGROUND), f["id"]))
     cache: dict[int, bytes] = {}
 
     def content(f) -> bytes:
@@ -91,15 +104,22 @@ def send(state: dict, t: float, fits, count) -> bool:
         count(P.APID_FILE_META)
     by_id = {f["id"]: f for f in files}
     naks = state.setdefault("file_naks", [])
-    while naks:
-        fid, first, last = naks[0]
+    rank = {f["id"]: i for i, f in enumerate(files)}
+    naks.sort(key=lambda n: rank.get(n[0], len(rank)))  # stable: a file's ranges stay in order
+    others = {f["id"] for f in state.get("files", []) if not f["acked"]} - by_id.keys()
+    i = 0
+    while i < len(naks):
+        fid, first, last = naks[i]
+        if fid in others:
+            i += 1  # the other class's: sent at its own place in the order
+            continue
         f = by_id.get(fid)
         while f is not None and first <= last:
             if not segment(f, first, True):
-                naks[0] = [fid, first, last]
+                naks[i] = [fid, first, last]
                 return False
             first += 1
-        naks.pop(0)
+        naks.pop(i)
     for f in files:
         while f["sent"] < f["segments"]:
             if not segment(f, f["sent"], False):

@@ -8,8 +8,12 @@ Downlink priority within each contact (documented, as the ground relies on it):
 3. events not yet sent, oldest first (events before housekeeping: they are few and they say
    what happened);
 4. retransmissions the ground asked for (PUS-15 retrieval by range), events first;
-5. the housekeeping backlog, oldest first (the dump);
-6. files offered for downlink (`skyrack.link.files`): metadata, segments asked for again, new ones.
+5. customers' job results (files offered with a priority 0..9, `skyrack.link.files`), the
+   highest priority first, then the oldest: metadata, segments asked for again, new ones. They
+   go before the dump because a customer waits for them against a deadline, they are small
+   (the insight, not the raw data) and the backlog can fill whole contacts after an outage;
+6. the housekeeping backlog, oldest first (the dump);
+7. the housekeeping files (checkpoints, samples: priority `files.BACKGROUND`), the same way.
 
 What has been sent is kept in the store's meta (`link_store`), updated in the same place the packets
 are built, so a resumed mission continues the dump where it stood; re-sending a little after a
@@ -17,6 +21,8 @@ crash is harmless because the ground stores each frame and event once.
 """
 
 from __future__ import annotations
+
+import copy
 
 from skyrack.link import files
 from skyrack.link import packets as P
@@ -28,7 +34,8 @@ FRESH = {"sent_frame": 0, "sent_event": 0, "realtime": [], "retrieve": [], "coun
 class OnboardStore:
     def __init__(self, archive: Archive):
         self.archive = archive
-        self.state = {**FRESH, **(archive.meta("link_store") or {})}
+        # a deep copy: FRESH's lists must not be shared by two stores (two links in one process)
+        self.state = {**copy.deepcopy(FRESH), **(archive.meta("link_store") or {})}
         self.dirty = False
         self.questions: list[tuple[int, str, list, float]] = []  # arrived, not yet answered
 
@@ -84,6 +91,8 @@ class OnboardStore:
                 st["retrieve"][0] = [kind, sent_to + 1, last_]
                 return out
             st["retrieve"].pop(0)
+        if not files.send(st, t, fits, self._counter, before_backlog=True):
+            return out
         while True:
             room = int(max(budget_bytes - used, 0) // P_HK_LEN) + 1
             frames = self.archive.frames(st["sent_frame"], None, min(room, 1000))
@@ -98,14 +107,15 @@ class OnboardStore:
                 self._count(P.APID_HK)
                 st["sent_frame"] = seq
             st["realtime"] = [s for s in st["realtime"] if s > st["sent_frame"]]
-        files.send(st, t, fits, self._counter)  # files last: the telemetry comes first
+        files.send(st, t, fits, self._counter)  # housekeeping files last: the telemetry comes first
         return out
 
     def _counter(self, apid: int, peek: bool = False) -> int:
         return self._peek(apid) if peek else self._count(apid)
 
-    def offer_file(self, path, name: str) -> dict:
-        """Queue a file for downlink; a copy goes to the run's outbox, so that the original may
+    def offer_file(self, path, name: str, priority: int = files.BACKGROUND) -> dict:
+        """Queue a file for downlink (`priority` 0..9: a job's result, before the housekeeping
+        backlog; see the order above); a copy goes to the run's outbox, so that the original may
         change or go (an old checkpoint pruned) while the transfer spans its contacts."""
         from pathlib import Path
 
@@ -118,7 +128,7 @@ class OnboardStore:
         copy = outbox / f"{n:04d}-{Path(name).name}"
         atomic_write_bytes(copy, Path(path).read_bytes())
         self.dirty = True
-        return files.offer(self.state, copy, name)
+        return files.offer(self.state, copy, name, priority)
 
     def _peek(self, apid: int) -> int:
         return self.state["counts"].get(str(apid), 0)

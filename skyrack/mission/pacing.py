@@ -33,10 +33,11 @@ MIN_STEPS = 200  # below this a character model has not yet learnt words: not wo
 SLACK = 1.2  # the budget is "about" M minutes: a schedule up to this much longer is still trained whole
 
 
-def compute_budget(craft, operator, first_tick: int, n_ticks: int) -> np.ndarray:
+def compute_budget(craft, operator, first_tick: int, n_ticks: int, track: dict | None = None) -> np.ndarray:
     """Cumulative simulated seconds of full-power compute the bus allows from tick `first_tick`
     on: element j is the total before tick first_tick + j (length n_ticks - first_tick + 1),
-    from a dry run of a copy of `craft` (its read-only orbit parts shared)."""
+    from a dry run of a copy of `craft` (its read-only orbit parts shared). `track`, if given,
+    gets each tick's `in_saa` and `sunlit` (lists) for the job scheduler's forecast."""
     shared = (craft.twin, craft.index, craft.radiation, craft.schedule)
     dry = copy.deepcopy(craft, memo={id(x): x for x in shared})
     out = np.zeros(max(0, n_ticks - first_tick) + 1)
@@ -44,6 +45,9 @@ def compute_budget(craft, operator, first_tick: int, n_ticks: int) -> np.ndarray
         now = dry.at(k)
         cap = operator.cap(dry.decide(now).cap_w, dry.spec.gpu_min_power_w)
         out[j + 1] = out[j] + dry.tick_s * dry.throughput(cap)
+        if track is not None:
+            track.setdefault("in_saa", []).append(bool(now.in_saa))
+            track.setdefault("sunlit", []).append(float(now.sunlit))
         dry.advance(now, dry.gpu_draw_w(cap))
     return out
 

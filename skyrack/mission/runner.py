@@ -57,6 +57,7 @@ class Options:
     link: str | None = None  # ground, relay or ideal (None: the profile's)
     link_loss: float | None = None
     minutes: float = DEFAULT_WALL_S / 60.0  # wall-time budget of a paced mission
+    jobs: str | None = None  # a job stream: a JSON-lines FILE or "demo" (skyrack.jobs.stream)
 
 
 DEFAULTS = {"stress": 10.0, "preset": "cpu", "frame_interval": 10.0, "soc": 0.5, "seed": 1337}
@@ -80,6 +81,7 @@ FIXED_ON_RESUME = {
     "seed": "--seed",
     "link": "--link",
     "link_loss": "--link-loss",
+    "jobs": "--jobs",
 }
 
 
@@ -120,6 +122,10 @@ def plan(opts: Options, say: Callable[[str], None]) -> RunMeta:
         from skyrack.train.data import read_text_file
 
         read_text_file(opts.data)  # a clear error now, not after the run directory exists
+    if opts.jobs is not None and opts.jobs != "demo":
+        from skyrack.jobs.stream import read_stream
+
+        read_stream(opts.jobs)  # a clear error now, not after the run directory exists
     profile_arg = opts.profile or "starcloud-1"
     if Path(profile_arg).is_file():
         profile_arg = str(Path(profile_arg).resolve())
@@ -280,9 +286,14 @@ class Flight:
             )
             craft.advance(craft.at(k), gpu_w)
             first_tick = k + 1
+        from skyrack.mission.pacing import compute_budget
+
+        n_ticks = int(round((meta.end_t - meta.start_t) / meta.frame_interval_s))
+        track: dict = {}  # one dry run: the pace of training and the job scheduler's forecast
+        budget = compute_budget(craft, operator, first_tick, n_ticks, track)
         pace = fit = None
         if meta.pacing:
-            pace, fit = self._pace(craft, operator, first_tick, resuming)
+            pace, fit = self._pace(budget, first_tick, resuming)
         self.training = Training(
             self.run.checkpoints,
             preset_name=meta.preset,
@@ -295,9 +306,10 @@ class Flight:
             fit=fit,
         )
         offsets = {name: int(values[name]) if values else 0 for name in COUNTERS}
+        from skyrack.link.radio import radio_of
+
         self.link = None
         if meta.link != "ideal":
-            from skyrack.link.radio import radio_of
             from skyrack.link.session import Link
 
             self.link = Link.build(
@@ -313,6 +325,33 @@ class Flight:
                 plan=meta.as_dict(),
                 answer=self._onboard_assistant(meta),
             )
+        from skyrack.jobs.schedule import make_forecast, write_forecast
+
+        self.forecast = make_forecast(
+            run_id=meta.run_id,
+            now_t=craft.time_of(first_tick),
+            t0=craft.time_of(first_tick),
+            tick_s=meta.frame_interval_s,
+            budget_s=budget,
+            track=track,
+            end_t=meta.end_t,
+            link_mode=meta.link,
+            schedule=self.link.schedule if self.link is not None else None,
+            radio=radio_of(profile),
+            sim_per_wall=float(meta.warp),
+            bus=craft.spec,
+        )
+        write_forecast(self.run.forecast, self.forecast)
+        from skyrack.jobs.service import JobService, offer_for, pricing_for
+
+        self.jobs = JobService(
+            self.archive,
+            self.run.jobs,
+            gpu_bits=craft.spec.gpu_bits,
+            seed=int(meta.seed),
+            offer=offer_for(self.link),
+            price=pricing_for(meta.profile),
+        )
         self.mission = Mission(
             self.archive,
             craft,
@@ -325,6 +364,10 @@ class Flight:
             previous=values,
             link=self.link,
             pace=pace,
+            forecast=self.forecast,
+            forecast_path=self.run.forecast,
+            jobs=self.jobs,
+            stream=self._stream(meta, resuming),
         )
         meta.write(self.archive)  # the plan goes on record once everything is ready to fly
         if resuming:
@@ -333,6 +376,22 @@ class Flight:
                 f"training continues from step {self.training.step_count}"
                 + (f"; now {', '.join(changed)}" if changed else "")
             )
+
+    def _stream(self, meta: RunMeta, resuming: bool):
+        """The mission's job stream (--jobs), its entries kept in the meta for a resume."""
+        from skyrack.jobs import stream
+
+        entries = self.archive.meta("job_stream_entries") if resuming else None
+        if not resuming and self.opts.jobs:
+            if self.opts.jobs == "demo":
+                entries = stream.demo_stream(int(meta.seed), meta.end_t - meta.start_t)
+            else:
+                entries = stream.read_stream(self.opts.jobs)
+            self.archive.set_meta("job_stream_entries", entries)
+            self.say(f"job stream: {len(entries)} jobs over the mission ({self.opts.jobs})")
+        if not entries:
+            return None
+        return stream.Stream(entries, meta.start_t, self.archive, stream.submitter(self.run), say=self.say)
 
     def _onboard_assistant(self, meta: RunMeta):
         """The satellite's own assistant for questions that come up the link: composed answers
@@ -351,13 +410,12 @@ class Flight:
 
         return answer
 
-    def _pace(self, craft, operator, first_tick: int, resuming: bool):
+    def _pace(self, budget, first_tick: int, resuming: bool):
         """(the Pace of this session, the schedule fit of a new mission's trainer or None)."""
-        from skyrack.mission.pacing import MARGIN, Pace, compute_budget, fit_schedule
+        from skyrack.mission.pacing import MARGIN, Pace, fit_schedule
 
         meta = self.meta
-        n_ticks = int(round((meta.end_t - meta.start_t) / meta.frame_interval_s))
-        pace = Pace(compute_budget(craft, operator, first_tick, n_ticks), first_tick)
+        pace = Pace(budget, first_tick)
         if resuming:
             return pace, None
 
@@ -415,7 +473,8 @@ class Flight:
             if status == "finished"
             else f"mission interrupted at frame {last[0] if last else 0}; continue with --resume {self.run.run_id}"
         )
-        self.archive.write_events(t, mission.pending + [Event("mission", {"message": message})])
+        closing = self.jobs.close(t) if status == "finished" else []
+        self.archive.write_events(t, mission.pending + closing + [Event("mission", {"message": message})])
         if status == "finished" and self.meta.steps is not None:
             self.archive.set_meta("end_t", t + self.meta.frame_interval_s)
         self._mark(status)

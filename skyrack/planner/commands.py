@@ -65,10 +65,7 @@ def overrides_from_args(args) -> dict[str, Any]:
     if args.years is not None:
         out["target.years"] = args.years
     if args.orbit is not None:
-        out["orbit.spec"] = args.orbit
-        # a named orbit is measured by the twin, whatever the scenario's authors assumed
-        out["orbit.sunlit_fraction"] = "twin"
-        out["orbit.max_eclipse_s"] = "twin"
+        out.update(sc.orbit_overrides(args.orbit))
     for key, value in out.items():
         sc.check(key, value)
     out.update(sc.parse_set(args.set))

@@ -21,6 +21,7 @@ from typing import Any
 
 from skyrack.errors import UserError
 from skyrack.planner import physics
+from skyrack.planner.scenario import ORBIT_COST_ITEMS
 from skyrack.planner.sunlight import annual_sunlight
 
 HOURS_PER_YEAR = 8760.0
@@ -176,24 +177,7 @@ def evaluate(v: dict[str, Any], sunlight: dict[str, Any] | None = None, breakeve
     costs["development"] = v["development.cost"]
     costs["operations"] = v["operations.fraction_per_year"] * hw_counted * years
     costs["ground_segment"] = v["operations.ground_segment_per_year"] * years
-    orbit_costs = {
-        k: costs[k]
-        for k in (
-            "arrays",
-            "radiators",
-            "batteries",
-            "compute",
-            "structure",
-            "shielding",
-            "satellites",
-            "integration",
-            "launch",
-            "development",
-            "operations",
-            "ground_segment",
-            "replacements",
-        )
-    }
+    orbit_costs = {k: costs[k] for k in ORBIT_COST_ITEMS}
 
     # -- delivered compute energy ---------------------------------------------------------------
     availability = v["target.utilization"]

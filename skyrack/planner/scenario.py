@@ -322,6 +322,12 @@ def _unit(kind: str) -> str:
     return f" {base}" if base and not base.startswith("$") else ""
 
 
+def orbit_overrides(orbit: str) -> dict[str, Any]:
+    """The assumptions that put a scenario on another orbit (a profile name or TOML, `sso:...`):
+    the twin measures a named orbit's sunlight, whatever the scenario's authors assumed."""
+    return {"orbit.spec": orbit, "orbit.sunlit_fraction": "twin", "orbit.max_eclipse_s": "twin"}
+
+
 def parse_set(items: list[str]) -> dict[str, Any]:
     """`--set key=value` pairs; lists are comma-separated (`model.orbit_mass=arrays,radiators`)."""
     out: dict[str, Any] = {}

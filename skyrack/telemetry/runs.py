@@ -8,6 +8,9 @@ found, what its archive's meta holds, and the orbit twin it flies.
     <runs>/<run-id>/outbox/            on board: files offered for downlink, kept until acknowledged
     <runs>/<run-id>/downlink/          on the ground: files received whole over the link
     <runs>/<run-id>/checkpoints/       the trainer's verified checkpoints
+    <runs>/<run-id>/forecast.json      the twin's forecast for the job scheduler (skyrack.jobs.schedule):
+                                       the power budget, SAA, eclipses and contacts ahead
+    <runs>/<run-id>/jobs/<id>/         on board: a customer job's spec and result (skyrack.jobs.service)
     <runs>/<run-id>/report.html        the mission report (skyrack.mission.report)
     <runs>/<run-id>/summary.json       its headline numbers
     <runs>/<run-id>/samples.txt        Shakespeare sampled from the final checkpoint
@@ -36,6 +39,8 @@ GROUND_ARCHIVE_NAME = "ground.sqlite"
 OUTBOX_NAME = "outbox"
 DOWNLINK_NAME = "downlink"
 CHECKPOINTS_NAME = "checkpoints"
+FORECAST_NAME = "forecast.json"
+JOBS_NAME = "jobs"
 REPORT_NAME = "report.html"
 SUMMARY_NAME = "summary.json"
 SAMPLES_NAME = "samples.txt"
@@ -83,6 +88,14 @@ class RunDir:
     @property
     def checkpoints(self) -> Path:
         return self.path / CHECKPOINTS_NAME
+
+    @property
+    def forecast(self) -> Path:
+        return self.path / FORECAST_NAME
+
+    @property
+    def jobs(self) -> Path:
+        return self.path / JOBS_NAME
 
     @property
     def report(self) -> Path:
