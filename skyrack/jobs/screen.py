@@ -29,7 +29,6 @@ import base64
 import json
 import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,23 +36,10 @@ from skyrack.errors import UserError
 from skyrack.jobs import screen_model
 from skyrack.jobs.screen_image import DN_SCALES, decode, encode_png
 from skyrack.jobs.screen_tiles import TILE, cut, grid, split
+from skyrack.jobs.workload import Estimate, Outcome
 from skyrack.sources.cache import cache_dir
 from skyrack.sources.landsat import scenes
 from skyrack.storage import atomic_write_bytes
-
-
-@dataclass(frozen=True)
-class Estimate:  # as skyrack.jobs.workload.Estimate, until that module is on this branch
-    wall_s: float
-    result_bytes: int
-
-
-@dataclass(frozen=True)
-class Outcome:  # as skyrack.jobs.workload.Outcome, until that module is on this branch
-    result: bytes
-    name: str
-    summary: dict
-
 
 RESULT_NAME = "screen.json"
 SOURCES = {"upload": {"source", "dn_scale"}, "onboard": {"source", "tiles"}}
