@@ -35,7 +35,7 @@ import numpy as np
 from skyrack.errors import UserError
 from skyrack.jobs import screen_model
 from skyrack.jobs.screen_image import DN_SCALES, decode, encode_png
-from skyrack.jobs.screen_tiles import TILE, cut, grid, split
+from skyrack.jobs.screen_tiles import TILE, cut, grid, tiles_of
 from skyrack.jobs.workload import Estimate, Outcome
 from skyrack.sources.cache import cache_dir
 from skyrack.sources.landsat import scenes
@@ -65,8 +65,15 @@ def retrain(progress=None) -> screen_model.Model:
     return _model
 
 
+_held_out = None
+
+
 def _test_tiles():
-    return split(scenes())["test"]
+    """The real scenes' held-out tiles: the on-board imager's captures (read once per process)."""
+    global _held_out
+    if _held_out is None:
+        _held_out = tiles_of(scenes(), "test")
+    return _held_out
 
 
 def _source(params) -> str:

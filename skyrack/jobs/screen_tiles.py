@@ -100,15 +100,23 @@ def _concat(sets: list[TileSet]) -> TileSet:
     )
 
 
-def split(scenes) -> dict[str, TileSet]:
-    """The train / val / test tiles of both real scenes (`skyrack.sources.landsat.Scenes`)."""
-    parts = [
+def _parts(scenes):
+    return [
         ("landsat8", scenes.landsat_rgb, scenes.landsat_cloud),
         ("sentinel2", scenes.sentinel_rgb, np.zeros(scenes.sentinel_rgb.shape[:2], dtype=bool)),
     ]
-    out = {"train": _concat([_train_windows(rgb, cloud, name) for name, rgb, cloud in parts])}
+
+
+def tiles_of(scenes, role: str) -> TileSet:
+    """The `role` ("val" or "test") grid tiles of both real scenes."""
+    return _concat([_grid_tiles(rgb, cloud, name, role) for name, rgb, cloud in _parts(scenes)])
+
+
+def split(scenes) -> dict[str, TileSet]:
+    """The train / val / test tiles of both real scenes (`skyrack.sources.landsat.Scenes`)."""
+    out = {"train": _concat([_train_windows(rgb, cloud, name) for name, rgb, cloud in _parts(scenes)])}
     for role in ("val", "test"):
-        out[role] = _concat([_grid_tiles(rgb, cloud, name, role) for name, rgb, cloud in parts])
+        out[role] = tiles_of(scenes, role)
     return out
 
 
