@@ -149,6 +149,23 @@ def test_estimate_calibrates_once_then_reads_the_cached_rates(tiny, monkeypatch)
         infer.estimate({}, prompts("Hi"))
 
 
+def test_estimate_carries_the_rates_to_wide_prompts_and_big_batches(tiny, monkeypatch):
+    """Attention makes a prefill token dearer the wider the batch is padded, and each prompt's
+    key/value cache makes a decode step dearer: the estimate grows faster than the tokens."""
+    rates = {"prefill_tokens_per_s": 100.0, "decode_step_s_1": 0.1, f"decode_step_s_{infer.MAX_PROMPTS}": 0.4}
+    monkeypatch.setattr(infer, "rates", lambda refresh=False: rates)
+    short, wide = prompts("I'm above the sea. " * 5), prompts("I'm above the sea. " * 40)
+    width = [len(infer._parse({}, p).rows[0]) for p in (short, wide)]
+    prefill = [
+        infer.estimate({"max_tokens": 1}, p).wall_s - infer._decode_step_s(rates, 1, w + 0.5)
+        for p, w in zip((short, wide), width)
+    ]
+    assert prefill[0] > 0
+    assert prefill[1] / prefill[0] > width[1] / width[0] > 4
+    one, sixteen = (infer.estimate({"max_tokens": 200}, prompts(*["Hi"] * n)).wall_s for n in (1, 16))
+    assert 0.4 * 200 < sixteen and 0.1 * 200 < one < sixteen
+
+
 @pytest.mark.slow
 def test_real_gemma_completes_two_prompts_deterministically_leaving_rng_and_threads():
     if _real_gemma_dir() is None:

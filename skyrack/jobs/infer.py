@@ -57,7 +57,7 @@ RESULT_BYTES_PER_TOKEN = 6
 RESULT_BYTES_PER_PROMPT = 48  # {"index": .., "text": "", "tokens": .., "prompt_tokens": ..}
 RESULT_BYTES_HEADER = 160  # the model, its sha256, max_tokens
 END_TOKENS = ("<end_of_turn>", "<eos>")
-RATES_VERSION = 1
+RATES_VERSION = 2
 
 _lock = threading.RLock()  # one load and one decode at a time in a process
 _cache: dict = {}  # "tokenizer", "model": built on first use, kept for the process
@@ -236,6 +236,43 @@ def run(params: dict, payload: bytes, *, seed: int) -> Outcome:
 # -- the estimate --------------------------------------------------------------------------------
 CALIBRATION_TEXT = "The satellite passes over the ground station and sends down what it has computed. "
 CALIBRATION_STEPS = 6
+PREFILL_WIDTH, DECODE_WIDTH = 128, 16  # the prompt widths the rates are measured at
+
+
+def _shape() -> dict:
+    """What a token costs the model, from its config.json, to carry the rates measured at the
+    calibration widths over to a job's: a prefill is bound by arithmetic (the body's matrices, and
+    attention, which eager mode computes over the whole padded width), a decode step by the bytes
+    read (every weight once for the batch, then each prompt's key/value cache)."""
+    if "shape" not in _cache:
+        cfg = json.loads((_model_dir() / "config.json").read_text())
+        h, layers, d = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["head_dim"]
+        heads, kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+        per_layer = (
+            2 * h * heads * d + 2 * h * kv * d + 3 * h * cfg["intermediate_size"]
+        )  # q o, k v, gated MLP
+        _cache["shape"] = {
+            "body_flops": 2 * layers * per_layer,  # a token through the layers
+            "attention_flops": 4 * layers * heads * d,  # a token, per position it attends to
+            "weight_bytes": 4 * (layers * per_layer + cfg["vocab_size"] * h),  # fp32
+            "kv_bytes": 4 * 2 * layers * kv * d,  # a cached position of one prompt
+        }
+    return _cache["shape"]
+
+
+def _prefill_s(rates: dict, n: int, width: int) -> float:
+    shape = _shape()
+    per_token = shape["body_flops"] + shape["attention_flops"] * width
+    at_calibration = shape["body_flops"] + shape["attention_flops"] * PREFILL_WIDTH
+    return n * width / rates["prefill_tokens_per_s"] * per_token / at_calibration
+
+
+def _decode_step_s(rates: dict, n: int, context: float) -> float:
+    shape = _shape()
+    one, full = rates["decode_step_s_1"], rates[f"decode_step_s_{MAX_PROMPTS}"]
+    step = one + (full - one) * (n - 1) / (MAX_PROMPTS - 1)
+    weights, cache = shape["weight_bytes"], shape["kv_bytes"] * n
+    return step * (weights + cache * context) / (weights + cache * DECODE_WIDTH)
 
 
 def _calibrate() -> dict:
@@ -257,11 +294,11 @@ def _calibrate() -> dict:
     _model()
     step = {}
     for n in (1, MAX_PROMPTS):
-        one = timed(n, 16, 1)
-        step[n] = max((timed(n, 16, 1 + CALIBRATION_STEPS) - one) / CALIBRATION_STEPS, 1e-6)
-    prefill_s = timed(4, 128, 1)  # max_new_tokens 1: the prefill pass alone picks the first token
+        one = timed(n, DECODE_WIDTH, 1)
+        step[n] = max((timed(n, DECODE_WIDTH, 1 + CALIBRATION_STEPS) - one) / CALIBRATION_STEPS, 1e-6)
+    prefill_s = timed(4, PREFILL_WIDTH, 1)  # max_new_tokens 1: the prefill pass alone picks the first token
     return {
-        "prefill_tokens_per_s": 4 * 128 / prefill_s,
+        "prefill_tokens_per_s": 4 * PREFILL_WIDTH / prefill_s,
         "decode_step_s_1": step[1],
         f"decode_step_s_{MAX_PROMPTS}": step[MAX_PROMPTS],
     }
@@ -301,16 +338,14 @@ def rates(refresh: bool = False) -> dict:
 
 
 def estimate(params: dict, payload: bytes) -> Estimate:
-    """Wall seconds here (the padded prefill at the calibrated rate, then max_tokens decode steps,
-    the step interpolated between one prompt and a full batch) and the result's size; an upper
-    figure, since a prompt may end its turn before max_tokens."""
+    """Wall seconds here and the result's size. The padded prefill, then max_tokens decode steps
+    (each interpolated between one prompt and a full batch), both carried from the calibration
+    widths to the job's (`_shape`); an upper figure, since a prompt may end its turn early."""
     job = _parse(params, payload)
     r = rates()
-    n = len(job.rows)
-    one, full = r["decode_step_s_1"], r[f"decode_step_s_{MAX_PROMPTS}"]
-    step = one + (full - one) * (n - 1) / (MAX_PROMPTS - 1)
-    prefill = n * max(map(len, job.rows)) / r["prefill_tokens_per_s"]
+    n, width = len(job.rows), max(map(len, job.rows))
+    decode = job.max_tokens * _decode_step_s(r, n, width + job.max_tokens / 2)
     result_bytes = RESULT_BYTES_HEADER + n * (
         RESULT_BYTES_PER_PROMPT + job.max_tokens * RESULT_BYTES_PER_TOKEN
     )
-    return Estimate(wall_s=prefill + job.max_tokens * step, result_bytes=result_bytes)
+    return Estimate(wall_s=_prefill_s(r, n, width) + decode, result_bytes=result_bytes)
