@@ -128,6 +128,24 @@ def test_run_on_a_tiny_gemma_is_greedy_and_leaves_the_trainers_globals(tiny):
     assert {**alone, "index": 2} == rows[2]
 
 
+def test_prompts_decode_in_groups_of_similar_length(tiny):
+    lengths = [1879, 12, 14, 900, 12, 400, 30]
+    found = infer.groups([[0] * n for n in lengths])
+    assert sorted(i for g in found for i in g) == list(range(len(lengths)))
+    for g in found:  # padded to its longest, within the limit of its real positions
+        assert len(g) * lengths[g[0]] <= infer.PADDING_LIMIT * sum(lengths[i] for i in g)
+        assert [lengths[i] for i in g] == sorted((lengths[i] for i in g), reverse=True)
+    assert [1, 2] in [sorted(set(g) & {1, 2}) for g in found]  # the short ones stay together
+    # A long prompt does not change what the short ones beside it say, and the order is kept.
+    long, short = "I'm above the sea. " * 60, "Hi"
+    rows = json.loads(infer.run({"max_tokens": 6}, prompts(short, long, short), seed=0).result)["completions"]
+    alone = json.loads(infer.run({"max_tokens": 6}, prompts(short), seed=0).result)["completions"][0]
+    assert [r["index"] for r in rows] == [0, 1, 2] and rows[1]["prompt_tokens"] > 10 * rows[0][
+        "prompt_tokens"
+    ]
+    assert rows[0]["text"] == rows[2]["text"] == alone["text"]
+
+
 def test_estimate_calibrates_once_then_reads_the_cached_rates(tiny, monkeypatch):
     from skyrack.sources.cache import cache_dir
 
