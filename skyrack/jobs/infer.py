@@ -267,9 +267,10 @@ def _calibrate() -> dict:
     }
 
 
-def rates() -> dict:
+def rates(refresh: bool = False) -> dict:
     """This machine's calibrated rates, measured once (~20 s) and cached per model, device and
-    torch thread count; a record that does not match or does not read is measured again."""
+    torch thread count; a record that does not match or does not read, or `refresh`, measures
+    them again."""
     import torch
 
     from skyrack.device import pick_device
@@ -285,6 +286,8 @@ def rates() -> dict:
     path = cache_dir("jobs") / f"infer-rates-{key['model_sha256'][:16]}-{key['device']}-{key['threads']}.json"
     names = ("prefill_tokens_per_s", "decode_step_s_1", f"decode_step_s_{MAX_PROMPTS}")
     try:
+        if refresh:
+            raise FileNotFoundError(path)
         record = json.loads(path.read_text())
         if {k: record.get(k) for k in key} == key and all(
             isinstance(record[n], float) and math.isfinite(record[n]) and record[n] > 0 for n in names
