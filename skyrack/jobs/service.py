@@ -84,6 +84,8 @@ class JobService:
         self.pending: list[Event] = []  # job events of this tick, committed with its frame
         self.specs: dict[int, JobSpec] = {}
         self.paid: dict[int, float] = {}  # this tick: compute each job got
+        self.had_work = False  # this tick: a job could run when it began
+        self.started_now = False  # this tick: a job ran for real (what it took is news for the forecast)
         self.done_now: list[dict] = []  # this tick: jobs whose compute is paid
 
     # -- the commands --------------------------------------------------------------------------
@@ -153,11 +155,13 @@ class JobService:
         """The jobs' part of a tick, before its training steps: up to `credit_s` of its compute
         (full-power seconds) for jobs in EDF order; returns what they used. `upset_rate`: the
         expected upsets a second in the whole GPU memory, stress included."""
-        self.paid, self.done_now = {}, []
+        self.paid, self.done_now, self.started_now = {}, [], False
         used = 0.0
+        runnable = self._runnable(in_saa)
+        self.had_work = bool(runnable)
         if fraction <= 0:
             return used
-        for job in self._runnable(in_saa):
+        for job in runnable:
             if credit_s - used <= EPS_S:
                 break
             if job["state"] == "queued":
@@ -201,6 +205,10 @@ class JobService:
         totals["idle_wh"] += out.idle_wh
         totals["gpu_wh"] += energy
         totals["jobs_gpu_s"] += jobs_s
+        if granted_s > 0 and self.had_work:  # power allowed and work waited: what went unused
+            totals["work_powered_s"] = totals.get("work_powered_s", 0.0) + granted_s
+            unused = 0.0 if training else granted_s - min(jobs_s, granted_s)
+            totals["work_idle_s"] = totals.get("work_idle_s", 0.0) + unused
         share = min(jobs_s, granted_s) / granted_s if granted_s > 0 else 0.0
         self.state["jobs_share"] = share
         self.state["busy"] = (1.0 if training else share) if granted_s > 0 else 0.0
@@ -243,6 +251,7 @@ class JobService:
             result_bytes=len(outcome.result),
             summary=_small(outcome.summary),
         )
+        self.started_now = True
         self.pending.append(
             self._event(jid, "running", f"ran {wall:.2f} s here: {wall * ratio:.0f} GPU-seconds")
         )
@@ -316,6 +325,15 @@ class JobService:
         events = self.take_events()
         self.archive.set_meta(META_KEY, self.state)
         return events
+
+    def wall_factors(self) -> dict:
+        """For each kind, the largest wall time a job took over its on-board estimate."""
+        out: dict[str, float] = {}
+        for j in self.state["jobs"].values():
+            est, wall = j.get("estimate_wall_s"), j.get("wall_s")
+            if est and wall and est > 0:
+                out[j["kind"]] = round(max(out.get(j["kind"], 0.0), wall / est), 3)
+        return out
 
     # -- what the frame and the archive get -----------------------------------------------------
     def channels(self) -> dict:

@@ -114,12 +114,12 @@ def _checked(entry, where: str) -> dict:
     return dict(entry, at_s=float(at))
 
 
-def demo_stream(seed: int, duration_s: float) -> list[dict]:
+def demo_stream(seed: int, duration_s: float, mean_gap_s: float = DEMO_MEAN_GAP_S) -> list[dict]:
     """The demo's jobs over a mission of `duration_s` (see the module's mix)."""
     rng = np.random.default_rng([seed, 17])
     out, t, n = [], 0.0, 0
     while True:
-        t += float(rng.exponential(DEMO_MEAN_GAP_S))
+        t += float(rng.exponential(mean_gap_s))
         if t >= duration_s:
             break
         n += 1

@@ -256,7 +256,7 @@ class Mission:
             self.link.carry(t, t + self.tick_s)
         self.previous = values
         self._show(t, now, values, events)
-        if k % FORECAST_REFRESH_TICKS == 0:
+        if k % FORECAST_REFRESH_TICKS == 0 or self.jobs.started_now:
             self._refresh_forecast(k, t)
         craft.advance(now, gpu_w, heater_w)
         self.k += 1
@@ -276,7 +276,7 @@ class Mission:
         from skyrack.jobs.schedule import spans, write_forecast
 
         f = self.forecast
-        f.written_t, f.sim_per_wall = t, self.sim_per_wall()
+        f.written_t, f.sim_per_wall, f.wall_factor = t, self.sim_per_wall(), self.jobs.wall_factors()
         if budget:
             from skyrack.mission.pacing import compute_budget
 
