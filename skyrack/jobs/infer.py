@@ -51,9 +51,10 @@ PARAMS = ("max_tokens",)
 # 270M reads 32k positions, but on board memory decides. Its fp32 key/value cache is
 # 18 layers x (K + V) x 1 head x 256 x 4 B = 36 KiB a position, and eager attention holds
 # prompts x 4 heads x width^2 fp32 scores (twice, before and after the softmax) for a layer in the
-# prefill: quadratic in the width. Measured here, 16 prompts padded to 1,879 tokens peaked at
-# 5.5 GB over the loaded model; prompts grouped by length (below) and the 40 KiB payload keep a
-# job at 2,048 to a few GB beside the training, where 8k would need ~16x that for the scores.
+# prefill: quadratic in the width. Measured here, one prompt of 1,879 tokens and 15 short ones
+# took 4.8 GB over the loaded model padded into one batch, 1.6 GB grouped by length (below); the
+# 40 KiB payload bounds the rest. At 2,048 a job stays within a few GB beside the training; at
+# 8k the scores alone would need 16x as much.
 CONTEXT_TOKENS = 2048
 # What a completion's text costs in the JSON that comes down, per generated token: Gemma's
 # English tokens average ~4 bytes; escaping and other scripts run higher.
