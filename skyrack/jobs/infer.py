@@ -21,12 +21,14 @@ and every other global the trainer uses as they were. The model is built on the 
 kept in a module-level cache for the life of the process (~1 GB in fp32; loading costs ~10 s).
 
 Token counts use Gemma's own tokenizer (`tokenizer.json` of the converted model, read with the
-`tokenizers` library, without loading the weights), so `check` and `estimate` stay cheap on the
-ground, and `run` decodes exactly the ids that were counted.
+`tokenizers` library, without loading the weights: ~2 s once a process), so `check` stays cheap
+on the ground, and `run` decodes exactly the ids that were counted.
 
 `estimate` prices a job from rates measured once on this machine (a prefill rate, and a decode
 step at one prompt and at a full batch), cached under the skyrack cache beside the model's
-sha256, the device and the torch thread count they were measured with.
+sha256, the device and the torch thread count they were measured with. The first estimate on a
+machine loads the model and measures them (~20 s idle, minutes on a busy machine); `rates()`
+called at start-up pays that before the first customer waits on it.
 """
 
 from __future__ import annotations
