@@ -227,3 +227,20 @@ def test_payload_as_base64_text_is_the_same_job(tmp_path):
         run, {"kind": "screen", "payload": base64.b64encode(PNG + b"data").decode()}, "acme", NOW
     )
     assert rec["payload_bytes"] == len(PNG) + 4
+
+
+def test_the_real_workloads_refuse_through_the_ledger(tmp_path, monkeypatch):
+    """The workloads' own checks (skyrack.jobs.infer, skyrack.jobs.screen), not the stand-ins."""
+    import sys
+
+    for kind in ("infer", "screen"):
+        monkeypatch.delitem(sys.modules, f"skyrack.jobs.{kind}", raising=False)
+    run = flying_run(tmp_path)
+    long = refused(run, infer(payload=prompts("to be or not " * 1000)))
+    assert long.status == 422 and "over the on-board context" in long.reason
+    image = refused(run, {"kind": "screen", "params": {"source": "upload"}, "payload": b"GIF89a...."})
+    assert image.status == 422 and "neither a PNG nor a (Geo)TIFF" in image.reason
+    tiles = refused(run, {"kind": "screen", "params": {"source": "onboard", "tiles": 0}})
+    assert tiles.status == 422 and "params.tiles" in tiles.reason
+    ok = ledger.submit(run, {"kind": "screen", "params": {"source": "onboard", "tiles": 4}}, "acme", NOW)
+    assert ok["state"] == "submitted" and ok["estimate"]["result_bytes"] > 0

@@ -15,8 +15,10 @@ The policy (what `feasible` predicts and `skyrack.jobs.service` does on board):
 - The GPU's compute goes to jobs first, training gets what is left: a job preempts the
   background training between two steps, never the other way round.
 - A job's compute is its calibrated wall time here (`Estimate.wall_s`, times `ESTIMATE_MARGIN`
-  for a machine busier than at calibration) times the forecast's simulated-to-wall ratio, in
-  simulated seconds of full-power GPU time; its energy is that at the GPU's full cap (Wh).
+  for a machine busier than at calibration, or times the largest factor by which the jobs of its
+  kind have overrun their estimates on board so far, `wall_factor`, whichever is larger) times
+  the forecast's simulated-to-wall ratio, in simulated seconds of full-power GPU time; its
+  energy is that at the GPU's full cap (Wh).
   Throttled, the same compute takes longer and the same energy-equivalent budget.
 - A job with `avoid_saa` gets no compute in ticks inside the South Atlantic Anomaly.
 - A job starts when its `submit_job` command is on board: at the next frame on the ideal link,
@@ -70,6 +72,8 @@ class Forecast:
     gpu_idle_w: float = 0.0
     battery_reserve_wh: float = 0.0
     end_t: float = 0.0  # the mission's end: no compute after it
+    # learnt on board: the largest wall time a kind's job took over its estimate (skyrack.jobs.service)
+    wall_factor: dict = field(default_factory=dict)
     format: int = FORMAT
 
     @property
@@ -222,9 +226,11 @@ def edf_key(spec) -> tuple:
     return (deadline, -spec.priority, spec.submitted_t, spec.job_id)
 
 
-def need_s(est, forecast: Forecast) -> float:
-    """Planned full-power GPU seconds of a job."""
-    return max(float(est.wall_s), 0.0) * ESTIMATE_MARGIN * forecast.sim_per_wall
+def need_s(est, forecast: Forecast, kind: str | None = None) -> float:
+    """Planned full-power GPU seconds of a job: its estimate times the margin, or times what the
+    satellite has seen its kind take over its estimate, whichever is larger."""
+    factor = max(ESTIMATE_MARGIN, float(forecast.wall_factor.get(kind, 0.0)) if kind else 0.0)
+    return max(float(est.wall_s), 0.0) * factor * forecast.sim_per_wall
 
 
 def up_time(spec, forecast: Forecast, now_t: float) -> tuple[float | None, str]:
@@ -305,7 +311,7 @@ def feasible(spec, est, forecast: Forecast, ahead: list, now_t: float) -> Verdic
     before = sorted((a for a in ahead if edf_key(a[0]) < key), key=lambda a: edf_key(a[0]))
     ahead_s = 0.0
     for other, other_est in before:  # the jobs ahead take their compute first
-        need = need_s(other_est, forecast)
+        need = need_s(other_est, forecast, other.kind)
         ahead_s += need
         avail = np.where(saa, 0.0, free) if other.avoid_saa else free.copy()
         offered = avail.copy()
@@ -313,7 +319,7 @@ def feasible(spec, est, forecast: Forecast, ahead: list, now_t: float) -> Verdic
         free -= offered - avail
     mine = np.where(saa, 0.0, free) if spec.avoid_saa else free.copy()
     own = mine.copy()  # what is left for this job, before it takes any
-    need = need_s(est, forecast)
+    need = need_s(est, forecast, spec.kind)
     j0 = forecast.tick_of(start_t)
     jd = _serve(mine, j0, need)
     need_wh = forecast.wh(need)

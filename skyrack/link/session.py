@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from skyrack.link import files
 from skyrack.link import packets as P
 from skyrack.link.contacts import Contact, Schedule, relay_contact, station_contacts
 from skyrack.link.ground import GroundArchive
@@ -270,7 +271,7 @@ class Link:
     # -- after the mission -----------------------------------------------------------------------
     def drain(self, t_end: float, say=None, max_hours: float = DRAIN_HOURS) -> float | None:
         """Keep dumping in the contacts after the mission until the ground has every frame and
-        event; returns when that happened (None: not within `max_hours`)."""
+        event and every job's result; returns when that happened (None: not within `max_hours`)."""
         limit = t_end + max_hours * 3600.0
         step = 10.0
         t = t_end
@@ -292,9 +293,15 @@ class Link:
         return t if self.complete() else None
 
     def complete(self) -> bool:
+        """The ground has every frame and event, and every customer's job result (files with a
+        priority, `skyrack.link.files`) is acknowledged: a customer waits for those."""
         last = self.store.archive.last_frame()
         c = self.ground.completeness()
+        results_down = all(
+            f["acked"] for f in self.store.state.get("files", []) if f.get("priority", files.BACKGROUND) >= 0
+        )
         return (
             c["frames_received"] == (last[0] if last else 0)
             and c["events_received"] == self.store.archive.last_event_id()
+            and results_down
         )

@@ -86,6 +86,12 @@ def register(subparsers) -> None:
         metavar="P",
         help="fraction of packets the channel loses, each way (default: the profile's)",
     )
+    p.add_argument(
+        "--jobs",
+        metavar="FILE|demo",
+        help="a stream of customers' jobs submitted while the mission flies: a JSON-lines FILE "
+        "(see README) or demo (Poisson arrivals of screening and inference jobs)",
+    )
     add_device_arg(p)
     p.add_argument("--no-dashboard", action="store_true", help="no live view, only the start and end lines")
     p.add_argument("--json", action="store_true", help="print the summary as JSON at the end")
@@ -141,6 +147,7 @@ def cmd_mission(args) -> int:
         minutes=args.minutes,
         link=args.link,
         link_loss=args.link_loss,
+        jobs=args.jobs,
     )
     out = sys.stderr if args.json else sys.stdout
     view = Dashboard(stream=out, live=not args.no_dashboard)

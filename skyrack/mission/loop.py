@@ -65,6 +65,8 @@ class Mission:
         pace=None,
         forecast=None,
         forecast_path=None,
+        jobs=None,
+        stream=None,
     ):
         self.archive, self.craft, self.training, self.meta = archive, craft, training, meta
         self.operator, self.view = operator, view
@@ -77,6 +79,8 @@ class Mission:
         self.pace = pace  # skyrack.mission.pacing.Pace, or None: a fixed warp
         # the job scheduler's forecast (skyrack.jobs.schedule), refreshed as the mission learns
         self.forecast, self.forecast_path = forecast, forecast_path
+        self.jobs = jobs  # skyrack.jobs.service.JobService: customers' jobs before training
+        self.stream = stream  # stream(t): submits the job stream's jobs due by t (skyrack.jobs.stream)
         self.train_watch = Stopwatch()
         self.pending: list[Event] = []
         self.previous = previous  # the last committed frame's values (None: a new mission)
@@ -155,7 +159,12 @@ class Mission:
             events += self._crossings(now)
 
         if execute(
-            self.archive, t, op, self._checkpoint_now, self._downlink_checkpoint if self.link else None
+            self.archive,
+            t,
+            op,
+            self._checkpoint_now,
+            self._downlink_checkpoint if self.link else None,
+            self.jobs,
         ):
             self.archive.set_meta("operator", op.as_dict())
             self._refresh_forecast(k, t, budget=True)  # a pause or a cap limit changes the budget ahead
@@ -166,8 +175,9 @@ class Mission:
                     "governor", {"action": decision.kind, "cap_w": decision.cap_w, "reason": decision.reason}
                 )
             )
-        active = not training.done
-        cap = op.cap(decision.cap_w, craft.spec.gpu_min_power_w) if active else 0.0
+        work = self.jobs.has_work()
+        active = not training.done or work
+        cap = op.cap(decision.cap_w, craft.spec.gpu_min_power_w, work) if active else 0.0
         # the heaters keep the die ready for the cap in force, or the one the governor waits for
         warm_w = (cap if cap > 0 else decision.warm_w) if active else None
         if cap > 0 and craft.gpu_temp_c(cap) < craft.spec.gpu_min_operating_temp_c:
@@ -176,18 +186,31 @@ class Mission:
             training.save()  # the governor foresees a pause: keep the work done so far
         fraction = craft.throughput(cap)
 
-        steps_before, wall_steps = training.step_count, 0.0
+        steps_before, wall_steps, jobs_s = training.step_count, 0.0, 0.0
+        training_on = not training.done and not op.paused
         if fraction > 0:
             training.expose(now.upsets_per_s, craft.spec.gpu_bits, self.tick_s, op.stress)
             self.clock.grant(self.tick_s, fraction)
             if self.pace is not None:
                 steps_left = training.trainer.cfg.steps - training.step_count
                 self.clock.step_cost_s = self.pace.step_cost_s(k, steps_left)
-            while self.clock.due() and not training.done:
+            # customers' jobs first (EDF), between training steps; training gets what is left
+            jobs_s = self.jobs.tick(
+                t,
+                self.clock.credit_s,
+                fraction=fraction,
+                ratio=self.sim_per_wall(),
+                in_saa=now.in_saa,
+                upset_rate=now.upsets_per_s * op.stress,
+            )
+            self.clock.credit_s -= jobs_s
+            while training_on and self.clock.due() and not training.done:
                 with self.train_watch:
                     training.step()
                 self.clock.spent(self.train_watch.last)
                 wall_steps += self.train_watch.last
+            if not training_on:
+                self.clock.credit_s = 0.0  # the GPU was on for jobs alone: no credit kept for later
         else:
             self.clock.grant(self.tick_s, 0.0)
         events += self.pending
@@ -215,15 +238,25 @@ class Mission:
             )
 
         gpu_w = craft.gpu_draw_w(cap)
+        self.jobs.account(
+            granted_s=self.tick_s * fraction,
+            jobs_s=jobs_s,
+            gpu_w=gpu_w,
+            tick_s=self.tick_s,
+            training=training_on,
+        )
+        events += self.jobs.take_events()
         heater_w = craft.heater_w(now, gpu_w, warm_w)
         values = self._values(now, cap, gpu_w, fraction, heater_w)
         events += self._limits(values)
-        self.archive.write_frame(t, values, events)
+        self.archive.write_frame(t, values, events, meta=self.jobs.meta())
+        if self.stream is not None:  # the job stream's submissions due by now, through the ground
+            self.stream(t)
         if self.link is not None:  # the frame's window of the link: down in contact, up after
             self.link.carry(t, t + self.tick_s)
         self.previous = values
         self._show(t, now, values, events)
-        if k % FORECAST_REFRESH_TICKS == 0:
+        if k % FORECAST_REFRESH_TICKS == 0 or self.jobs.started_now:
             self._refresh_forecast(k, t)
         craft.advance(now, gpu_w, heater_w)
         self.k += 1
@@ -243,7 +276,7 @@ class Mission:
         from skyrack.jobs.schedule import spans, write_forecast
 
         f = self.forecast
-        f.written_t, f.sim_per_wall = t, self.sim_per_wall()
+        f.written_t, f.sim_per_wall, f.wall_factor = t, self.sim_per_wall(), self.jobs.wall_factors()
         if budget:
             from skyrack.mission.pacing import compute_budget
 
@@ -314,6 +347,7 @@ class Mission:
             if state.val_loss is not None
             else (self.previous or {}).get("train.val_loss"),
             "train.tokens_per_s": self.tokens_per_s,
+            **self.jobs.channels(),
         }
 
     def _limits(self, values: dict) -> list[Event]:

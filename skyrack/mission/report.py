@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skyrack.mission.svg import time_chart, world_map
+from skyrack.mission.svg import job_timeline, time_chart, world_map
 from skyrack.orbit.timebase import iso
 from skyrack.storage import atomic_write_text
 from skyrack.telemetry.archive import Archive
@@ -38,6 +38,9 @@ SERIES = (
     "faults.injected",
     "faults.detected",
     "faults.recovered",
+    "jobs.queued",
+    "jobs.running",
+    "gpu.busy",
 )
 
 
@@ -393,6 +396,7 @@ def render(summary: dict, data: dict, events: list[dict], sample: str | None, sa
 · {s["sessions"]} session{"s" if s["sessions"] != 1 else ""} · {s["wall_s"]} s of wall time · preset {escape(str(s["preset"]))} · stress x{s["stress"]:g} · status {escape(str(s["status"]))}</p>
 <div class="cards">{cards}</div>
 {_link_html(s)}
+{_jobs_html(s, data, t0, t1, eclipses, in_saa)}
 <h2>Ground track</h2>
 <p class="key muted"><span><i class="dot" style="background:#ffd24d"></i>sunlit</span><span><i class="dot" style="background:#8fa3ff"></i>eclipse</span>
 <span><i class="dot" style="background:#d9534f"></i>South Atlantic Anomaly</span><span><i class="dot" style="background:#ff6b5e"></i>fault injected</span>
@@ -433,6 +437,110 @@ def _link_html(s: dict) -> str:
     )
 
 
+def jobs_summary(run: RunDir, archive: Archive, data: dict) -> dict | None:
+    """The commercial work (skyrack.jobs.accounts) and the GPU's use while powered."""
+    from skyrack.jobs.accounts import commercial
+
+    out = commercial(run, archive)
+    if out is None:
+        return None
+    busy = [b for b, c in zip(data["gpu.busy"], data["gpu.cap_w"]) if b is not None and c]
+    out["totals"]["gpu_busy"] = round(sum(busy) / len(busy), 4) if busy else None
+    return out
+
+
+def _maybe(value, fmt: str) -> str:
+    return "" if value is None else fmt.format(value)
+
+
+def _jobs_html(s: dict, data: dict, t0: float, t1: float, eclipses, in_saa) -> str:
+    jobs = s.get("jobs")
+    if not jobs:
+        return ""
+    tot = jobs["totals"]
+    contacts = []
+    try:
+        from skyrack.jobs.schedule import load_forecast
+
+        contacts = [(c["rise_t"], c["set_t"]) for c in load_forecast(Path(s["report"]).parent).contacts]
+    except Exception:  # the timeline stands without its contacts
+        pass
+
+    def when(t):
+        return iso(t)[11:16] if t else "-"
+
+    rows, shown = [], []
+    for j in jobs["jobs"]:
+        label = f"#{j['id']} {j['kind']} for {j['customer']}, priority {j['priority']}: {j['state']}" + (
+            f" ({j['reason']})" if j["reason"] else ""
+        )
+        shown.append({**j, "label": label})
+        latency = f"{j['latency_s'] / 60:.0f} min" if j["latency_s"] is not None else "-"
+        met = {True: "met", False: "missed", None: "-"}[j["deadline_met"]]
+        rows.append(
+            f"<tr><td>{j['id']}</td><td>{escape(j['customer'])}</td><td>{escape(j['kind'])}</td>"
+            f"<td>{j['priority']}{' (no SAA)' if j['avoid_saa'] else ''}</td><td>{escape(j['state'])}</td>"
+            f"<td>{when(j['submitted_t'])}</td><td>{when(j['deadline_t'])}</td><td>{when(j['delivered_t'])}</td>"
+            f"<td>{latency}</td><td>{met}</td>"
+            f"<td>{_maybe(j['energy_wh'], '{:.2f}')}</td><td>{_maybe(j['gpu_s'], '{:.0f}')}</td>"
+            f"<td>{_maybe(j['price_usd'], '${:.4f}')}</td>"
+            f"<td>{escape(j['reason'] or '')}</td></tr>"
+        )
+    e = tot["energy_wh"]
+    pct = lambda x: "-" if x is None else f"{x:.0%}"  # noqa: E731
+    cards = "".join(
+        [
+            _card(tot["submitted"], "jobs submitted"),
+            _card(tot["refused"], "refused at submission"),
+            _card(tot["delivered"] or tot["done"], "results on the ground"),
+            _card(f"{tot['deadlines_met']}/{tot['with_deadline']}", "deadlines met"),
+            _card(tot["failed"], f"failed ({tot['failed_radiation']} by radiation)"),
+            _card(
+                "-" if tot["latency_p50_s"] is None else f"{tot['latency_p50_s'] / 60:.0f} min", "latency p50"
+            ),
+            _card(
+                "-" if tot["latency_p95_s"] is None else f"{tot['latency_p95_s'] / 60:.0f} min", "latency p95"
+            ),
+            _card(
+                f"{e['jobs_wh']:.0f} Wh",
+                f"GPU energy to jobs (training {e['training_wh']:.0f}, idle {e['idle_wh']:.0f})",
+            ),
+            _card(pct(tot.get("gpu_busy")), "GPU busy while powered"),
+            _card("-" if tot["revenue_usd"] is None else f"${tot['revenue_usd']:.2f}", "revenue"),
+            _card(pct(tot["screen_downlink_reduction"]), "screening downlink saved"),
+        ]
+    )
+    queue = time_chart(
+        [
+            {"label": "queued", "colour": "#ffd24d", "t": data["t"], "y": data["jobs.queued"], "step": True},
+            {
+                "label": "running",
+                "colour": "#7ab8ff",
+                "t": data["t"],
+                "y": data["jobs.running"],
+                "step": True,
+            },
+        ],
+        t0=t0,
+        t1=t1,
+        y_label="Jobs on board",
+        bands=eclipses,
+        height=150,
+    )
+    return (
+        "<h2>Commercial work</h2><p class='muted'>Customers' jobs beside the training: earliest deadline "
+        "first within the power budget, before the training's steps (skyrack.jobs.schedule). Shaded: "
+        "eclipse; red at the head: the SAA; green at the foot: contacts. A dot is a result on the ground "
+        "(red: after its deadline), a red tick the deadline, a cross a job refused at submission.</p>"
+        f"<div class='cards'>{cards}</div>"
+        + job_timeline(shown, t0=t0, t1=t1, eclipses=eclipses, saa=in_saa, contacts=contacts)
+        + queue
+        + "<table><tr><th>job</th><th>customer</th><th>kind</th><th>priority</th><th>state</th><th>submitted</th>"
+        "<th>deadline</th><th>on the ground</th><th>latency</th><th>deadline</th><th>Wh</th><th>GPU-s</th>"
+        f"<th>price</th><th>reason</th></tr>{''.join(rows)}</table>"
+    )
+
+
 def link_summary(run: RunDir) -> dict | None:
     """What the ground had received by the mission's end, and when it had everything (None:
     the ideal link, where the ground read the on-board archive)."""
@@ -465,6 +573,7 @@ def write_report(run: RunDir, say=None) -> dict:
         data = read_series(archive)
         events = archive.events()
         summary = summarize(run, archive, data, events)
+        summary["jobs"] = jobs_summary(run, archive, data)
     summary["link"] = link_summary(run)
     sample, sample_from = shakespeare_sample(run)
     summary["sample"] = sample

@@ -57,6 +57,7 @@ class Options:
     link: str | None = None  # ground, relay or ideal (None: the profile's)
     link_loss: float | None = None
     minutes: float = DEFAULT_WALL_S / 60.0  # wall-time budget of a paced mission
+    jobs: str | None = None  # a job stream: a JSON-lines FILE or "demo" (skyrack.jobs.stream)
 
 
 DEFAULTS = {"stress": 10.0, "preset": "cpu", "frame_interval": 10.0, "soc": 0.5, "seed": 1337}
@@ -80,6 +81,7 @@ FIXED_ON_RESUME = {
     "seed": "--seed",
     "link": "--link",
     "link_loss": "--link-loss",
+    "jobs": "--jobs",
 }
 
 
@@ -120,6 +122,10 @@ def plan(opts: Options, say: Callable[[str], None]) -> RunMeta:
         from skyrack.train.data import read_text_file
 
         read_text_file(opts.data)  # a clear error now, not after the run directory exists
+    if opts.jobs is not None and opts.jobs != "demo":
+        from skyrack.jobs.stream import read_stream
+
+        read_stream(opts.jobs)  # a clear error now, not after the run directory exists
     profile_arg = opts.profile or "starcloud-1"
     if Path(profile_arg).is_file():
         profile_arg = str(Path(profile_arg).resolve())
@@ -336,6 +342,16 @@ class Flight:
             bus=craft.spec,
         )
         write_forecast(self.run.forecast, self.forecast)
+        from skyrack.jobs.service import JobService, offer_for, pricing_for
+
+        self.jobs = JobService(
+            self.archive,
+            self.run.jobs,
+            gpu_bits=craft.spec.gpu_bits,
+            seed=int(meta.seed),
+            offer=offer_for(self.link),
+            price=pricing_for(meta.profile),
+        )
         self.mission = Mission(
             self.archive,
             craft,
@@ -350,6 +366,8 @@ class Flight:
             pace=pace,
             forecast=self.forecast,
             forecast_path=self.run.forecast,
+            jobs=self.jobs,
+            stream=self._stream(meta, resuming),
         )
         meta.write(self.archive)  # the plan goes on record once everything is ready to fly
         if resuming:
@@ -358,6 +376,22 @@ class Flight:
                 f"training continues from step {self.training.step_count}"
                 + (f"; now {', '.join(changed)}" if changed else "")
             )
+
+    def _stream(self, meta: RunMeta, resuming: bool):
+        """The mission's job stream (--jobs), its entries kept in the meta for a resume."""
+        from skyrack.jobs import stream
+
+        entries = self.archive.meta("job_stream_entries") if resuming else None
+        if not resuming and self.opts.jobs:
+            if self.opts.jobs == "demo":
+                entries = stream.demo_stream(int(meta.seed), meta.end_t - meta.start_t)
+            else:
+                entries = stream.read_stream(self.opts.jobs)
+            self.archive.set_meta("job_stream_entries", entries)
+            self.say(f"job stream: {len(entries)} jobs over the mission ({self.opts.jobs})")
+        if not entries:
+            return None
+        return stream.Stream(entries, meta.start_t, self.archive, stream.submitter(self.run), say=self.say)
 
     def _onboard_assistant(self, meta: RunMeta):
         """The satellite's own assistant for questions that come up the link: composed answers
@@ -439,7 +473,8 @@ class Flight:
             if status == "finished"
             else f"mission interrupted at frame {last[0] if last else 0}; continue with --resume {self.run.run_id}"
         )
-        self.archive.write_events(t, mission.pending + [Event("mission", {"message": message})])
+        closing = self.jobs.close(t) if status == "finished" else []
+        self.archive.write_events(t, mission.pending + closing + [Event("mission", {"message": message})])
         if status == "finished" and self.meta.steps is not None:
             self.archive.set_meta("end_t", t + self.meta.frame_interval_s)
         self._mark(status)

@@ -228,6 +228,99 @@ def time_chart(
     return "".join(out)
 
 
+def job_timeline(
+    jobs: list[dict],
+    *,
+    t0: float,
+    t1: float,
+    eclipses: list[tuple[float, float]] = (),
+    saa: list[tuple[float, float]] = (),
+    contacts: list[tuple[float, float]] = (),
+    width: int = 1000,
+) -> str:
+    """The queue and the schedule: a row per job (thin: waiting from submission, thick: on the
+    GPU, a dot when its result is on the ground, a tick at its deadline; a refused job is a
+    cross at its submission), over eclipses (shaded), contacts (green strips at the foot) and
+    the SAA (red strips at the head)."""
+    left, right, top, row_h = 58, 12, 24, 14
+    rows = max(1, len(jobs))
+    ph = rows * row_h
+    height = top + ph + 44
+    span_t = max(t1 - t0, 1e-9)
+    colour = {"screen": "#7ab8ff", "infer": "#ffd24d"}
+
+    def X(t):
+        return left + (min(max(t, t0), t1) - t0) / span_t * (width - left - right)
+
+    out = [f'<svg viewBox="0 0 {width} {height}" class="chart" role="img" aria-label="jobs timeline">']
+    for a, b in eclipses:
+        if b > t0 and a < t1:
+            out.append(
+                f'<rect x="{_num(X(a))}" y="{top}" width="{_num(X(b) - X(a))}" height="{ph}" fill="#1d2547"/>'
+            )
+    for a, b in saa:
+        if b > t0 and a < t1:
+            out.append(
+                f'<rect x="{_num(X(a))}" y="{top - 6}" width="{_num(max(X(b) - X(a), 1))}" height="4" fill="#d9534f"/>'
+            )
+    for a, b in contacts:
+        if b > t0 and a < t1:
+            out.append(
+                f'<rect x="{_num(X(a))}" y="{top + ph + 3}" width="{_num(max(X(b) - X(a), 1.5))}" height="6" '
+                f'fill="#8fd19e"/>'
+            )
+    hours = span_t / 3600.0
+    step_h = next(s for s in (0.25, 0.5, 1, 2, 3, 6, 12, 24, 48) if hours / s <= 8)
+    k = 0
+    while k * step_h * 3600 <= span_t + 1e-6:
+        x = X(t0 + k * step_h * 3600)
+        out.append(
+            f'<line x1="{_num(x)}" y1="{top}" x2="{_num(x)}" y2="{top + ph}" stroke="#222836"/>'
+            f'<text x="{_num(x)}" y="{height - 8}" text-anchor="middle" class="tick">+{k * step_h:g} h</text>'
+        )
+        k += 1
+    for i, j in enumerate(jobs):
+        y = top + i * row_h + row_h / 2
+        c = colour.get(j["kind"], "#c8cfdb")
+        tip = escape(j.get("label", ""))
+        out.append(f'<text x="{left - 6}" y="{_num(y + 4)}" text-anchor="end" class="tick">#{j["id"]}</text>')
+        if j["state"] == "refused":
+            x = X(j["submitted_t"])
+            out.append(
+                f'<path d="M{_num(x - 4)},{_num(y - 4)}L{_num(x + 4)},{_num(y + 4)}M{_num(x - 4)},{_num(y + 4)}'
+                f'L{_num(x + 4)},{_num(y - 4)}" stroke="#ff6b5e" stroke-width="2"><title>{tip}</title></path>'
+            )
+            continue
+        end = j.get("delivered_t") or j.get("ended_t") or t1
+        out.append(
+            f'<line x1="{_num(X(j["submitted_t"]))}" y1="{_num(y)}" x2="{_num(X(end))}" y2="{_num(y)}" '
+            f'stroke="{c}" stroke-opacity="0.4"><title>{tip}</title></line>'
+        )
+        if j.get("started_t") is not None:
+            a, b = X(j["started_t"]), X(j.get("ended_t") or t1)
+            out.append(
+                f'<rect x="{_num(a)}" y="{_num(y - 4)}" width="{_num(max(b - a, 2))}" height="8" fill="{c}">'
+                f"<title>{tip}</title></rect>"
+            )
+        if j.get("deadline_t") is not None and t0 <= j["deadline_t"] <= t1:
+            x = X(j["deadline_t"])
+            out.append(
+                f'<line x1="{_num(x)}" y1="{_num(y - 6)}" x2="{_num(x)}" y2="{_num(y + 6)}" stroke="#e05a4a"/>'
+            )
+        if j.get("delivered_t") is not None:
+            fill = "#8fd19e" if j.get("deadline_met") is not False else "#ff6b5e"
+            out.append(
+                f'<circle cx="{_num(X(j["delivered_t"]))}" cy="{_num(y)}" r="3.5" fill="{fill}"><title>{tip}</title></circle>'
+            )
+        elif j["state"] == "failed":
+            out.append(
+                f'<circle cx="{_num(X(end))}" cy="{_num(y)}" r="3.5" fill="#ff6b5e"><title>{tip}</title></circle>'
+            )
+    out.append(f'<text x="{left}" y="12" class="label">Jobs: waiting, on the GPU, on the ground</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
 def _fmt(v: float) -> str:
     a = abs(v)
     if a >= 1000:

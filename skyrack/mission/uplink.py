@@ -2,7 +2,8 @@
 completed | failed (each change is a `command` event, written by the archive).
 
 What a command changes is the operator's part of the compute budget (`Operator`): a pause, an
-upper bound on the governor's power cap, the fault stress. It is kept in the archive's meta
+upper bound on the governor's power cap, the fault stress; or the queue of customers' jobs
+(`submit_job`, `cancel_job`, handed to `skyrack.jobs.service.JobService`). It is kept in the archive's meta
 (`operator`) so that a resumed mission keeps obeying it.
 """
 
@@ -18,9 +19,10 @@ class Operator:
     cap_limit_w: float | None = None
     stress: float = 1.0
 
-    def cap(self, governor_cap_w: float, min_w: float) -> float:
-        """The cap the GPU runs at: the governor's, bounded by the operator; 0 is paused."""
-        if self.paused or governor_cap_w <= 0:
+    def cap(self, governor_cap_w: float, min_w: float, jobs_waiting: bool = False) -> float:
+        """The cap the GPU runs at: the governor's, bounded by the operator; 0 is paused. A
+        pause stops the training only: customers' jobs waiting still get the GPU."""
+        if (self.paused and not jobs_waiting) or governor_cap_w <= 0:
             return 0.0
         cap = governor_cap_w if self.cap_limit_w is None else min(governor_cap_w, self.cap_limit_w)
         return cap if cap >= min_w else 0.0
@@ -35,8 +37,10 @@ def execute(
     operator: Operator,
     checkpoint_now: Callable[[], str],
     downlink_checkpoint: Callable[[], str] | None = None,
+    jobs=None,
 ) -> bool:
-    """Run every queued command; returns whether the operator state changed."""
+    """Run every queued command; returns whether the operator state changed. `jobs`: the
+    on-board job service (skyrack.jobs.service), which takes submit_job and cancel_job."""
     changed = False
     for cmd in archive.pending_commands(t):  # a time-tagged command waits for its time
         archive.set_command_status(cmd["id"], "dispatched", now=t)
@@ -64,6 +68,13 @@ def execute(
             elif name == "set_stress":
                 operator.stress, changed = float(args["factor"]), True
                 result = f"fault stress x{operator.stress:g}"
+            elif name in ("submit_job", "cancel_job"):
+                if jobs is None:
+                    raise ValueError("this mission runs no job service")
+                if name == "submit_job":
+                    result = jobs.submit(str(args["spec"]), t)
+                else:
+                    result = jobs.cancel(int(args["job_id"]), t)
             else:
                 raise ValueError(f"the mission does not know command {name!r}")
         except Exception as exc:  # a failed command is reported, and the mission flies on

@@ -112,8 +112,11 @@ class Archive:
             )
 
     # -- writing -----------------------------------------------------------------------------
-    def write_frame(self, t: float, values: dict[str, Any], events: Iterable[Event] = ()) -> int:
-        """Commit one frame (and its events) atomically; returns its sequence number."""
+    def write_frame(
+        self, t: float, values: dict[str, Any], events: Iterable[Event] = (), meta: dict | None = None
+    ) -> int:
+        """Commit one frame (and its events, and the `meta` keys given) atomically; returns its
+        sequence number."""
         unknown = set(values) - CHANNEL.keys()
         if unknown:
             raise ValueError(f"not in the telemetry dictionary: {sorted(unknown)}")
@@ -127,6 +130,8 @@ class Archive:
                     [(name, seq, t, value) for _, name, value in rows],
                 )
                 self._insert_events(seq, t, events)
+                for key, value in (meta or {}).items():
+                    self.db.execute("INSERT OR REPLACE INTO meta VALUES (?,?)", (key, json.dumps(value)))
         except sqlite3.OperationalError as exc:
             raise UserError(f"cannot write telemetry archive {self.path}: {exc}") from None
         return seq

@@ -104,6 +104,13 @@ CHANNELS: tuple[Channel, ...] = (
     Channel("train.loss", "nats", "float", "training loss (cross-entropy per character)"),
     Channel("train.val_loss", "nats", "float", "latest validation loss"),
     Channel("train.tokens_per_s", "1/s", "float", "training throughput in characters per second"),
+    # customers' jobs (skyrack.jobs.service); the GPU energy of training and idle is in its meta
+    Channel("jobs.queued", "count", "int", "customers' jobs on board waiting to run"),
+    Channel("jobs.running", "count", "int", "jobs that have started and whose GPU time is not yet all spent"),
+    Channel("jobs.done", "count", "int", "jobs done so far (their results offered for downlink)"),
+    Channel("jobs.failed", "count", "int", "jobs failed so far (a crash of the workload, a radiation upset)"),
+    Channel("jobs.energy_wh", "Wh", "float", "GPU energy spent on jobs so far"),
+    Channel("gpu.busy", "1", "float", "share of the tick's GPU compute that jobs and training used"),
 )
 
 EVENTS: tuple[EventType, ...] = (
