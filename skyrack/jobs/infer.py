@@ -21,12 +21,14 @@ and every other global the trainer uses as they were. The model is built on the 
 kept in a module-level cache for the life of the process (~1 GB in fp32; loading costs ~10 s).
 
 Token counts use Gemma's own tokenizer (`tokenizer.json` of the converted model, read with the
-`tokenizers` library, without loading the weights), so `check` and `estimate` stay cheap on the
-ground, and `run` decodes exactly the ids that were counted.
+`tokenizers` library, without loading the weights: ~2 s once a process), so `check` stays cheap
+on the ground, and `run` decodes exactly the ids that were counted.
 
 `estimate` prices a job from rates measured once on this machine (a prefill rate, and a decode
 step at one prompt and at a full batch), cached under the skyrack cache beside the model's
-sha256, the device and the torch thread count they were measured with.
+sha256, the device and the torch thread count they were measured with. The first estimate on a
+machine loads the model and measures them (~20 s idle, minutes on a busy machine); `rates()`
+called at start-up pays that before the first customer waits on it.
 """
 
 from __future__ import annotations
@@ -51,9 +53,10 @@ PARAMS = ("max_tokens",)
 # 270M reads 32k positions, but on board memory decides. Its fp32 key/value cache is
 # 18 layers x (K + V) x 1 head x 256 x 4 B = 36 KiB a position, and eager attention holds
 # prompts x 4 heads x width^2 fp32 scores (twice, before and after the softmax) for a layer in the
-# prefill: quadratic in the width. Measured here, 16 prompts padded to 1,879 tokens peaked at
-# 5.5 GB over the loaded model; prompts grouped by length (below) and the 40 KiB payload keep a
-# job at 2,048 to a few GB beside the training, where 8k would need ~16x that for the scores.
+# prefill: quadratic in the width. Measured here, one prompt of 1,879 tokens and 15 short ones
+# took 4.8 GB over the loaded model padded into one batch, 1.6 GB grouped by length (below); the
+# 40 KiB payload bounds the rest. At 2,048 a job stays within a few GB beside the training; at
+# 8k the scores alone would need 16x as much.
 CONTEXT_TOKENS = 2048
 # What a completion's text costs in the JSON that comes down, per generated token: Gemma's
 # English tokens average ~4 bytes; escaping and other scripts run higher.
