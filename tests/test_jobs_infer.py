@@ -128,6 +128,24 @@ def test_run_on_a_tiny_gemma_is_greedy_and_leaves_the_trainers_globals(tiny):
     assert {**alone, "index": 2} == rows[2]
 
 
+def test_prompts_decode_in_groups_of_similar_length(tiny):
+    lengths = [1879, 12, 14, 900, 12, 400, 30]
+    found = infer.groups([[0] * n for n in lengths])
+    assert sorted(i for g in found for i in g) == list(range(len(lengths)))
+    for g in found:  # padded to its longest, within the limit of its real positions
+        assert len(g) * lengths[g[0]] <= infer.PADDING_LIMIT * sum(lengths[i] for i in g)
+        assert [lengths[i] for i in g] == sorted((lengths[i] for i in g), reverse=True)
+    assert [1, 2] in [sorted(set(g) & {1, 2}) for g in found]  # the short ones stay together
+    # A long prompt does not change what the short ones beside it say, and the order is kept.
+    long, short = "I'm above the sea. " * 60, "Hi"
+    rows = json.loads(infer.run({"max_tokens": 6}, prompts(short, long, short), seed=0).result)["completions"]
+    alone = json.loads(infer.run({"max_tokens": 6}, prompts(short), seed=0).result)["completions"][0]
+    assert [r["index"] for r in rows] == [0, 1, 2] and rows[1]["prompt_tokens"] > 10 * rows[0][
+        "prompt_tokens"
+    ]
+    assert rows[0]["text"] == rows[2]["text"] == alone["text"]
+
+
 def test_estimate_calibrates_once_then_reads_the_cached_rates(tiny, monkeypatch):
     from skyrack.sources.cache import cache_dir
 
@@ -147,6 +165,23 @@ def test_estimate_calibrates_once_then_reads_the_cached_rates(tiny, monkeypatch)
     files[0].write_text("{ torn")  # a record that does not read is measured again
     with pytest.raises(AssertionError, match="calibrated again"):
         infer.estimate({}, prompts("Hi"))
+
+
+def test_estimate_carries_the_rates_to_wide_prompts_and_big_batches(tiny, monkeypatch):
+    """Attention makes a prefill token dearer the wider the batch is padded, and each prompt's
+    key/value cache makes a decode step dearer: the estimate grows faster than the tokens."""
+    rates = {"prefill_tokens_per_s": 100.0, "decode_step_s_1": 0.1, f"decode_step_s_{infer.MAX_PROMPTS}": 0.4}
+    monkeypatch.setattr(infer, "rates", lambda refresh=False: rates)
+    short, wide = prompts("I'm above the sea. " * 5), prompts("I'm above the sea. " * 40)
+    width = [len(infer._parse({}, p).rows[0]) for p in (short, wide)]
+    prefill = [
+        infer.estimate({"max_tokens": 1}, p).wall_s - infer._decode_step_s(rates, 1, w + 0.5)
+        for p, w in zip((short, wide), width)
+    ]
+    assert prefill[0] > 0
+    assert prefill[1] / prefill[0] > width[1] / width[0] > 4
+    one, sixteen = (infer.estimate({"max_tokens": 200}, prompts(*["Hi"] * n)).wall_s for n in (1, 16))
+    assert 0.4 * 200 < sixteen and 0.1 * 200 < one < sixteen
 
 
 @pytest.mark.slow

