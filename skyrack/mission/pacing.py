@@ -43,12 +43,17 @@ def compute_budget(craft, operator, first_tick: int, n_ticks: int, track: dict |
     out = np.zeros(max(0, n_ticks - first_tick) + 1)
     for j, k in enumerate(range(first_tick, n_ticks)):
         now = dry.at(k)
-        cap = operator.cap(dry.decide(now).cap_w, dry.spec.gpu_min_power_w)
+        decision = dry.decide(now)
+        cap = operator.cap(decision.cap_w, dry.spec.gpu_min_power_w)
+        warm_w = cap if cap > 0 else decision.warm_w  # the heaters, as the mission loop runs them
+        if cap > 0 and dry.gpu_temp_c(cap) < dry.spec.gpu_min_operating_temp_c:
+            cap = 0.0
         out[j + 1] = out[j] + dry.tick_s * dry.throughput(cap)
         if track is not None:
             track.setdefault("in_saa", []).append(bool(now.in_saa))
             track.setdefault("sunlit", []).append(float(now.sunlit))
-        dry.advance(now, dry.gpu_draw_w(cap))
+        gpu_w = dry.gpu_draw_w(cap)
+        dry.advance(now, gpu_w, dry.heater_w(now, gpu_w, warm_w))
     return out
 
 
