@@ -147,6 +147,13 @@ class Flight:
                 "train.loss": loss,
                 "train.val_loss": loss + 0.05,
                 "train.tokens_per_s": 0.0 if self.paused else 4000.0 * self.cap_w / 300,
+                # no customers' jobs on this test flight
+                "jobs.queued": 0,
+                "jobs.running": 0,
+                "jobs.done": 0,
+                "jobs.failed": 0,
+                "jobs.energy_wh": 0.0,
+                "gpu.busy": 0.0,
             }
             assert set(values) == {c.name for c in CHANNELS}
             seq = self.archive.write_frame(self.t, values, events)
