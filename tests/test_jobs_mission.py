@@ -267,3 +267,35 @@ def test_the_trainers_random_state_and_threads_come_back_whatever_a_job_does():
     assert torch.equal(torch.get_rng_state(), before[0])
     assert (np.random.get_state()[1] == before[1]).all() and random.getstate() == before[2]
     assert torch.get_num_threads() == before[3]
+
+
+def test_an_upset_job_runs_again_and_fails_only_after_its_last_attempt(tmp_path, fake_workload):
+    from skyrack.jobs.service import ATTEMPTS, JobService
+    from skyrack.jobs.spec import JobSpec
+
+    with Archive(tmp_path / "telemetry.sqlite") as archive:
+        board = JobService(archive, tmp_path / "jobs", gpu_bits=8e6 * 8, price=lambda s: s)
+        spec = JobSpec(1, "acme", "infer", {"sleep": 0.01}, b"", 0.0, 1e6)
+        board.submit(spec.encode(), 10.0)
+        quiet = dict(fraction=1.0, ratio=100.0, in_saa=False)
+        board.tick(20.0, 0.1, upset_rate=0.0, **quiet)  # runs for real, then pays part of its GPU time
+        job = board.state["jobs"]["1"]
+        assert job["state"] == "running" and 0 < job["paid_s"] < job["need_s"]
+        for attempt in range(2, ATTEMPTS + 1):  # an upset a second over its whole memory: surely hit
+            board.tick(30.0 + attempt, 0.1, upset_rate=1e3, **quiet)
+            assert job["state"] == "running" and job["attempt"] == attempt and job["paid_s"] == 0.0
+        board.tick(40.0, 0.1, upset_rate=1e3, **quiet)
+        assert job["state"] == "failed" and f"attempt {ATTEMPTS} of {ATTEMPTS}" in job["reason"]
+        billed = board._accounting(job)
+        assert billed["attempts"] == ATTEMPTS and billed["gpu_s"] == pytest.approx(0.1 * (ATTEMPTS + 1))
+        states = [e.data["state"] for e in board.take_events()]
+        assert states == ["running"] * ATTEMPTS + ["failed"]  # ran, then each upset: runs again
+
+        spec2 = JobSpec(2, "acme", "infer", {"sleep": 0.01}, b"", 0.0, 1e6)
+        board.submit(spec2.encode(), 50.0)
+        board.tick(60.0, 0.1, upset_rate=0.0, **quiet)
+        second = board.state["jobs"]["2"]
+        board.tick(61.0, 0.1, upset_rate=1e3, **quiet)  # hit once, then a quiet sky: it is done
+        while second["state"] == "running":
+            board.tick(62.0, 10.0, upset_rate=0.0, **quiet)
+        assert second["state"] == "done" and second["attempt"] == 2

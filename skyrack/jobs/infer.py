@@ -167,6 +167,13 @@ def check(params: dict, payload: bytes) -> None:
 
 
 # -- the model ---------------------------------------------------------------------------------
+def prepare() -> None:
+    """Load the model and tokenizer now (once per process): the on-board service calls this
+    before it times a job, so the first job is not billed for the load."""
+    _tokenizer()
+    _model()
+
+
 def _model():
     """The assistant's transformers loading of the base Gemma, once per process."""
     if "model" not in _cache:

@@ -76,6 +76,13 @@ def _test_tiles():
     return _held_out
 
 
+def prepare() -> None:
+    """Load (or train, on first use) the model and read the on-board imager's tiles, once per
+    process: the on-board service calls this before it times a job."""
+    model()
+    _test_tiles()
+
+
 def _source(params) -> str:
     if not isinstance(params, dict):
         raise UserError("a screen job's params are a JSON object")

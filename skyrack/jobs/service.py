@@ -18,8 +18,11 @@ budget, accounted, and their results handed to the downlink.
 - Radiation: while a job runs, upsets are drawn at the orbit's rate (the mission's stress
   included) times the share of the GPU's memory the job's working memory occupies
   (`WORKING_BYTES`, an assumption: inputs, activations, KV cache and outputs; the weights are
-  read-only and not counted), over the simulated seconds it occupies the GPU. A hit fails the
-  job alone, as a crash of its workload does; the queue and the training go on.
+  read-only and not counted), over the simulated seconds it occupies the GPU. A hit is caught
+  (the memory's ECC / the result's checksum, an assumption) and costs the attempt: the job runs
+  again from the start, up to `ATTEMPTS` times in all, its lost GPU time and energy still
+  accounted to it; then it fails alone, as a crash of its workload does. The queue and the
+  training go on.
 - Energy: the bus model's GPU energy of each tick (draw x tick) is split between the jobs, the
   training and idle by the compute each used; a job's energy is the sum of its shares, its price
   its GPU-hours at the planner's $/GPU-hour (`skyrack.jobs.pricing`).
@@ -49,6 +52,7 @@ META_KEY = "jobs_board"
 ONBOARD = ".onboard"  # RUN/jobs/<id>/.onboard/: the spec and a result not yet done
 WORKING_BYTES = {"screen": 4e6, "infer": 8e6}  # assumption: a job's working memory on the GPU
 EPS_S = 1e-9
+ATTEMPTS = 3  # runs of a job an upset may spoil before it fails: a replay, as training's are
 
 
 @dataclass
@@ -170,6 +174,7 @@ class JobService:
                     continue
             pay = min(job["need_s"] - job["paid_s"], credit_s - used)
             job["paid_s"] += pay
+            job["used_s"] = job.get("used_s", 0.0) + pay  # every attempt's GPU time, for the bill
             used += pay
             self.paid[job["job_id"]] = pay
             if self._hit(job, upset_rate, pay / fraction, t):  # pay / fraction: seconds it holds the GPU
@@ -233,6 +238,9 @@ class JobService:
             spec = self._spec(jid)
             workload = module_for(spec.kind)
             with KeepTrainerState():
+                prepare = getattr(workload, "prepare", None)
+                if prepare is not None:  # a model loaded once per process is not the job's GPU time
+                    prepare()
                 t0 = time.perf_counter()
                 outcome = workload.run(spec.params, spec.payload, seed=self.seed * 1_000_003 + jid)
                 wall = time.perf_counter() - t0
@@ -262,9 +270,20 @@ class JobService:
             return False
         rng = np.random.default_rng([self.seed, job["job_id"], int(round(t))])
         n = int(rng.poisson(expected))
-        if n:
-            self._fail(job, t, f"hit by {n} radiation upset{'s' if n > 1 else ''} in its working memory")
-        return bool(n)
+        if not n:
+            return False
+        hit = f"hit by {n} radiation upset{'s' if n > 1 else ''} in its working memory"
+        attempt = job.get("attempt", 1)
+        if attempt >= ATTEMPTS:
+            self._fail(job, t, f"{hit}, attempt {attempt} of {ATTEMPTS}")
+        else:
+            job.update(attempt=attempt + 1, paid_s=0.0)
+            self.pending.append(
+                self._event(
+                    job["job_id"], "running", f"{hit}: runs again (attempt {attempt + 1} of {ATTEMPTS})"
+                )
+            )
+        return True
 
     def _fail(self, job: dict, t: float, reason: str) -> None:
         job.update(state="failed", reason=reason, ended_t=t)
@@ -299,19 +318,22 @@ class JobService:
         if self.price is None:
             return None
         try:
-            return round(float(self.price(job["paid_s"])), 6)
+            return round(float(self.price(job.get("used_s", job["paid_s"]))), 6)
         except Exception:  # no price is better than no result
             return None
 
     @staticmethod
     def _accounting(job: dict) -> dict:
+        tokens = (job.get("summary") or {}).get("tokens") if job["kind"] == "infer" else None
         return {
             "kind": job["kind"],
             "customer": job["customer"],
             "energy_wh": round(job["energy_wh"], 6),
-            "gpu_s": round(job["paid_s"], 3),
+            "gpu_s": round(job.get("used_s", job["paid_s"]), 3),
             "wall_s": round(job["wall_s"], 4) if job.get("wall_s") is not None else None,
+            "attempts": job.get("attempt", 1),
             **({"price_usd": job["price_usd"]} if job.get("price_usd") is not None else {}),
+            **({"joules_per_token": round(job["energy_wh"] * 3600.0 / tokens, 4)} if tokens else {}),
         }
 
     def _event(self, job_id: int, state: str, detail: str, **extra) -> Event:

@@ -5,6 +5,7 @@ A workload module (`skyrack.jobs.infer`, `skyrack.jobs.screen`) exposes exactly:
     check(params: dict, payload: bytes) -> None          # UserError with the reason
     estimate(params: dict, payload: bytes) -> Estimate   # before running: for the scheduler
     run(params: dict, payload: bytes, *, seed: int) -> Outcome   # the real work, here
+    prepare() -> None                                    # load what a run needs, once a process
 
 `run` leaves torch's global RNG state, torch's thread count and every global the trainer uses as
 they were: jobs run between training steps and the training must resume bitwise.
