@@ -26,7 +26,7 @@ from skyrack.cliargs import add_runs_dir_arg, print_json
 from skyrack.errors import UserError
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
-TIMEOUT_S = 60.0
+TIMEOUT_S = 300.0  # a first job may wait while the server loads its workload's model
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)\s*$", re.I)
 _UNIT_S = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
 
