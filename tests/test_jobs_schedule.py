@@ -123,13 +123,16 @@ def test_over_a_ground_link_the_result_comes_down_in_the_next_contact():
     assert not late.ok and "before its deadline" in late.reason
 
 
-def test_a_command_longer_than_one_uplink_window_cannot_go_up():
-    f = forecast(
-        link="ground", contacts=[{"station": "A", "rise_t": T0, "set_t": T0 + 600, "mean_rate_bps": 1e6}]
-    )
+def test_a_long_command_goes_up_across_one_contact_and_one_longer_than_any_contact_cannot():
     big = JobSpec(job_id=1, customer="acme", kind="screen", payload=b"x" * 30_000, submitted_t=T0)
+    bits = len(big.encode()) * 8.0  # ~40,000 characters: about 35 s at 9.6 kbit/s
+    long_pass = [{"station": "A", "rise_t": T0 + 100, "set_t": T0 + 700, "mean_rate_bps": 1e6}]
+    f = forecast(link="ground", contacts=long_pass)
     v = feasible(big, Est(0.1, 100), f, [], T0)
-    assert not v.ok and "uplink" in v.reason
+    assert v.ok and v.start_t >= T0 + 100 + bits / 9600.0
+    short_pass = [{"station": "A", "rise_t": T0 + 100, "set_t": T0 + 120, "mean_rate_bps": 1e6}]
+    v = feasible(big, Est(0.1, 100), forecast(link="ground", contacts=short_pass), [], T0)
+    assert not v.ok and "the longest contact ahead carries" in v.reason
 
 
 def test_no_deadline_means_accepted_when_it_fits_the_mission_at_all():

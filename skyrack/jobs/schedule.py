@@ -22,8 +22,8 @@ The policy (what `feasible` predicts and `skyrack.jobs.service` does on board):
   Throttled, the same compute takes longer and the same energy-equivalent budget.
 - A job with `avoid_saa` gets no compute in ticks inside the South Atlantic Anomaly.
 - A job starts when its `submit_job` command is on board: at the next frame on the ideal link,
-  after the next uplink window (the contact, or the relay's latency) on a real one; a command
-  longer than one frame's uplink window cannot go up (the link sends a command whole).
+  once its bytes are up on a real one: in the first contact ahead with the time to carry it (a
+  long command goes up across the frames of one contact), or after the relay's latency.
 - Its result is on the ground at once on the ideal link; over a real link it goes down in the
   contacts after the job is done, at the contact's mean rate, taking at most `RESULT_SHARE` of
   each contact (telemetry comes too), at the relay's rate after its latency on the relay.
@@ -240,17 +240,24 @@ def up_time(spec, forecast: Forecast, now_t: float) -> tuple[float | None, str]:
     if forecast.link == "ideal":
         return now_t + tick, ""
     rate = forecast.uplink_rate_bps
-    window = rate * tick / 8.0
-    if size > window:
-        return None, (
-            f"its command is {size / 1024:.0f} KiB; the uplink carries at most {window / 1024:.0f} KiB "
-            f"in one frame of {tick:g} s (a smaller payload would go)"
-        )
+    if rate <= 0:
+        return None, "the link has no uplink"
     if forecast.link == "relay":
-        return now_t + forecast.latency_s + 2 * tick, ""
+        return now_t + forecast.latency_s + size * 8.0 / rate + 2 * tick, ""
+    # A long command goes up across the frames of one contact (skyrack.link.session), whole
+    # within it: the first contact ahead with the time to carry it.
+    longest = 0.0
     for c in forecast.contacts:
-        if c["set_t"] > now_t + tick:
-            return max(now_t, c["rise_t"]) + 2 * tick, ""
+        start = max(now_t, c["rise_t"])
+        span = c["set_t"] - start - tick
+        longest = max(longest, c["set_t"] - c["rise_t"])
+        if span > 0 and span * rate / 8.0 >= size:
+            return start + size * 8.0 / rate + 2 * tick, ""
+    if longest > 0 and longest * rate / 8.0 < size:
+        return None, (
+            f"its command is {size / 1024:.0f} KiB; the longest contact ahead carries "
+            f"{longest * rate / 8.0 / 1024:.0f} KiB up (a smaller payload would go)"
+        )
     return None, "no contact ahead to carry it up"
 
 

@@ -83,6 +83,7 @@ class Link:
         self.in_flight_down: list[tuple[bytes, float]] = []
         self.in_flight_up: list[tuple[bytes, float]] = []
         self.tc_count = int(ground.meta("tc_count", 0))
+        self.up_credit = (None, 0.0)  # (contact, uplink bytes its windows left to a long command)
         self.stats = {"sent": 0, "delivered": 0, "uplinked": 0}
         self.requested: dict[tuple, float] = {}  # retrieval request -> when it went up
 
@@ -209,12 +210,18 @@ class Link:
             if b - self.requested.get(asked, -1e18) >= hold:
                 self.requested[asked] = b
                 tcs.append(P.encode_tc("file_nak", nak, self._tc_seq()))
+        # A telecommand longer than one frame's window (a customer's image) goes up across the
+        # windows of one contact: what a window leaves unused waits for it, as a radio that keeps
+        # sending would; the credit ends with the contact.
+        credit = self.up_credit[1] if self.up_credit[0] == contact.rise_s else 0.0
+        budget = up_budget + credit
         kept, used = [], 0
         for raw in tcs:
-            if used + len(raw) > up_budget:
+            if used + len(raw) > budget:
                 break
             kept.append(raw)
             used += len(raw)
+        self.up_credit = (contact.rise_s, budget - used if len(kept) < len(tcs) else 0.0)
         self.stats["uplinked"] += len(kept)
         for raw in self.channel.carry(kept, key ^ 0x5A5A5A5A):
             self.in_flight_up.append((raw, b + self.latency_s))
