@@ -159,3 +159,10 @@ def test_the_forecast_file_round_trips_and_a_damaged_one_is_a_clear_error(tmp_pa
     run.forecast.write_text("{not json")
     with pytest.raises(UserError, match="cannot read"):
         load_forecast(run)
+
+
+def test_a_job_whose_uplink_comes_after_the_mission_is_refused_for_that_reason():
+    late_pass = [{"station": "A", "rise_t": T0 + 400 * TICK, "set_t": T0 + 410 * TICK, "mean_rate_bps": 1e6}]
+    f = forecast(n=360, link="ground", contacts=late_pass)
+    v = feasible(job(submitted=T0), Est(0.1, 100), f, [], T0)
+    assert not v.ok and "after the mission ends" in v.reason and "(the next uplink)" in v.reason

@@ -311,6 +311,13 @@ def feasible(spec, est, forecast: Forecast, ahead: list, now_t: float) -> Verdic
             f"it would be on board at {clock(start_t, now_t)}",
             start_t,
         )
+    if start_t >= forecast.end_t:
+        return Verdict(
+            False,
+            f"the job would be on board at {clock(start_t, now_t)} (the next uplink), after the "
+            f"mission ends at {clock(forecast.end_t, now_t)}",
+            start_t,
+        )
     free = forecast.capacity()
     saa = forecast.in_saa()
     j_now = forecast.tick_of(now_t + forecast.tick_s)
