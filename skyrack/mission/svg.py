@@ -15,6 +15,20 @@ MAP_TOLERANCE_DEG = 0.4  # 1000 px for 360 deg: 0.36 deg a pixel
 MAX_POINTS = 1500  # per series: more than a chart's width in pixels
 
 
+def _hour_ticks(X, t0: float, span_t: float, top: float, ph: float, height: float) -> list[str]:
+    """Vertical grid lines and "+N h" labels at a round step, at most about eight of them."""
+    step_h = next(s for s in (0.25, 0.5, 1, 2, 3, 6, 12, 24, 48) if span_t / 3600.0 / s <= 8)
+    out, k = [], 0
+    while k * step_h * 3600 <= span_t + 1e-6:
+        x = X(t0 + k * step_h * 3600)
+        out.append(
+            f'<line x1="{_num(x)}" y1="{top}" x2="{_num(x)}" y2="{top + ph}" stroke="#222836"/>'
+            f'<text x="{_num(x)}" y="{height - 8}" text-anchor="middle" class="tick">+{k * step_h:g} h</text>'
+        )
+        k += 1
+    return out
+
+
 def _num(x: float) -> str:
     return f"{x:.1f}"
 
@@ -173,16 +187,7 @@ def time_chart(
             f'<line x1="{left}" y1="{_num(y)}" x2="{width - right}" y2="{_num(y)}" stroke="#2a3140"/>'
             f'<text x="{left - 6}" y="{_num(y + 4)}" text-anchor="end" class="tick">{_fmt(v)}</text>'
         )
-    hours = span_t / 3600.0
-    step_h = next(s for s in (0.25, 0.5, 1, 2, 3, 6, 12, 24, 48) if hours / s <= 8)
-    k = 0
-    while k * step_h * 3600 <= span_t + 1e-6:
-        x = X(t0 + k * step_h * 3600)
-        out.append(
-            f'<line x1="{_num(x)}" y1="{top}" x2="{_num(x)}" y2="{top + ph}" stroke="#222836"/>'
-            f'<text x="{_num(x)}" y="{height - 8}" text-anchor="middle" class="tick">+{k * step_h:g} h</text>'
-        )
-        k += 1
+    out += _hour_ticks(X, t0, span_t, top, ph, height)
     for value, colour, label in hlines:
         if lo <= value <= hi:
             y = Y(value)
@@ -269,16 +274,7 @@ def job_timeline(
                 f'<rect x="{_num(X(a))}" y="{top + ph + 3}" width="{_num(max(X(b) - X(a), 1.5))}" height="6" '
                 f'fill="#8fd19e"/>'
             )
-    hours = span_t / 3600.0
-    step_h = next(s for s in (0.25, 0.5, 1, 2, 3, 6, 12, 24, 48) if hours / s <= 8)
-    k = 0
-    while k * step_h * 3600 <= span_t + 1e-6:
-        x = X(t0 + k * step_h * 3600)
-        out.append(
-            f'<line x1="{_num(x)}" y1="{top}" x2="{_num(x)}" y2="{top + ph}" stroke="#222836"/>'
-            f'<text x="{_num(x)}" y="{height - 8}" text-anchor="middle" class="tick">+{k * step_h:g} h</text>'
-        )
-        k += 1
+    out += _hour_ticks(X, t0, span_t, top, ph, height)
     for i, j in enumerate(jobs):
         y = top + i * row_h + row_h / 2
         c = colour.get(j["kind"], "#c8cfdb")

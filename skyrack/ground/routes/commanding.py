@@ -4,7 +4,6 @@ them, read one and its state."""
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import Annotated
 
@@ -14,10 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from skyrack.errors import UserError
 from skyrack.ground.auth import bearer_matches
-from skyrack.ground.routes import MAX_ID, MAX_PAGE, GroundDep, finite
+from skyrack.ground.routes import MAX_ID, MAX_PAGE, GroundDep, check_idempotency_key, finite
 from skyrack.ground.state import Ground
-
-_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 router = APIRouter()
 
@@ -55,8 +52,7 @@ async def post_command(
     idempotency_key: Annotated[str | None, Header()] = None,
 ):
     require_token(ground, authorization)
-    if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
-        raise HTTPException(422, "Idempotency-Key: 1 to 128 characters of A-Z a-z 0-9 . _ : -")
+    check_idempotency_key(idempotency_key)
 
     def queue():
         archive = ground.writer()

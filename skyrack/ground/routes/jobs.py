@@ -19,12 +19,11 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, ConfigDict, Field
 
 from skyrack.ground.auth import bearer_matches
-from skyrack.ground.routes import MAX_ID, GroundDep
+from skyrack.ground.routes import MAX_ID, GroundDep, check_idempotency_key
 from skyrack.ground.state import Ground
 from skyrack.jobs import ledger
 from skyrack.jobs.spec import MAX_PRIORITY
 
-_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 OPERATOR = "operator"  # the name the operator's own jobs are recorded under
 
 router = APIRouter()
@@ -89,8 +88,7 @@ async def post_job(
     idempotency_key: HeaderValue = None,
 ):
     customer = caller(ground, authorization)
-    if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
-        raise HTTPException(422, "Idempotency-Key: 1 to 128 characters of A-Z a-z 0-9 . _ : -")
+    check_idempotency_key(idempotency_key)
     fields = body.model_dump()
     fields["deadline_t"] = fields.pop("deadline")
 
