@@ -1,0 +1,412 @@
+"""The ABFT checks of CPU float32 products as one pass in C, and the integrity fingerprint of 32-bit
+words in one call, compiled on this machine at first use.
+
+In torch eager a row-checksum check of out = a @ b is four or five separate kernels: the output's
+row sums, its row norms, a @ (b's row sums), and the operations between them. Each reads its
+operand from memory again, and on a small CPU model those passes cost as much as a tenth of the
+GEMMs they check. Here one loop reads each row of `out` and of `a` once and keeps only the worst
+ratio; the grad-weight product (out = x^T g, a transposed operand) is checked in one pass over the
+rows of x and g. The arithmetic is the same as `gemm.Abft`'s torch path (fp32 sums, the same
+rounding scale), and the torch path stays for CUDA, other dtypes and strided operands.
+
+The source is compiled with the system C compiler (`cc`, or `$CC`) for this CPU (-march=native),
+with OpenMP so that it splits rows across the threads torch computes with (torch's own libgomp,
+already loaded, serves it). The library is cached under the user cache directory, keyed by the
+source, the compiler and the CPU; it is written atomically, so concurrent first uses are safe.
+Without a compiler, or if it fails, `kernels()` returns None once and says why, and the checks run
+on torch.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+SOURCE = r"""
+#include <math.h>
+#include <stdlib.h>
+
+#define BLOCK 16  /* rows summed in float before their sums join a double accumulator */
+
+/* Sums of a float row: plain sum, sum of squares, dot with v. AVX2 (two accumulators each, to
+   hide the add latency) where the compiler targets it; portable loops elsewhere. Written out by
+   hand: GCC's own vectorization of the portable loops ran ~6x slower here. */
+#ifdef __AVX2__
+#include <immintrin.h>
+static double hsum(__m256 v) {
+    __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    __m128d d = _mm_add_pd(_mm_cvtps_pd(lo), _mm_cvtps_pd(_mm_movehl_ps(lo, lo)));
+    return _mm_cvtsd_f64(d) + _mm_cvtsd_f64(_mm_unpackhi_pd(d, d));
+}
+static void sum_sumsq(const float *o, long n, double *sum, double *sumsq) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, q0 = s0, q1 = s0;
+    long j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m256 e = _mm256_loadu_ps(o + j), f = _mm256_loadu_ps(o + j + 8);
+        s0 = _mm256_add_ps(s0, e); s1 = _mm256_add_ps(s1, f);
+        q0 = _mm256_fmadd_ps(e, e, q0); q1 = _mm256_fmadd_ps(f, f, q1);
+    }
+    double s = hsum(_mm256_add_ps(s0, s1)), q = hsum(_mm256_add_ps(q0, q1));
+    for (; j < n; j++) { s += o[j]; q += (double)o[j] * o[j]; }
+    *sum = s; *sumsq = q;
+}
+static double dot(const float *x, const float *v, long k) {
+    __m256 d0 = _mm256_setzero_ps(), d1 = d0;
+    long j = 0;
+    for (; j + 16 <= k; j += 16) {
+        d0 = _mm256_fmadd_ps(_mm256_loadu_ps(x + j), _mm256_loadu_ps(v + j), d0);
+        d1 = _mm256_fmadd_ps(_mm256_loadu_ps(x + j + 8), _mm256_loadu_ps(v + j + 8), d1);
+    }
+    double d = hsum(_mm256_add_ps(d0, d1));
+    for (; j < k; j++) d += (double)x[j] * v[j];
+    return d;
+}
+static double dot_sum(const float *x, const float *v, long k, double *xsum) {
+    __m256 d0 = _mm256_setzero_ps(), d1 = d0, s0 = d0, s1 = d0;
+    long j = 0;
+    for (; j + 16 <= k; j += 16) {
+        __m256 a = _mm256_loadu_ps(x + j), b = _mm256_loadu_ps(x + j + 8);
+        d0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(v + j), d0);
+        d1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(v + j + 8), d1);
+        s0 = _mm256_add_ps(s0, a); s1 = _mm256_add_ps(s1, b);
+    }
+    double d = hsum(_mm256_add_ps(d0, d1)), s = hsum(_mm256_add_ps(s0, s1));
+    for (; j < k; j++) { d += (double)x[j] * v[j]; s += x[j]; }
+    *xsum = s;
+    return d;
+}
+/* dot(x, v), and acc += t * x, in one pass over x */
+static double dot_axpy(const float *x, const float *v, long k, float t, float *acc) {
+    __m256 d0 = _mm256_setzero_ps(), tt = _mm256_set1_ps(t);
+    long j = 0;
+    for (; j + 8 <= k; j += 8) {
+        __m256 a = _mm256_loadu_ps(x + j);
+        d0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(v + j), d0);
+        _mm256_storeu_ps(acc + j, _mm256_fmadd_ps(tt, a, _mm256_loadu_ps(acc + j)));
+    }
+    double d = hsum(d0);
+    for (; j < k; j++) { d += (double)x[j] * v[j]; acc[j] += t * x[j]; }
+    return d;
+}
+static void axpy_float(float *acc, float t, const float *x, long k) {
+    __m256 tt = _mm256_set1_ps(t);
+    long j = 0;
+    for (; j + 8 <= k; j += 8)
+        _mm256_storeu_ps(acc + j, _mm256_fmadd_ps(tt, _mm256_loadu_ps(x + j), _mm256_loadu_ps(acc + j)));
+    for (; j < k; j++) acc[j] += t * x[j];
+}
+static void axpy_double(double *acc, double t, const float *x, long k) {
+    __m256d tt = _mm256_set1_pd(t);
+    long j = 0;
+    for (; j + 4 <= k; j += 4)
+        _mm256_storeu_pd(acc + j, _mm256_fmadd_pd(tt, _mm256_cvtps_pd(_mm_loadu_ps(x + j)), _mm256_loadu_pd(acc + j)));
+    for (; j < k; j++) acc[j] += t * x[j];
+}
+#else
+static void sum_sumsq(const float *o, long n, double *sum, double *sumsq) {
+    float s[8] = {0}, q[8] = {0};
+    long j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int l = 0; l < 8; l++) { s[l] += o[j + l]; q[l] += o[j + l] * o[j + l]; }
+    double a = 0, b = 0;
+    for (int l = 0; l < 8; l++) { a += s[l]; b += q[l]; }
+    for (; j < n; j++) { a += o[j]; b += (double)o[j] * o[j]; }
+    *sum = a; *sumsq = b;
+}
+static double dot(const float *x, const float *v, long k) {
+    float d[8] = {0};
+    long j = 0;
+    for (; j + 8 <= k; j += 8)
+        for (int l = 0; l < 8; l++) d[l] += x[j + l] * v[j + l];
+    double a = 0;
+    for (int l = 0; l < 8; l++) a += d[l];
+    for (; j < k; j++) a += (double)x[j] * v[j];
+    return a;
+}
+static double dot_sum(const float *x, const float *v, long k, double *xsum) {
+    double s = 0;
+    for (long j = 0; j < k; j++) s += x[j];
+    *xsum = s;
+    return dot(x, v, k);
+}
+static double dot_axpy(const float *x, const float *v, long k, float t, float *acc) {
+    for (long j = 0; j < k; j++) acc[j] += t * x[j];
+    return dot(x, v, k);
+}
+static void axpy_float(float *acc, float t, const float *x, long k) {
+    for (long j = 0; j < k; j++) acc[j] += t * x[j];
+}
+static void axpy_double(double *acc, double t, const float *x, long k) {
+    for (long j = 0; j < k; j++) acc[j] += t * x[j];
+}
+#endif
+
+/* A row's residual against its rounding scale; anything not finite (a NaN or an overflowed
+   element anywhere in the row) is a fault. */
+static float row_ratio(double sum, double expect, double sumsq) {
+    double norm = sqrt(sumsq);
+    double r = fabs(sum - expect) / (norm > 1.1754943508222875e-38 ? norm : 1.1754943508222875e-38);
+    if (!(r <= 3.4e38) || !(norm <= 3.4e38)) return INFINITY;
+    return (float)r;
+}
+
+/* out (m x n) = a (m x k) @ b, both row-major and contiguous; v (k) = b's row sums.
+   Returns max over rows of |sum(out_i) - a_i . v| / ||out_i||_2. */
+float abft_rows(const float *out, const float *a, const float *v, long m, long n, long k, int threads) {
+    float worst = 0.0f;
+    #pragma omp parallel for num_threads(threads) schedule(static) reduction(max:worst)
+    for (long i = 0; i < m; i++) {
+        double sum, sumsq;
+        sum_sumsq(out + i * n, n, &sum, &sumsq);
+        float r = row_ratio(sum, dot(a + i * k, v, k), sumsq);
+        if (r > worst) worst = r;
+    }
+    return worst;
+}
+
+/* b's row sums from W (row-major, contiguous), in double: for b = W^T (forward, W n x k) the
+   column sums of W, for b = W (grad-input, W k x n) its row sums. NULL if out of memory. */
+static float *weight_sums(const float *w, long n, long k, int transposed) {
+    double *vd = calloc((size_t)k, sizeof(double));
+    float *v = malloc((size_t)k * sizeof(float));
+    if (vd && v) {
+        if (transposed) for (long c = 0; c < n; c++) axpy_double(vd, 1.0, w + c * k, k);
+        else for (long j = 0; j < k; j++) { double sq; sum_sumsq(w + j * n, n, vd + j, &sq); }
+        for (long j = 0; j < k; j++) v[j] = (float)vd[j];
+    } else { free(v); v = NULL; }
+    free(vd);
+    return v;
+}
+
+/* Forward, out (m x n) = a (m x k) @ W^T, W (n x k): the row check, and a's row sums into
+   `a_sums` (m floats, may be NULL): the grad-weight check of the same layer needs them, and
+   they cost nothing here, in the same pass over a. */
+float abft_forward(const float *out, const float *a, const float *w, long m, long n, long k, int threads, float *a_sums) {
+    float *v = weight_sums(w, n, k, 1);
+    if (!v) return INFINITY;
+    float worst = 0.0f;
+    #pragma omp parallel for num_threads(threads) schedule(static) reduction(max:worst)
+    for (long i = 0; i < m; i++) {
+        double sum, sumsq, asum;
+        sum_sumsq(out + i * n, n, &sum, &sumsq);
+        float r = row_ratio(sum, dot_sum(a + i * k, v, k, &asum), sumsq);
+        if (a_sums) a_sums[i] = (float)asum;
+        if (r > worst) worst = r;
+    }
+    free(v);
+    return worst;
+}
+
+/* Grad-input, out (m x n) = g (m x k) @ W, W (k x n): the row check; and, with the forward's
+   row sums `a_sums` of x (m floats), e[c] = sum_i a_sums[i] g[i][c] (k doubles): the expected
+   column sums of the grad-weight product x^T g, gathered in the same pass over g. */
+float abft_grad_input(const float *out, const float *g, const float *w, long m, long n, long k, int threads,
+                      const float *a_sums, double *e) {
+    float *v = weight_sums(w, n, k, 0);
+    if (!v) return INFINITY;
+    float worst = 0.0f;
+    int failed = 0;
+    if (e) for (long c = 0; c < k; c++) e[c] = 0.0;
+    #pragma omp parallel num_threads(threads)
+    {
+        float *block = e ? calloc((size_t)k, sizeof(float)) : NULL;
+        double *acc = e ? calloc((size_t)k, sizeof(double)) : NULL;
+        float mine = 0.0f;
+        if (e && (!block || !acc)) mine = INFINITY;
+        #pragma omp for schedule(static)
+        for (long i0 = 0; i0 < m; i0 += BLOCK) {
+            if (mine == INFINITY) continue;
+            long i1 = i0 + BLOCK < m ? i0 + BLOCK : m;
+            for (long i = i0; i < i1; i++) {
+                double sum, sumsq;
+                sum_sumsq(out + i * n, n, &sum, &sumsq);
+                double d = e ? dot_axpy(g + i * k, v, k, a_sums[i], block) : dot(g + i * k, v, k);
+                float r = row_ratio(sum, d, sumsq);
+                if (r > mine) mine = r;
+            }
+            if (e) for (long c = 0; c < k; c++) { acc[c] += block[c]; block[c] = 0.0f; }
+        }
+        #pragma omp critical
+        {
+            if (mine > worst) worst = mine;
+            if (e && acc) for (long c = 0; c < k; c++) e[c] += acc[c];
+            if (e && !acc) failed = 1;
+        }
+        free(block); free(acc);
+    }
+    free(v);
+    return failed ? INFINITY : worst;
+}
+
+/* Grad-weight, out (k x n) = x^T g, checked by columns against e (n doubles, from the
+   grad-input check): max over columns c of |sum_j out[j][c] - e[c]| / ||out[:, c]||. */
+float abft_grad_weight(const float *out, const double *e, long k, long n) {
+    double *sum = calloc((size_t)n, sizeof(double)), *sumsq = calloc((size_t)n, sizeof(double));
+    float worst = 0.0f;
+    if (!sum || !sumsq) worst = INFINITY;
+    else {
+        for (long j = 0; j < k; j++) {
+            const float *o = out + j * n;
+            for (long c = 0; c < n; c++) { sum[c] += o[c]; sumsq[c] += (double)o[c] * o[c]; }
+        }
+        for (long c = 0; c < n; c++) {
+            float r = row_ratio(sum[c], e[c], sumsq[c]);
+            if (r > worst) worst = r;
+        }
+    }
+    free(sum); free(sumsq);
+    return worst;
+}
+
+/* The integrity fingerprint (bits.word_sums) of `count` tensors of 32-bit words: each tensor's
+   words summed modulo 2^32 (unsigned arithmetic wraps by definition), one call for all of them,
+   where torch takes a dispatch and a slower integer reduction per tensor. */
+void word_sums32(const unsigned int *const *ptrs, const long *lens, long count, unsigned int *out) {
+    for (long t = 0; t < count; t++) {
+        const unsigned int *p = ptrs[t];
+        unsigned int acc[8] = {0};
+        long i = 0, n = lens[t];
+        for (; i + 8 <= n; i += 8)
+            for (int l = 0; l < 8; l++) acc[l] += p[i + l];
+        unsigned int s = 0;
+        for (int l = 0; l < 8; l++) s += acc[l];
+        for (; i < n; i++) s += p[i];
+        out[t] = s;
+    }
+}
+
+/* out (k x n) = x^T (k x m) @ g (m x n), x (m x k) and g (m x n) row-major and contiguous, out
+   contiguous. Row check of out: sum_c out[j][c] against sum_r x[r][j] * (sum_c g[r][c]), the
+   right side accumulated over the rows of x and g in one pass: in float over blocks of BLOCK
+   rows, each block's sums then added in double (per thread). The fallback when the layer's
+   grad-input was not checked first. */
+float abft_outer(const float *out, const float *x, const float *g, long m, long k, long n, int threads) {
+    double *expect = calloc((size_t)k, sizeof(double));
+    int failed = expect == NULL;
+    if (!failed) {
+        #pragma omp parallel num_threads(threads)
+        {
+            double *acc = calloc((size_t)k, sizeof(double));
+            float *block = calloc((size_t)k, sizeof(float));
+            #pragma omp for schedule(static)
+            for (long r0 = 0; r0 < m; r0 += BLOCK) {
+                if (!acc || !block) continue;
+                for (long j = 0; j < k; j++) block[j] = 0.0f;
+                for (long r = r0; r < r0 + BLOCK && r < m; r++) {
+                    double t, unused;
+                    sum_sumsq(g + r * n, n, &t, &unused);
+                    axpy_float(block, (float)t, x + r * k, k);
+                }
+                for (long j = 0; j < k; j++) acc[j] += block[j];
+            }
+            free(block);
+            #pragma omp critical
+            {
+                if (acc) for (long j = 0; j < k; j++) expect[j] += acc[j];
+                else failed = 1;
+            }
+            free(acc);
+        }
+    }
+    float worst = failed ? INFINITY : 0.0f;
+    for (long j = 0; j < k && !failed; j++) {
+        double sum, sumsq;
+        sum_sumsq(out + j * n, n, &sum, &sumsq);
+        float r = row_ratio(sum, expect[j], sumsq);
+        if (r > worst) worst = r;
+    }
+    free(expect);
+    return worst;
+}
+"""
+
+# -O3 vectorizes the fixed-width lane loops; no -ffast-math, which would let the compiler assume
+# that no NaN or infinity occurs, exactly what a check for corrupted values must see.
+FLAGS = ["-O3", "-march=native", "-fopenmp", "-shared", "-fPIC"]
+
+
+class Kernels:
+    def __init__(self, lib: ctypes.CDLL, path: Path):
+        self.path = path
+        fp, i64, i32 = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
+        self.rows = lib.abft_rows
+        self.rows.argtypes = [fp, fp, fp, i64, i64, i64, i32]
+        self.rows.restype = ctypes.c_float
+        dp = ctypes.c_void_p
+        self.forward = lib.abft_forward
+        self.forward.argtypes = [fp, fp, fp, i64, i64, i64, i32, dp]
+        self.forward.restype = ctypes.c_float
+        self.grad_input = lib.abft_grad_input
+        self.grad_input.argtypes = [fp, fp, fp, i64, i64, i64, i32, dp, dp]
+        self.grad_input.restype = ctypes.c_float
+        self.grad_weight = lib.abft_grad_weight
+        self.grad_weight.argtypes = [fp, fp, i64, i64]
+        self.grad_weight.restype = ctypes.c_float
+        self.word_sums32 = lib.word_sums32
+        self.word_sums32.argtypes = [fp, fp, i64, fp]
+        self.word_sums32.restype = None
+        self.outer = lib.abft_outer
+        self.outer.argtypes = [fp, fp, fp, i64, i64, i64, i32]
+        self.outer.restype = ctypes.c_float
+
+
+def _compiler() -> str | None:
+    cc = os.environ.get("CC") or "cc"
+    return shutil.which(cc)
+
+
+def _cpu_key() -> str:
+    from skyrack.train.hardware import cpu_info
+
+    info = cpu_info()
+    return f"{info.model}|{sorted(info.flags)}"
+
+
+def build(cache: Path, cc: str) -> Path:
+    """Compile SOURCE into `cache` (if not there yet) and return the library's path."""
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    key = hashlib.sha256("\n".join([SOURCE, " ".join(FLAGS), version, _cpu_key()]).encode()).hexdigest()[:16]
+    path = cache / f"abft-{key}.so"
+    if path.is_file():
+        return path
+    with tempfile.TemporaryDirectory(dir=cache) as tmp:
+        src = Path(tmp, "abft.c")
+        src.write_text(SOURCE)
+        out = Path(tmp, "abft.so")
+        done = subprocess.run(
+            [cc, *FLAGS, str(src), "-o", str(out), "-lm"], capture_output=True, text=True, timeout=120
+        )
+        if done.returncode != 0:
+            raise RuntimeError((done.stderr.strip().splitlines() or ["no output"])[-1])
+        os.replace(out, path)  # atomic: a concurrent first use finds the whole library or none
+    return path
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+@functools.cache
+def kernels(say=_say) -> Kernels | None:
+    """The compiled checks, or None (said once) when they cannot be built here."""
+    if os.environ.get("SKYRACK_ABFT_NATIVE", "1") == "0":
+        return None
+    cc = _compiler()
+    if cc is None:
+        say("abft: no C compiler found; the checks run on torch (slower on CPU)")
+        return None
+    from skyrack.sources.cache import cache_dir
+
+    try:
+        path = build(cache_dir("native"), cc)
+        return Kernels(ctypes.CDLL(str(path)), path)
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        say(f"abft: the C checks could not be built ({exc}); the checks run on torch (slower on CPU)")
+        return None
