@@ -35,24 +35,10 @@ def _products(m, k, n, seed=0):
     }
 
 
-def _worst(check, out, a, b, site="site", memo=None):
+def _worst(check, out, a, b):
     check.reset()
-    check(site, out, a, b, memo)
+    check("site", out, a, b)
     return check.worst()
-
-
-def _layer(check, products, bad_kind=None, index=0, delta=0.0):
-    """The three checks of one layer call in autograd's order, sharing one memo (the forward's row
-    sums of x feed the grad-weight check); `bad_kind`'s output has element `index` moved by `delta`.
-    Returns each product's worst ratio."""
-    memo, out = {}, {}
-    for kind in ("forward", "grad_input", "grad_weight"):
-        o, a, b = products[kind]
-        if kind == bad_kind:
-            o = o.clone()
-            o.view(-1)[index] += delta
-        out[kind] = _worst(check, o, a, b, f"layer.{kind}", memo)
-    return out
 
 
 # the cpu preset's shapes, and odd ones whose rows end past the last full vector; products with a
@@ -71,7 +57,7 @@ SHAPES = [
 def test_clean_products_pass_and_one_corrupted_element_is_caught_on_both_paths(kernels, m, k, n, long_enough):
     fast, reference = Abft(), Abft(native=False)
     assert fast.native is not None and reference.native is None
-    for kind, (out, a, b) in _products(m, k, n).items():  # each product on its own (no memo)
+    for kind, (out, a, b) in _products(m, k, n).items():
         clean = (_worst(fast, out, a, b), _worst(reference, out, a, b))
         assert max(clean) < ABFT_THRESHOLD or not long_enough, (kind, clean)
         for index in (0, out.numel() // 2, out.numel() - 1):  # first, middle and the tail past the lanes
@@ -82,23 +68,6 @@ def test_clean_products_pass_and_one_corrupted_element_is_caught_on_both_paths(k
             assert hit[0] == pytest.approx(hit[1], rel=0.05), (kind, index, hit)
 
 
-@pytest.mark.parametrize("m,k,n", [(1536, 128, 384), (300, 37, 41), (7, 19, 5)])
-def test_a_layers_checks_share_their_passes_and_still_catch_each_products_fault(kernels, m, k, n):
-    fast, reference = Abft(), Abft(native=False)
-    products = _products(m, k, n, seed=5)
-    clean = _layer(fast, products)
-    if m > 100:
-        assert max(clean.values()) < ABFT_THRESHOLD, clean
-    for kind, (out, _, _) in products.items():
-        for index in (0, out.numel() - 1):
-            delta = 1e-3 * float(out.norm()) / out.shape[0] ** 0.5 + 1e-3
-            hit = _layer(fast, products, kind, index, delta)
-            ref = _layer(reference, products, kind, index, delta)
-            assert hit[kind] > ABFT_THRESHOLD and ref[kind] > ABFT_THRESHOLD, (kind, index, hit, ref)
-            others = [v for name, v in hit.items() if name != kind]
-            assert others == [clean[name] for name in hit if name != kind]  # a fault stays where it is
-
-
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e20, -3e38])
 def test_non_finite_or_overflowing_elements_are_faults(kernels, value):
     fast = Abft()
@@ -107,8 +76,6 @@ def test_non_finite_or_overflowing_elements_are_faults(kernels, value):
         bad = out.clone()
         bad.view(-1)[7] = value
         assert _worst(fast, bad, a, b) > ABFT_THRESHOLD, (kind, value)
-        layer = _layer(fast, products, kind, 7, value)
-        assert layer[kind] > ABFT_THRESHOLD, (kind, value)
 
 
 def test_one_and_two_threads_agree(kernels):
@@ -119,9 +86,7 @@ def test_one_and_two_threads_agree(kernels):
         for threads in (1, 2):
             torch.set_num_threads(threads)
             products = _products(512, 96, 200, seed=3)
-            results.append(
-                [_worst(fast, *p) for p in products.values()] + list(_layer(fast, products).values())
-            )
+            results.append([_worst(fast, *p) for p in products.values()])
     finally:
         torch.set_num_threads(before)
     assert results[0] == pytest.approx(results[1], rel=1e-3)

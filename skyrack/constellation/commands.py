@@ -46,6 +46,12 @@ def register(sub) -> None:
     t.add_argument(
         "--dropout-every-round", action="store_true", help="one satellite sits out each round, in turn"
     )
+    t.add_argument(
+        "--faults", type=int, default=0, help="radiation faults to inject into the satellites' inner steps"
+    )
+    t.add_argument(
+        "--no-protect", action="store_true", help="no fault protection on the satellites (the damage)"
+    )
     t.add_argument("--data", help="training text (default: the complete works of Shakespeare)")
     t.add_argument("--start", help="UTC start (default: the profile's epoch)")
     t.add_argument("--port", type=int, default=0, help="the coordinator's port (default: a free one)")
@@ -80,6 +86,8 @@ def cmd_train(args) -> int:
         port=args.port,
         kill=args.kill,
         dropout_every_round=args.dropout_every_round,
+        faults=args.faults,
+        protect=not args.no_protect,
         outer_lr=args.outer_lr,
         outer_momentum=args.outer_momentum,
         nesterov=not args.no_nesterov,
@@ -112,6 +120,11 @@ def cmd_train(args) -> int:
             notes.append(f"restarted {s['restarts']}x")
         if s["heals"]:
             notes.append(f"healed {s['heals']}x from a peer")
+        if s["faults_injected"] or s["faults_detected"]:
+            notes.append(
+                f"{s['faults_injected']} faults injected, {s['faults_detected']} detected "
+                f"({s['recomputed_steps'] or 0} steps recomputed, {s['replayed_steps'] or 0} replayed)"
+            )
         if s["exit_code"]:
             notes.append(f"exit code {s['exit_code']}")
         say(f"  {s['name']}: " + ("; ".join(notes) if notes else "ok"))

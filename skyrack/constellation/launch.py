@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skyrack.constellation import outer, protocol
+from skyrack.constellation.protect import draw_faults
 from skyrack.constellation.schedule import Sky, plan_rounds
 from skyrack.errors import UserError
 from skyrack.orbit import constellation as geo
@@ -58,6 +59,8 @@ class Options:
     port: int = 0  # the coordinator's store; 0 picks a free one
     kill: str | None = None  # "SAT@ROUND": a radiation interrupt kills that satellite's process there
     dropout_every_round: bool = False
+    faults: int = 0  # radiation faults injected into the satellites' inner steps (protect.draw_faults)
+    protect: bool = True  # each satellite's fault protection (skyrack.constellation.protect)
     outer_lr: float = 0.7
     outer_momentum: float = 0.9
     nesterov: bool = True
@@ -122,6 +125,8 @@ def prepare(opts: Options, say=print) -> tuple[dict, Sky]:
         raise UserError(f"--satellites must be at least 2, got {opts.satellites}")
     if opts.algo not in ALGOS:
         raise UserError(f"--algo must be one of {', '.join(ALGOS)}, got {opts.algo!r}")
+    if opts.faults < 0:
+        raise UserError(f"--faults must be 0 or more, got {opts.faults}")
     if opts.inner_steps < 1:
         raise UserError(f"--inner-steps must be at least 1, got {opts.inner_steps}")
     if opts.quant not in outer.QUANT_BITS:
@@ -212,6 +217,10 @@ def prepare(opts: Options, say=print) -> tuple[dict, Sky]:
         "link_figures": geo.LINK_FIGURES,
         "kill": kill,
         "dropout_every_round": opts.dropout_every_round,
+        "protect": opts.protect,
+        "faults": draw_faults(
+            opts.faults, opts.satellites, len(plan), spr if opts.algo == "diloco" else 1, opts.seed
+        ),
         "timeout_s": opts.timeout_s,
         "rounds": [r.as_dict() for r in plan],
     }

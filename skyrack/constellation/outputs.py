@@ -77,6 +77,10 @@ def summarize(doc: dict, logs, results, exits, wall_s: float) -> dict:
                 "heal_bytes": final["heal_bytes"] if final else None,
                 "stale_at_end": final["stale"] if final else None,
                 "digest": final["digest"] if final else None,
+                "faults_injected": sum(r["kind"] == "fault" for r in rows),
+                "faults_detected": sum(r["kind"] == "fault_detected" for r in rows),
+                "recomputed_steps": final.get("recomputed_steps") if final else None,
+                "replayed_steps": final.get("replayed_steps") if final else None,
                 "heals": sum(r["kind"] == "heal" for r in rows),
                 "killed": [r["round"] for r in rows if r["kind"] == "killed"],
                 "restarts": sum(r["kind"] == "restart" for r in rows),
@@ -439,12 +443,15 @@ def report_html(summaries: list[dict], title: str) -> str:
         per = s["per_satellite"]
         parts.append(
             "<table><tr><th>satellite</th><th>exit</th><th>val loss</th><th>tokens</th><th>all-reduced</th>"
-            "<th>heals</th><th>killed in round</th><th>restarts</th></tr>"
+            "<th>heals</th><th>killed in round</th><th>restarts</th>"
+            "<th>faults injected / detected</th><th>steps recomputed / replayed</th></tr>"
             + "".join(
                 f"<tr><td>{escape(p['name'])}</td><td>{p['exit_code']}</td>"
                 f"<td>{_loss(p['final_val_loss'])}</td>"
                 f"<td>{p['tokens'] or 0:,}</td><td>{_bytes(p['bytes_allreduced'])}</td><td>{p['heals']}</td>"
-                f"<td>{', '.join(map(str, p['killed'])) or '-'}</td><td>{p['restarts']}</td></tr>"
+                f"<td>{', '.join(map(str, p['killed'])) or '-'}</td><td>{p['restarts']}</td>"
+                f"<td>{p['faults_injected']} / {p['faults_detected']}</td>"
+                f"<td>{p['recomputed_steps'] or 0} / {p['replayed_steps'] or 0}</td></tr>"
                 for p in per
             )
             + "</table>"

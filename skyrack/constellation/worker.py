@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from skyrack.constellation import outer, protocol
+from skyrack.constellation.protect import Protection
 from skyrack.train.config import ModelConfig, TrainConfig
 from skyrack.train.data import BatchSampler, build_dataset, eval_offsets, read_text_file
 from skyrack.train.model import GPT
@@ -78,6 +79,11 @@ class Satellite:
         self.store = protocol.connect(host, int(port), timeout_s=float(plan["timeout_s"]))
         self.member = protocol.Member(
             self.store, sat, inc, timeout_s=float(plan["timeout_s"]), address=(host, int(port))
+        )
+        self.protection = Protection(
+            self,
+            [f for f in plan.get("faults", []) if f["sat"] == sat],
+            enabled=bool(plan.get("protect", True)),
         )
         self.stale = inc > 0  # a restarted process has lost everything
         self.tokens = 0
@@ -205,18 +211,25 @@ class Satellite:
                     self.stale = True
                 self.log("absent", round=r, why="paused" if self.sat in rnd["paused"] else "dropped")
                 continue
-            if self.stale and not self.heal(r):
-                self.log("absent", round=r, why="healing")
-                continue
+            if self.stale:
+                if not self.heal(r):
+                    self.log("absent", round=r, why="healing")
+                    continue
+                self.protection.restart()
+            self.protection.begin_round(r)
             losses = []
             steps = self.spr if self.algo == "diloco" else 1
-            for i in range(steps):
+            update = self._update if self.algo == "diloco" else None
+
+            def set_lr(i, r=r):
                 self._set_lr(r * self.spr + i)
-                losses.append(self._grads())
-                if self.algo == "diloco":
-                    self._update()
+
+            for i in range(steps):
+                set_lr(i)
+                losses.append(self.protection.step(r, i, self._grads, update, set_lr))
                 if time.time() - self.member.last_beat > BEAT_S:
                     self.member.beat(r, state="computing", loss=losses[-1], tokens=self.tokens)
+            self.protection.before_sync(r, steps, self._grads, update, set_lr)
             self.last_loss = sum(losses) / len(losses)
             self.member.beat(r, state="syncing", loss=self.last_loss, tokens=self.tokens)
             msg = self.member.arrive(r)
@@ -234,6 +247,7 @@ class Satellite:
             if ok and msg["sync"] and msg["publish"] and msg["donor"] == self.sat:
                 self._publish(r)
             self.member.done(r, ok)
+            self.protection.end_round(r)
             self.bytes_sent += sent
             val = None
             last = r == self.rounds[-1]["index"]
@@ -262,6 +276,12 @@ class Satellite:
             bytes_total=self.bytes_sent,
             heal_bytes=self.heal_bytes,
             stale=self.stale,
+            protected=self.protection.enabled,
+            faults_injected=self.protection.injected,
+            faults_detected=self.protection.detected,
+            recomputed_steps=self.protection.recomputed,
+            replayed_steps=self.protection.replayed,
+            false_alarms=self.protection.false_alarms,
             digest=digest(self.shared_params()),
         )
 

@@ -68,33 +68,6 @@ static double dot(const float *x, const float *v, long k) {
     for (; j < k; j++) d += (double)x[j] * v[j];
     return d;
 }
-static double dot_sum(const float *x, const float *v, long k, double *xsum) {
-    __m256 d0 = _mm256_setzero_ps(), d1 = d0, s0 = d0, s1 = d0;
-    long j = 0;
-    for (; j + 16 <= k; j += 16) {
-        __m256 a = _mm256_loadu_ps(x + j), b = _mm256_loadu_ps(x + j + 8);
-        d0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(v + j), d0);
-        d1 = _mm256_fmadd_ps(b, _mm256_loadu_ps(v + j + 8), d1);
-        s0 = _mm256_add_ps(s0, a); s1 = _mm256_add_ps(s1, b);
-    }
-    double d = hsum(_mm256_add_ps(d0, d1)), s = hsum(_mm256_add_ps(s0, s1));
-    for (; j < k; j++) { d += (double)x[j] * v[j]; s += x[j]; }
-    *xsum = s;
-    return d;
-}
-/* dot(x, v), and acc += t * x, in one pass over x */
-static double dot_axpy(const float *x, const float *v, long k, float t, float *acc) {
-    __m256 d0 = _mm256_setzero_ps(), tt = _mm256_set1_ps(t);
-    long j = 0;
-    for (; j + 8 <= k; j += 8) {
-        __m256 a = _mm256_loadu_ps(x + j);
-        d0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(v + j), d0);
-        _mm256_storeu_ps(acc + j, _mm256_fmadd_ps(tt, a, _mm256_loadu_ps(acc + j)));
-    }
-    double d = hsum(d0);
-    for (; j < k; j++) { d += (double)x[j] * v[j]; acc[j] += t * x[j]; }
-    return d;
-}
 static void axpy_float(float *acc, float t, const float *x, long k) {
     __m256 tt = _mm256_set1_ps(t);
     long j = 0;
@@ -129,16 +102,6 @@ static double dot(const float *x, const float *v, long k) {
     for (int l = 0; l < 8; l++) a += d[l];
     for (; j < k; j++) a += (double)x[j] * v[j];
     return a;
-}
-static double dot_sum(const float *x, const float *v, long k, double *xsum) {
-    double s = 0;
-    for (long j = 0; j < k; j++) s += x[j];
-    *xsum = s;
-    return dot(x, v, k);
-}
-static double dot_axpy(const float *x, const float *v, long k, float t, float *acc) {
-    for (long j = 0; j < k; j++) acc[j] += t * x[j];
-    return dot(x, v, k);
 }
 static void axpy_float(float *acc, float t, const float *x, long k) {
     for (long j = 0; j < k; j++) acc[j] += t * x[j];
@@ -185,83 +148,13 @@ static float *weight_sums(const float *w, long n, long k, int transposed) {
     return v;
 }
 
-/* Forward, out (m x n) = a (m x k) @ W^T, W (n x k): the row check, and a's row sums into
-   `a_sums` (m floats, may be NULL): the grad-weight check of the same layer needs them, and
-   they cost nothing here, in the same pass over a. */
-float abft_forward(const float *out, const float *a, const float *w, long m, long n, long k, int threads, float *a_sums) {
-    float *v = weight_sums(w, n, k, 1);
+/* The row check of a linear layer's forward (out = a @ W^T, W n x k; `transposed`) or grad-input
+   (out = a @ W, W k x n) product, b's row sums computed here from W. */
+float abft_rows_w(const float *out, const float *a, const float *w, long m, long n, long k, int transposed, int threads) {
+    float *v = weight_sums(w, n, k, transposed);
     if (!v) return INFINITY;
-    float worst = 0.0f;
-    #pragma omp parallel for num_threads(threads) schedule(static) reduction(max:worst)
-    for (long i = 0; i < m; i++) {
-        double sum, sumsq, asum;
-        sum_sumsq(out + i * n, n, &sum, &sumsq);
-        float r = row_ratio(sum, dot_sum(a + i * k, v, k, &asum), sumsq);
-        if (a_sums) a_sums[i] = (float)asum;
-        if (r > worst) worst = r;
-    }
+    float worst = abft_rows(out, a, v, m, n, k, threads);
     free(v);
-    return worst;
-}
-
-/* Grad-input, out (m x n) = g (m x k) @ W, W (k x n): the row check; and, with the forward's
-   row sums `a_sums` of x (m floats), e[c] = sum_i a_sums[i] g[i][c] (k doubles): the expected
-   column sums of the grad-weight product x^T g, gathered in the same pass over g. */
-float abft_grad_input(const float *out, const float *g, const float *w, long m, long n, long k, int threads,
-                      const float *a_sums, double *e) {
-    float *v = weight_sums(w, n, k, 0);
-    if (!v) return INFINITY;
-    float worst = 0.0f;
-    int failed = 0;
-    if (e) for (long c = 0; c < k; c++) e[c] = 0.0;
-    #pragma omp parallel num_threads(threads)
-    {
-        float *block = e ? calloc((size_t)k, sizeof(float)) : NULL;
-        double *acc = e ? calloc((size_t)k, sizeof(double)) : NULL;
-        float mine = 0.0f;
-        if (e && (!block || !acc)) mine = INFINITY;
-        #pragma omp for schedule(static)
-        for (long i0 = 0; i0 < m; i0 += BLOCK) {
-            if (mine == INFINITY) continue;
-            long i1 = i0 + BLOCK < m ? i0 + BLOCK : m;
-            for (long i = i0; i < i1; i++) {
-                double sum, sumsq;
-                sum_sumsq(out + i * n, n, &sum, &sumsq);
-                double d = e ? dot_axpy(g + i * k, v, k, a_sums[i], block) : dot(g + i * k, v, k);
-                float r = row_ratio(sum, d, sumsq);
-                if (r > mine) mine = r;
-            }
-            if (e) for (long c = 0; c < k; c++) { acc[c] += block[c]; block[c] = 0.0f; }
-        }
-        #pragma omp critical
-        {
-            if (mine > worst) worst = mine;
-            if (e && acc) for (long c = 0; c < k; c++) e[c] += acc[c];
-            if (e && !acc) failed = 1;
-        }
-        free(block); free(acc);
-    }
-    free(v);
-    return failed ? INFINITY : worst;
-}
-
-/* Grad-weight, out (k x n) = x^T g, checked by columns against e (n doubles, from the
-   grad-input check): max over columns c of |sum_j out[j][c] - e[c]| / ||out[:, c]||. */
-float abft_grad_weight(const float *out, const double *e, long k, long n) {
-    double *sum = calloc((size_t)n, sizeof(double)), *sumsq = calloc((size_t)n, sizeof(double));
-    float worst = 0.0f;
-    if (!sum || !sumsq) worst = INFINITY;
-    else {
-        for (long j = 0; j < k; j++) {
-            const float *o = out + j * n;
-            for (long c = 0; c < n; c++) { sum[c] += o[c]; sumsq[c] += (double)o[c] * o[c]; }
-        }
-        for (long c = 0; c < n; c++) {
-            float r = row_ratio(sum[c], e[c], sumsq[c]);
-            if (r > worst) worst = r;
-        }
-    }
-    free(sum); free(sumsq);
     return worst;
 }
 
@@ -339,16 +232,9 @@ class Kernels:
         self.rows = lib.abft_rows
         self.rows.argtypes = [fp, fp, fp, i64, i64, i64, i32]
         self.rows.restype = ctypes.c_float
-        dp = ctypes.c_void_p
-        self.forward = lib.abft_forward
-        self.forward.argtypes = [fp, fp, fp, i64, i64, i64, i32, dp]
-        self.forward.restype = ctypes.c_float
-        self.grad_input = lib.abft_grad_input
-        self.grad_input.argtypes = [fp, fp, fp, i64, i64, i64, i32, dp, dp]
-        self.grad_input.restype = ctypes.c_float
-        self.grad_weight = lib.abft_grad_weight
-        self.grad_weight.argtypes = [fp, fp, i64, i64]
-        self.grad_weight.restype = ctypes.c_float
+        self.rows_w = lib.abft_rows_w
+        self.rows_w.argtypes = [fp, fp, fp, i64, i64, i64, i32, i32]
+        self.rows_w.restype = ctypes.c_float
         self.word_sums32 = lib.word_sums32
         self.word_sums32.argtypes = [fp, fp, i64, fp]
         self.word_sums32.restype = None
