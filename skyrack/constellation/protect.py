@@ -24,8 +24,8 @@ import random
 import torch
 
 from skyrack.faults.bits import flip_bits, word_sums
-from skyrack.faults.gemm import GemmSites
-from skyrack.faults.guard import ABFT_THRESHOLD
+from skyrack.faults.gemm import Abft, GemmSites
+from skyrack.faults.guard import ABFT_THRESHOLD, state_tensors
 
 KINDS = ("compute", "memory")
 MAX_TRIES = 3  # recomputations of one step before it is taken as it is
@@ -58,13 +58,9 @@ class Protection:
     def __init__(self, sat, faults: list[dict], enabled: bool = True):
         self.sat, self.enabled = sat, enabled
         self.sites = GemmSites.for_model(sat.model)
-        if enabled:
-            from skyrack.faults.gemm import Abft
-
-            self.abft = Abft(ABFT_THRESHOLD)
+        self.abft = Abft(ABFT_THRESHOLD) if enabled else None
+        if self.abft is not None:
             self.sites.check = self.abft
-        else:
-            self.abft = None
         self.pending = {(f["round"], f["step"], f["kind"]): f for f in faults}
         self.injected = self.detected = self.recomputed = self.replayed = self.false_alarms = 0
         self._fp: bytes | None = None
@@ -73,15 +69,10 @@ class Protection:
 
     # -- state ----------------------------------------------------------------------------------
     def _tensors(self) -> list[torch.Tensor]:
-        s = self.sat
-        out = [p.data for p in s.params]
-        for opt in s.optimizers:
-            for group in opt.param_groups:
-                for p in group["params"]:
-                    st = opt.state.get(p, {})
-                    out.extend(v for _, v in sorted(st.items()) if torch.is_tensor(v) and v.ndim > 0)
-        if s.dl is not None:
-            out.extend(s.dl.state_tensors())
+        """The one-satellite guard's state (parameters, optimizer moments) and DiLoCo's."""
+        out = state_tensors(self.sat)
+        if self.sat.dl is not None:
+            out.extend(self.sat.dl.state_tensors())
         return out
 
     def fingerprint(self) -> bytes:

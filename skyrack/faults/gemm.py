@@ -30,8 +30,8 @@ the products' outputs and operands once, mostly from beyond the L2 cache. Checki
 product by its columns instead, from sums the forward and grad-input checks could gather in their
 own passes, would save its pass over x and g; but a column of x^T g sums terms that cancel
 (gradients), its rounding is then far above u sqrt(m k) times the column's norm, and in DiLoCo's
-rounds on the tiny model 30 of 60 steps were false alarms (the row check: 0 in C, 3 on torch). Fusing the
-checksum into the GEMM itself (a @ [b, b 1]) would save the pass over `a`, but the output is then
+rounds on the tiny model 30 of 60 steps were false alarms (the row check: 0 in C, 3 on torch).
+Fusing the checksum into the GEMM itself (a @ [b, b 1]) would save the pass over `a`, but the output is then
 a strided view, and the layers after it, computing on that layout, parted from an unprotected run
 in the last bits; computing the products in row blocks that stay in cache while checked keeps the
 bits but costs the GEMMs more (4-11 % at 256 rows) than it saves.

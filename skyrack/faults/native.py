@@ -6,8 +6,9 @@ row sums, its row norms, a @ (b's row sums), and the operations between them. Ea
 operand from memory again, and on a small CPU model those passes cost as much as a tenth of the
 GEMMs they check. Here one loop reads each row of `out` and of `a` once and keeps only the worst
 ratio; the grad-weight product (out = x^T g, a transposed operand) is checked in one pass over the
-rows of x and g. The arithmetic is the same as `gemm.Abft`'s torch path (fp32 sums, the same
-rounding scale), and the torch path stays for CUDA, other dtypes and strided operands.
+rows of x and g. The check is `gemm.Abft`'s torch one (the same row sums and rounding scale; the
+sums kept in float lanes and combined in double), and the torch path stays for CUDA, other dtypes
+and strided operands.
 
 The source is compiled with the system C compiler (`cc`, or `$CC`) for this CPU (-march=native),
 with OpenMP so that it splits rows across the threads torch computes with (torch's own libgomp,
@@ -178,8 +179,7 @@ void word_sums32(const unsigned int *const *ptrs, const long *lens, long count, 
 /* out (k x n) = x^T (k x m) @ g (m x n), x (m x k) and g (m x n) row-major and contiguous, out
    contiguous. Row check of out: sum_c out[j][c] against sum_r x[r][j] * (sum_c g[r][c]), the
    right side accumulated over the rows of x and g in one pass: in float over blocks of BLOCK
-   rows, each block's sums then added in double (per thread). The fallback when the layer's
-   grad-input was not checked first. */
+   rows, each block's sums then added in double (per thread). */
 float abft_outer(const float *out, const float *x, const float *g, long m, long k, long n, int threads) {
     double *expect = calloc((size_t)k, sizeof(double));
     int failed = expect == NULL;
@@ -199,10 +199,11 @@ float abft_outer(const float *out, const float *x, const float *g, long m, long 
                 }
                 for (long j = 0; j < k; j++) acc[j] += block[j];
             }
+            int missing = !acc || !block;
             free(block);
             #pragma omp critical
             {
-                if (acc) for (long j = 0; j < k; j++) expect[j] += acc[j];
+                if (!missing) for (long j = 0; j < k; j++) expect[j] += acc[j];
                 else failed = 1;
             }
             free(acc);
