@@ -30,6 +30,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys, corpus):
     assert "--inner-steps" in _bad(capsys, "--inner-steps", "0")
     assert "never joins" in _bad(capsys, "--formation", "walker", "--satellites", "2", "--data", corpus)
     assert "divide" in _bad(capsys, "--inner-steps", "10", "--fragments", "3")
+    assert "--stress" in _bad(capsys, "--stress", "-1")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -78,6 +79,10 @@ def test_a_run_trains_counts_its_bytes_and_heals_a_killed_satellite(tmp_path, co
     # the killed one came back, healed from its peer, and holds the same model at the end
     assert b["killed"] == [1] and b["restarts"] == 1 and b["heals"] == 1 and b["exit_code"] == 0
     assert a["digest"] == b["digest"] and s["models_agree"]
+    # the heal's state went over the links too: two synced rounds of two all-reduced, plus it
+    assert b["heal_bytes"] > s["parameters"] * 4 and s["heal_bytes_total"] == b["heal_bytes"]
+    assert s["link_bytes_total"] == 2 * (2 * s["parameters"] * 4) + b["heal_bytes"]
+    assert s["bytes_per_satellite"] == b["bytes_allreduced"] + b["heal_bytes"]
     # the loss fell
     first_train = s["curves"]["train_loss"][0]
     assert s["final_val_loss"] < first_train - 0.5
@@ -144,3 +149,37 @@ def test_each_satellite_recovers_its_own_faults_to_the_bit(tmp_path, corpus):
     assert sum(p["replayed_steps"] for p in hit["per_satellite"]) > 0  # memory upsets went back and replayed
     assert sum(p["recomputed_steps"] for p in hit["per_satellite"]) > 0  # compute faults recomputed
     assert sum(p["faults_detected"] for p in bare["per_satellite"]) == 0
+
+
+def test_radiation_faults_come_from_each_satellites_own_upset_rate(corpus):
+    from skyrack.constellation.protect import radiation_faults
+
+    doc, sky = prepare(
+        Options(satellites=3, inner_steps=10, steps=200, data=corpus, stress=2e4), say=lambda m: None
+    )
+    faults = doc["faults"]
+    assert faults and len({f["id"] for f in faults}) == len(faults)
+    for f in faults:  # each where its satellite trains, at one of the round's inner steps
+        assert f["sat"] in doc["rounds"][f["round"]]["participants"] and 0 <= f["step"] < 10
+    assert (
+        prepare(Options(satellites=3, inner_steps=10, steps=200, data=corpus), say=lambda m: None)[0][
+            "faults"
+        ]
+        == []
+    )
+    # the exposure integrates the satellite's rate over the ticks a span overlaps
+    t0 = sky.start_t + 3.5 * sky.tick_s
+    t1, t2 = t0 + 2.25 * sky.tick_s, t0 + 7.5 * sky.tick_s
+    assert sky.upsets(1, t0, t2) == pytest.approx(sky.upsets(1, t0, t1) + sky.upsets(1, t1, t2))
+    k = sky.tick_of(t0)
+    tick = sky.start_t + k * sky.tick_s
+    assert sky.upsets(1, tick, tick + sky.tick_s) == pytest.approx(
+        sky.tracks[1].frames[k]["radiation.upset_rate"] * sky.tick_s
+    )
+    # Poisson counts of mean exposure x stress, per satellite and round
+    exposures = [[0.0, 0.5, 2.0]] * 400
+    drawn = radiation_faults(exposures, 1.0, 7, seed=3)
+    per_sat = [sum(f["sat"] == s for f in drawn) for s in range(3)]
+    assert per_sat[0] == 0 and abs(per_sat[1] - 200) < 5 * 200**0.5 and abs(per_sat[2] - 800) < 5 * 800**0.5
+    assert drawn == radiation_faults(exposures, 1.0, 7, seed=3)
+    assert {f["kind"] for f in drawn} == {"compute", "memory"} and all(0 <= f["step"] < 7 for f in drawn)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from skyrack.faults import native
-from skyrack.faults.gemm import Abft
+from skyrack.faults.gemm import Abft, GemmSites
 from skyrack.faults.guard import ABFT_THRESHOLD
 
 
@@ -153,3 +153,49 @@ def test_the_compiled_fingerprint_gives_the_torch_bytes_and_sees_every_flip(kern
         assert bits.word_sums(tensors) == fast
     strided = torch.randn(10, 10)[:, ::2]
     assert bits._native_word_sums([strided]) is None  # a strided view takes the torch path
+
+
+def _layer_worst(check, m, k, n, corrupt=None, backward=True):
+    """One bias-free linear layer routed through GemmSites and `check`: forward (and backward) on
+    random data, one element of the product `corrupt` ("forward", "grad_input", "grad_weight")
+    off by a small relative amount; the step's worst ratio."""
+    g = torch.Generator().manual_seed(5)
+    layer = torch.nn.Sequential(torch.nn.Linear(k, n, bias=False))
+    with torch.no_grad():
+        layer[0].weight.copy_(torch.randn(n, k, generator=g) * k**-0.5)
+    sites = GemmSites.for_model(layer)
+
+    def tamper(site, out, a, b):
+        if site == f"0.{corrupt}":
+            out.view(-1)[out.numel() // 3] += 1e-3 * out.norm() / out.shape[0] ** 0.5 + 1e-3
+
+    sites.check, sites.tamper = check, tamper
+    check.reset()
+    x = torch.randn(m, k, generator=g, requires_grad=True)
+    y = layer(x)
+    pending = len(getattr(check, "_pending", ()))
+    if backward:
+        (y * torch.randn(m, n, generator=g)).sum().backward()
+    return check.worst(), pending
+
+
+@pytest.mark.parametrize("m,k,n", [(1536, 128, 384), (1536, 512, 128), (300, 37, 41)])
+def test_a_layers_products_checked_together_in_its_backward_agree_with_torch(kernels, m, k, n):
+    fast, reference = Abft(), Abft(native=False)
+    clean, pending = _layer_worst(fast, m, k, n)
+    assert pending == 1  # the forward's check waited for the backward
+    assert clean < ABFT_THRESHOLD and not fast._pending and not fast._ratios  # all three in C
+    for kind in ("forward", "grad_input", "grad_weight"):
+        hit = _layer_worst(fast, m, k, n, kind)[0], _layer_worst(reference, m, k, n, kind)[0]
+        assert min(hit) > ABFT_THRESHOLD, (kind, hit)
+        assert hit[0] == pytest.approx(hit[1], rel=0.05), (kind, hit)
+
+
+def test_a_forward_whose_backward_never_comes_is_still_checked(kernels):
+    fast = Abft()
+    assert _layer_worst(fast, 300, 37, 41, backward=False)[0] < ABFT_THRESHOLD
+    worst, pending = _layer_worst(fast, 300, 37, 41, "forward", backward=False)
+    assert pending == 1 and worst > ABFT_THRESHOLD  # worst() finished the waiting check
+    with torch.no_grad():  # evaluation: nothing waits, the forward is checked at once
+        worst, pending = _layer_worst(fast, 300, 37, 41, "forward", backward=False)
+    assert pending == 0 and worst > ABFT_THRESHOLD

@@ -47,7 +47,14 @@ def register(sub) -> None:
         "--dropout-every-round", action="store_true", help="one satellite sits out each round, in turn"
     )
     t.add_argument(
-        "--faults", type=int, default=0, help="radiation faults to inject into the satellites' inner steps"
+        "--faults", type=int, default=0, help="faults to inject at random into the satellites' inner steps"
+    )
+    t.add_argument(
+        "--stress",
+        type=float,
+        default=10.0,
+        help="radiation faults at each satellite's own upset rate (its orbit, the SAA) times this "
+        "(default 10, as a mission flies; 0: none)",
     )
     t.add_argument(
         "--no-protect", action="store_true", help="no fault protection on the satellites (the damage)"
@@ -87,6 +94,7 @@ def cmd_train(args) -> int:
         kill=args.kill,
         dropout_every_round=args.dropout_every_round,
         faults=args.faults,
+        stress=args.stress,
         protect=not args.no_protect,
         outer_lr=args.outer_lr,
         outer_momentum=args.outer_momentum,
@@ -108,8 +116,10 @@ def cmd_train(args) -> int:
     say(
         (f"final validation loss {val:.4f}" if val is not None else "no satellite finished training")
         + f" after {summary['tokens']:,} tokens; "
-        f"{summary['syncs']}/{summary['rounds_planned']} syncs, {summary['bytes_per_satellite']:,} bytes "
-        f"all-reduced per satellite, {summary['link_bytes_total']:,.0f} over the links; "
+        f"{summary['syncs']}/{summary['rounds_planned']} syncs, at most {summary['bytes_per_satellite']:,} "
+        f"bytes per satellite, {summary['link_bytes_total']:,.0f} over the links"
+        + (f" ({summary['heal_bytes_total']:,} of them in heals)" if summary["heal_bytes_total"] else "")
+        + "; "
         f"{summary['simulated_s'] / 3600:.2f} simulated hours ({summary['wall_s']:.0f} s here)"
     )
     for s in summary["per_satellite"]:
@@ -122,7 +132,8 @@ def cmd_train(args) -> int:
             notes.append(f"healed {s['heals']}x from a peer")
         if s["faults_injected"] or s["faults_detected"]:
             notes.append(
-                f"{s['faults_injected']} faults injected, {s['faults_detected']} detected "
+                f"{s['faults_injected']} fault{'s' if s['faults_injected'] != 1 else ''} injected, "
+                f"{s['faults_detected']} detected "
                 f"({s['recomputed_steps'] or 0} steps recomputed, {s['replayed_steps'] or 0} replayed)"
             )
         if s["exit_code"]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from skyrack.constellation import outer, protocol
-from skyrack.constellation.protect import draw_faults
+from skyrack.constellation.protect import draw_faults, radiation_faults
 from skyrack.constellation.schedule import Sky, plan_rounds
 from skyrack.errors import UserError
 from skyrack.orbit import constellation as geo
@@ -59,7 +59,8 @@ class Options:
     port: int = 0  # the coordinator's store; 0 picks a free one
     kill: str | None = None  # "SAT@ROUND": a radiation interrupt kills that satellite's process there
     dropout_every_round: bool = False
-    faults: int = 0  # radiation faults injected into the satellites' inner steps (protect.draw_faults)
+    faults: int = 0  # faults spread at random over the satellites' inner steps (protect.draw_faults)
+    stress: float = 0.0  # faults at each satellite's own upset rate times this (protect.radiation_faults)
     protect: bool = True  # each satellite's fault protection (skyrack.constellation.protect)
     outer_lr: float = 0.7
     outer_momentum: float = 0.9
@@ -127,6 +128,8 @@ def prepare(opts: Options, say=print) -> tuple[dict, Sky]:
         raise UserError(f"--algo must be one of {', '.join(ALGOS)}, got {opts.algo!r}")
     if opts.faults < 0:
         raise UserError(f"--faults must be 0 or more, got {opts.faults}")
+    if not opts.stress >= 0 or math.isinf(opts.stress):
+        raise UserError(f"--stress must be a finite number, 0 or more, got {opts.stress}")
     if opts.inner_steps < 1:
         raise UserError(f"--inner-steps must be at least 1, got {opts.inner_steps}")
     if opts.quant not in outer.QUANT_BITS:
@@ -218,13 +221,40 @@ def prepare(opts: Options, say=print) -> tuple[dict, Sky]:
         "kill": kill,
         "dropout_every_round": opts.dropout_every_round,
         "protect": opts.protect,
-        "faults": draw_faults(
-            opts.faults, opts.satellites, len(plan), spr if opts.algo == "diloco" else 1, opts.seed
+        "stress": opts.stress,
+        "faults": draw_faults(opts.faults, opts.satellites, len(plan), spr, opts.seed)
+        + radiation_faults(
+            _exposures(sky, plan, params, train_cfg, opts) if opts.stress else [],
+            opts.stress,
+            spr,
+            opts.seed,
+            opts.faults,
         ),
         "timeout_s": opts.timeout_s,
         "rounds": [r.as_dict() for r in plan],
     }
     return doc, sky
+
+
+def _exposures(sky: Sky, plan, params, train_cfg, opts: Options) -> list[list[float]]:
+    """Expected upsets at the profile's rate in each satellite's training state over each round
+    it takes part in: its whole GPU memory's (`Sky.upsets`) times the share the state occupies.
+    The state: the parameters, the inner optimizer's moments (AdamW two; Muon one for the
+    matrices, counted as one for all) and, for DiLoCo, the global copy and the outer momentum;
+    float32 words."""
+    words_per_parameter = (
+        1 + (2 if train_cfg.optimizer == "adamw" else 1) + (2 if opts.algo == "diloco" else 0)
+    )
+    state_bits = 32.0 * words_per_parameter * sum(p.numel() for p in params)
+    return [
+        [
+            sky.upsets(s, r.start_t, r.end_t) * state_bits / sky.tracks[s].craft.spec.gpu_bits
+            if s in r.participants
+            else 0.0
+            for s in range(sky.n)
+        ]
+        for r in plan
+    ]
 
 
 def _free_port() -> int:

@@ -94,6 +94,7 @@ def summarize(doc: dict, logs, results, exits, wall_s: float) -> dict:
         m = len(res["members"])
         if res["synced"] and m > 1:
             link_bytes += 2.0 * (m - 1) * doc["payload_bytes"][r["fragment"] % len(doc["payload_bytes"])]
+    heal_bytes = sum(s["heal_bytes"] or 0 for s in sats)  # each heal: a peer's state over the links
     digests = {s["digest"] for s in sats if s["digest"] and not s["stale_at_end"]}
     c = curves(doc, logs)
     vals = [s["final_val_loss"] for s in sats if s["final_val_loss"] is not None]
@@ -114,8 +115,11 @@ def summarize(doc: dict, logs, results, exits, wall_s: float) -> dict:
         "syncs": len(synced),
         "final_val_loss": min(vals) if vals else None,
         "tokens": c["tokens"][-1] if c["tokens"] else 0,
-        "bytes_per_satellite": max((s["bytes_allreduced"] or 0) for s in sats),
-        "link_bytes_total": link_bytes,
+        # what one satellite put through its terminals at most: its all-reduce share and the
+        # states it received when it healed
+        "bytes_per_satellite": max((s["bytes_allreduced"] or 0) + (s["heal_bytes"] or 0) for s in sats),
+        "heal_bytes_total": heal_bytes,
+        "link_bytes_total": link_bytes + heal_bytes,
         "simulated_s": rounds[-1]["end_t"] - doc["start_t"] if rounds else 0.0,
         "sync_wait_s": sum(r["wait_s"] for r in rounds),
         "wall_s": wall_s,

@@ -9,7 +9,9 @@ replayed; on CPU both are bitwise, so a protected satellite ends a round with th
 have had without the fault. The copy is taken, and fingerprinted, when a round's sync is done (and
 after a heal), so an upset between rounds goes back to it too.
 
-Faults (`plan["faults"]`, drawn by the launcher from the run's seed, each fired once):
+Faults (`plan["faults"]`, drawn by the launcher from the run's seed, each fired once: at each
+satellite's own upset rate along its orbit times a stress factor, and/or a given number spread at
+random):
   * compute - one element of one GEMM output in one inner step gets a high bit flipped (the first
     execution of that step only: a recomputation runs clean, as after a one-off upset);
   * memory  - one bit of one parameter element flipped after one inner step's update.
@@ -31,23 +33,57 @@ KINDS = ("compute", "memory")
 MAX_TRIES = 3  # recomputations of one step before it is taken as it is
 
 
+def _fault(i: int, kind: str, sat: int, rnd: int, step: int, rng: random.Random) -> dict:
+    return {
+        "id": i,
+        "kind": kind,
+        "sat": sat,
+        "round": rnd,
+        "step": step,
+        "pick": rng.random(),  # which GEMM site, or which parameter
+        "element": rng.randrange(1 << 30),
+        "bit": rng.choice((27, 28, 29, 30, 22, 21)),  # exponent and high mantissa bits
+    }
+
+
 def draw_faults(n: int, satellites: int, rounds: int, steps_per_round: int, seed: int) -> list[dict]:
     """`n` faults over the satellites, rounds and inner steps, kinds alternating."""
     rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        out.append(
-            {
-                "id": i,
-                "kind": KINDS[i % len(KINDS)],
-                "sat": rng.randrange(satellites),
-                "round": rng.randrange(rounds),
-                "step": rng.randrange(steps_per_round),
-                "pick": rng.random(),  # which GEMM site, or which parameter
-                "element": rng.randrange(1 << 30),
-                "bit": rng.choice((27, 28, 29, 30, 22, 21)),  # exponent and high mantissa bits
-            }
+    return [
+        _fault(
+            i,
+            KINDS[i % len(KINDS)],
+            rng.randrange(satellites),
+            rng.randrange(rounds),
+            rng.randrange(steps_per_round),
+            rng,
         )
+        for i in range(n)
+    ]
+
+
+def radiation_faults(
+    exposures: list[list[float]], stress: float, steps_per_round: int, seed: int, first_id: int = 0
+) -> list[dict]:
+    """Faults drawn from each satellite's own radiation, as a mission draws them
+    (`skyrack.bus.radiation.upsets_per_step`): `exposures[r][s]` is the expected number of
+    upsets in satellite s's training state over round r at the profile's rate (0 where it is not
+    in the round); each is a Poisson count of mean exposure x `stress`, each upset at a random
+    inner step of the round, compute or memory at even odds."""
+    rng = random.Random(seed ^ 0x5EED)
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for r, row in enumerate(exposures):
+        for sat, expected in enumerate(row):
+            mean = expected * stress
+            count = (
+                int(torch.poisson(torch.tensor([mean], dtype=torch.float64), generator=gen))
+                if mean > 0
+                else 0
+            )
+            for _ in range(count):
+                kind = KINDS[rng.randrange(len(KINDS))]
+                out.append(_fault(first_id + len(out), kind, sat, r, rng.randrange(steps_per_round), rng))
     return out
 
 

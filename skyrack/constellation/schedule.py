@@ -164,6 +164,18 @@ class Sky:
         hops = list(zip(members, members[1:] + members[:1]))
         return float(min(rate[i, j] for i, j in hops))
 
+    def upsets(self, sat: int, t0: float, t1: float) -> float:
+        """Expected upsets in satellite `sat`'s whole GPU memory from t0 to t1: its upset rate
+        along its own orbit (the SAA included), tick by tick."""
+        track, total = self.tracks[sat], 0.0
+        track.extend_to(self.tick_of(t1))
+        for k in range(self.tick_of(t0), self.tick_of(t1) + 1):
+            tick_start = self.start_t + k * self.tick_s
+            overlap = min(t1, tick_start + self.tick_s) - max(t0, tick_start)
+            if overlap > 0:
+                total += track.frames[k]["radiation.upset_rate"] * overlap
+        return total
+
     def finish_time(self, sat: int, t: float, work_s: float) -> float | None:
         """When `sat`, starting at t, has done `work_s` of full-power compute; None if its governor
         pauses it first."""

@@ -5,10 +5,12 @@ Most of a transformer's arithmetic is in its linear layers: one GEMM forward (y 
 two backward (grad_x = grad_y W, grad_W = grad_y^T x). A GPU silent data corruption is a wrong
 element in the output of such a kernel. `GemmSites.install(model)` routes every `nn.Linear` of
 the model through one autograd function that computes the same products as `F.linear` (the
-same `mm` calls autograd makes, so the results are bitwise identical) and, after each one,
+same `mm` calls autograd makes, so the results are bitwise identical) and
 
-  * lets the injector corrupt the output (`sites.tamper(site, out, a, b)`, out = a @ b), and
-  * lets the checker verify it (`sites.check(site, out, a, b)`).
+  * after each product lets the injector corrupt its output (`sites.tamper(site, out, a, b)`,
+    out = a @ b), and
+  * after the layer's forward and after its backward lets the checker (`sites.check`, an `Abft`)
+    verify the products.
 
 With neither set the layer runs plain `F.linear`: an unprotected run without compute faults
 pays nothing.
@@ -24,21 +26,25 @@ device (no synchronisation per product); the guard reads it once, before the upd
 What the check costs (the cpu preset's shapes, 51 products a step, one thread): on torch's eager
 operations about 16 % of the time of the GEMMs it checks, because each operation reads its operand
 again (the output twice, for its sums and its norms, and `a` once). On CPU in float32 the checks
-therefore run in C (`skyrack.faults.native`): one pass over the rows of the output and of `a`
-(for the grad-weight product x^T g, one pass over the rows of x and g). What is left is reading
-the products' outputs and operands once, mostly from beyond the L2 cache. Checking the grad-weight
-product by its columns instead, from sums the forward and grad-input checks could gather in their
-own passes, would save its pass over x and g; but a column of x^T g sums terms that cancel
-(gradients), its rounding is then far above u sqrt(m k) times the column's norm, and in DiLoCo's
-rounds on the tiny model 30 of 60 steps were false alarms (the row check: 0 in C, 3 on torch).
-Fusing the checksum into the GEMM itself (a @ [b, b 1]) would save the pass over `a`, but the output is then
-a strided view, and the layers after it, computing on that layout, parted from an unprotected run
-in the last bits; computing the products in row blocks that stay in cache while checked keeps the
-bits but costs the GEMMs more (4-11 % at 256 rows) than it saves.
+therefore run in C (`skyrack.faults.native`), a linear layer's three products in two passes: the
+forward output's row sums and norms as soon as it exists, and everything else in the layer's
+backward, in one pass over the rows of x and grad_y, which both backward products read (checked
+one by one, the three passes read x and grad_y twice each; in one process the layer pass took
+13 % less time inside the checks, 5.8 % of a protected step against 6.7 %). What is left is
+reading each product's output and operands once, mostly from beyond the L2 cache: the checks are
+bound by memory, not arithmetic. Checking the grad-weight product by its columns instead, from
+sums the forward pass could gather, would save its pass over x; but a column of x^T g sums terms
+that cancel (gradients), its rounding is then far above u sqrt(m k) times the column's norm, and
+in DiLoCo's rounds on the tiny model 30 of 60 steps were false alarms (the row check: 0 in C, 3 on
+torch). Fusing the checksum into the GEMM itself (a @ [b, b 1]) would save the pass over `a`, but
+the output is then a strided view, and the layers after it, computing on that layout, parted from
+an unprotected run in the last bits; computing the products in row blocks that stay in cache
+while checked keeps the bits but costs the GEMMs more (4-11 % at 256 rows) than it saves.
 """
 
 from __future__ import annotations
 
+import ctypes
 from collections.abc import Callable
 
 import torch
@@ -50,11 +56,10 @@ PHASES = ("forward", "grad_input", "grad_weight")
 
 class _CheckedLinear(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, sites, name):
+    def forward(ctx, x, weight, sites, name, backward_follows):
         x2 = x.reshape(-1, x.shape[-1])
-        wt = weight.t()
-        y = x2.mm(wt)
-        sites.after(f"{name}.forward", y, x2, wt)
+        y = x2.mm(weight.t())
+        sites.forward_done(name, y, x2, weight, backward_follows)
         ctx.save_for_backward(x2, weight)
         ctx.sites, ctx.name, ctx.x_shape = sites, name, x.shape
         return y.view(*x.shape[:-1], weight.shape[0])
@@ -63,17 +68,18 @@ class _CheckedLinear(torch.autograd.Function):
     def backward(ctx, grad_y):
         x2, weight = ctx.saved_tensors
         g2 = grad_y.reshape(-1, grad_y.shape[-1])
-        gx = gw = None
+        gx = gwt = None
         if ctx.needs_input_grad[0]:
             gx = g2.mm(weight)
-            ctx.sites.after(f"{ctx.name}.grad_input", gx, g2, weight)
-            gx = gx.view(ctx.x_shape)
+            ctx.sites.product(f"{ctx.name}.grad_input", gx, g2, weight)
         if ctx.needs_input_grad[1]:
             xt = x2.t()
             gwt = xt.mm(g2)  # autograd's order for mm: (x^T grad_y), then transposed
-            ctx.sites.after(f"{ctx.name}.grad_weight", gwt, xt, g2)
-            gw = gwt.t()
-        return gx, gw, None, None
+            ctx.sites.product(f"{ctx.name}.grad_weight", gwt, xt, g2)
+        ctx.sites.backward_done(ctx.name, x2, weight, g2, gx, gwt)
+        gx = gx.view(ctx.x_shape) if gx is not None else None
+        gw = gwt.t() if gwt is not None else None
+        return gx, gw, None, None, None
 
 
 class GemmSites:
@@ -82,7 +88,7 @@ class GemmSites:
     def __init__(self, model: nn.Module):
         self.names = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
         self.tamper: Callable | None = None  # fn(site, out, a, b): may change `out` in place
-        self.check: Callable | None = None  # fn(site, out, a, b): verifies `out`
+        self.check: Abft | None = None  # verifies every product
         for name, module in model.named_modules():
             if isinstance(module, nn.Linear):
                 module.forward = self._forward(name, module)
@@ -106,16 +112,27 @@ class GemmSites:
             if torch.is_autocast_enabled(x.device.type):  # what F.linear would compute in
                 dtype = torch.get_autocast_dtype(x.device.type)
                 x, weight = x.to(dtype), weight.to(dtype)
-            return _CheckedLinear.apply(x, weight, self, name)
+            backward_follows = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+            return _CheckedLinear.apply(x, weight, self, name, backward_follows)
 
         return forward
 
-    def after(self, site: str, out, a, b) -> None:
-        with torch.no_grad():
-            if self.tamper is not None:
+    def product(self, site: str, out, a, b) -> None:
+        """A product out = a @ b has been computed: the injector may corrupt it."""
+        if self.tamper is not None:
+            with torch.no_grad():
                 self.tamper(site, out, a, b)
-            if self.check is not None:
-                self.check(site, out, a, b)
+
+    def forward_done(self, name: str, y, x, weight, backward_follows: bool) -> None:
+        self.product(f"{name}.forward", y, x, weight.t())
+        if self.check is not None:
+            with torch.no_grad():
+                self.check.after_forward(name, y, x, weight, backward_follows)
+
+    def backward_done(self, name: str, x, weight, g, gx, gwt) -> None:
+        if self.check is not None:
+            with torch.no_grad():
+                self.check.after_backward(name, x, weight, g, gx, gwt)
 
 
 class Abft:
@@ -123,10 +140,13 @@ class Abft:
     the step so far in units of its rounding scale.
 
     Per product: the output's row sums and row norms, a @ (b's row sums), and the worst row ratio.
-    On CPU in float32 that is one pass in C (`skyrack.faults.native`) over the rows of the output
-    and of `a`; elsewhere (CUDA, other dtypes, strided operands) it is four torch operations, whose
-    worst ratio stays a 0-d tensor on the device, the step's reduced once in `worst()` (no
-    synchronisation per product)."""
+    On CPU in float32 a linear layer's three products are checked in C (`skyrack.faults.native`)
+    in two passes: the forward output's row sums and norms as soon as it exists, and the rest in
+    the layer's backward, in one pass over x and grad_y (which the backward's two products read
+    anyway). A forward with no backward to follow (evaluation), and every product elsewhere (CUDA,
+    other dtypes, strided operands), is checked on its own: in C where it can be, else in four
+    torch operations whose worst ratio stays a 0-d tensor on the device, the step's reduced once
+    in `worst()` (no synchronisation per product)."""
 
     def __init__(self, threshold: float = 1.0, native: bool = True):
         from skyrack.faults.native import kernels
@@ -135,7 +155,62 @@ class Abft:
         self.native = kernels() if native else None
         self._ratios: list[torch.Tensor] = []
         self._native_worst = 0.0
+        # forward outputs whose check waits for the layer's backward: (name, x's address) ->
+        # (row sums, row sums of squares, x, W)
+        self._pending: dict[tuple[str, int], tuple] = {}
 
+    # -- a linear layer's products, checked together where they can be ---------------------------
+    def after_forward(self, name: str, y, x, weight, backward_follows: bool) -> None:
+        if backward_follows and self.native is not None and _native_ready(y, x, weight):
+            sums = torch.empty(y.shape[0], dtype=torch.float64)
+            sumsq = torch.empty(y.shape[0], dtype=torch.float64)
+            self.native.row_stats(
+                y.data_ptr(), *y.shape, sums.data_ptr(), sumsq.data_ptr(), torch.get_num_threads()
+            )
+            self._pending[(name, x.data_ptr())] = (sums, sumsq, x, weight)
+        else:
+            self(f"{name}.forward", y, x, weight.t())
+
+    def after_backward(self, name: str, x, weight, g, gx, gwt) -> None:
+        fwd = self._pending.pop((name, x.data_ptr()), None)
+        if self.native is not None and _native_ready(x, weight, g, gx, gwt):
+            sums, sumsq = (fwd[0].data_ptr(), fwd[1].data_ptr()) if fwd else (None, None)
+            m, k, n = x.shape[0], x.shape[1], g.shape[1]
+            ratios = (ctypes.c_float * 3)()
+            self.native.linear_backward(
+                x.data_ptr(), weight.data_ptr(), g.data_ptr(),
+                gx.data_ptr() if gx is not None else None,
+                gwt.data_ptr() if gwt is not None else None,
+                sums, sumsq, m, k, n, torch.get_num_threads(), ratios,
+            )  # fmt: skip
+            eps = torch.finfo(torch.float32).eps / 2
+            units = (eps * (k * n) ** 0.5,) * 2 + (eps * (m * n) ** 0.5,)
+            self._native_worst = max(self._native_worst, *(r / u for r, u in zip(ratios, units)))
+            return
+        if fwd is not None:
+            self._finish_forward(fwd)
+        if gx is not None:
+            self(f"{name}.grad_input", gx, g, weight)
+        if gwt is not None:
+            self(f"{name}.grad_weight", gwt, x.t(), g)
+
+    def _finish_forward(self, pending: tuple) -> None:
+        sums, sumsq, x, weight = pending
+        (m, k), n = x.shape, weight.shape[0]
+        ratio = self.native.forward_finish(
+            sums.data_ptr(),
+            sumsq.data_ptr(),
+            x.data_ptr(),
+            weight.data_ptr(),
+            m,
+            n,
+            k,
+            torch.get_num_threads(),
+        )
+        unit = torch.finfo(torch.float32).eps / 2 * (k * n) ** 0.5
+        self._native_worst = max(self._native_worst, ratio / unit)
+
+    # -- one product ---------------------------------------------------------------------------
     def __call__(self, site: str, out, a, b) -> None:
         unit = torch.finfo(out.dtype).eps / 2 * (a.shape[1] * out.shape[1]) ** 0.5
         if self.native is not None and self._native(out, a, b, unit):
@@ -174,9 +249,21 @@ class Abft:
     def reset(self) -> None:
         self._ratios = []
         self._native_worst = 0.0
+        self._pending.clear()
 
     def worst(self) -> float:
+        for pending in self._pending.values():  # forwards whose backward never came
+            self._finish_forward(pending)
+        self._pending.clear()
         worst = self._native_worst
         if self._ratios:
             worst = max(worst, float(torch.stack(self._ratios).amax()))
         return float("inf") if worst != worst else worst  # a NaN anywhere in a product is a fault
+
+
+def _native_ready(*tensors) -> bool:
+    """The tensors (None: absent) can go to the C checks: float32, on CPU, contiguous."""
+    return all(
+        t is None or (t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous())
+        for t in tensors
+    )

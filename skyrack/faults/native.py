@@ -6,7 +6,8 @@ row sums, its row norms, a @ (b's row sums), and the operations between them. Ea
 operand from memory again, and on a small CPU model those passes cost as much as a tenth of the
 GEMMs they check. Here one loop reads each row of `out` and of `a` once and keeps only the worst
 ratio; the grad-weight product (out = x^T g, a transposed operand) is checked in one pass over the
-rows of x and g. The check is `gemm.Abft`'s torch one (the same row sums and rounding scale; the
+rows of x and g. A training layer's three products are checked in two passes (`row_stats` on the
+forward output, then `abft_linear_backward`, which reads x and g once for all three). The check is `gemm.Abft`'s torch one (the same row sums and rounding scale; the
 sums kept in float lanes and combined in double), and the torch path stays for CUDA, other dtypes
 and strided operands.
 
@@ -83,6 +84,39 @@ static void axpy_double(double *acc, double t, const float *x, long k) {
         _mm256_storeu_pd(acc + j, _mm256_fmadd_pd(tt, _mm256_cvtps_pd(_mm_loadu_ps(x + j)), _mm256_loadu_pd(acc + j)));
     for (; j < k; j++) acc[j] += t * x[j];
 }
+/* The fused pairs of a layer's backward check: one read of a row for two of its sums. */
+static void sum_dot(const float *x, const float *v, long n, double *sum, double *d) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, d0 = s0, d1 = s0;
+    long j = 0;
+    for (; j + 16 <= n; j += 16) {
+        __m256 e = _mm256_loadu_ps(x + j), f = _mm256_loadu_ps(x + j + 8);
+        s0 = _mm256_add_ps(s0, e); s1 = _mm256_add_ps(s1, f);
+        d0 = _mm256_fmadd_ps(e, _mm256_loadu_ps(v + j), d0);
+        d1 = _mm256_fmadd_ps(f, _mm256_loadu_ps(v + j + 8), d1);
+    }
+    double a = hsum(_mm256_add_ps(s0, s1)), b = hsum(_mm256_add_ps(d0, d1));
+    for (; j < n; j++) { a += x[j]; b += (double)x[j] * v[j]; }
+    *sum = a; *d = b;
+}
+static double dot_axpy(const float *x, const float *v, float t, float *acc, long k) {
+    __m256 d0 = _mm256_setzero_ps(), d1 = d0, tt = _mm256_set1_ps(t);
+    long j = 0;
+    for (; j + 16 <= k; j += 16) {
+        __m256 e = _mm256_loadu_ps(x + j), f = _mm256_loadu_ps(x + j + 8);
+        d0 = _mm256_fmadd_ps(e, _mm256_loadu_ps(v + j), d0);
+        d1 = _mm256_fmadd_ps(f, _mm256_loadu_ps(v + j + 8), d1);
+        _mm256_storeu_ps(acc + j, _mm256_fmadd_ps(tt, e, _mm256_loadu_ps(acc + j)));
+        _mm256_storeu_ps(acc + j + 8, _mm256_fmadd_ps(tt, f, _mm256_loadu_ps(acc + j + 8)));
+    }
+    for (; j + 8 <= k; j += 8) {
+        __m256 e = _mm256_loadu_ps(x + j);
+        d0 = _mm256_fmadd_ps(e, _mm256_loadu_ps(v + j), d0);
+        _mm256_storeu_ps(acc + j, _mm256_fmadd_ps(tt, e, _mm256_loadu_ps(acc + j)));
+    }
+    double d = hsum(_mm256_add_ps(d0, d1));
+    for (; j < k; j++) { d += (double)x[j] * v[j]; acc[j] += t * x[j]; }
+    return d;
+}
 #else
 static void sum_sumsq(const float *o, long n, double *sum, double *sumsq) {
     float s[8] = {0}, q[8] = {0};
@@ -109,6 +143,15 @@ static void axpy_float(float *acc, float t, const float *x, long k) {
 }
 static void axpy_double(double *acc, double t, const float *x, long k) {
     for (long j = 0; j < k; j++) acc[j] += t * x[j];
+}
+static void sum_dot(const float *x, const float *v, long n, double *sum, double *d) {
+    double unused;
+    sum_sumsq(x, n, sum, &unused);
+    *d = dot(x, v, n);
+}
+static double dot_axpy(const float *x, const float *v, float t, float *acc, long k) {
+    axpy_float(acc, t, x, k);
+    return dot(x, v, k);
 }
 #endif
 
@@ -219,6 +262,100 @@ float abft_outer(const float *out, const float *x, const float *g, long m, long 
     free(expect);
     return worst;
 }
+
+/* A linear layer's forward output y (m x n), its rows' sums and sums of squares: the half of its
+   row check that needs y, taken as soon as y exists; the other half (x . W's column sums) is
+   taken in the layer's backward, where x is read anyway (abft_linear_backward). */
+void row_stats(const float *out, long m, long n, double *sums, double *sumsq, int threads) {
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (long i = 0; i < m; i++) sum_sumsq(out + i * n, n, sums + i, sumsq + i);
+}
+
+/* The forward's row check finished without a backward: max over rows of
+   |sums_i - x_i . (W's column sums)| / sqrt(sumsq_i), W n x k. */
+float abft_forward_finish(const double *sums, const double *sumsq, const float *x, const float *w,
+                          long m, long n, long k, int threads) {
+    float *v = weight_sums(w, n, k, 1);
+    if (!v) return INFINITY;
+    float worst = 0.0f;
+    #pragma omp parallel for num_threads(threads) schedule(static) reduction(max:worst)
+    for (long i = 0; i < m; i++) {
+        float r = row_ratio(sums[i], dot(x + i * k, v, k), sumsq[i]);
+        if (r > worst) worst = r;
+    }
+    free(v);
+    return worst;
+}
+
+/* All of one linear layer's row checks in its backward, one pass over the rows of x (m x k) and
+   g = grad_y (m x n), with W (n x k); all contiguous:
+     forward     y = x W^T  : the row stats of y (fsums, fsumsq) against x . (W's column sums),
+     grad-input  gx = g W   : gx's rows (m x k) against g . (W's row sums),
+     grad-weight gwt = x^T g: gwt's rows (k x n) against x^T (g's row sums).
+   Each part is skipped where its pointer is NULL. ratios[0..2]: the worst row of each, as
+   abft_rows and abft_outer compute them (the same sums in the same order). Three separate passes
+   read g twice and x twice; this one reads each once. */
+void abft_linear_backward(const float *x, const float *w, const float *g, const float *gx, const float *gwt,
+                          const double *fsums, const double *fsumsq, long m, long k, long n, int threads,
+                          float *ratios) {
+    float *vf = fsums ? weight_sums(w, n, k, 1) : NULL;  /* W's column sums (k) */
+    float *vg = gx ? weight_sums(w, k, n, 0) : NULL;     /* W's row sums (n) */
+    double *expect = gwt ? calloc((size_t)k, sizeof(double)) : NULL;
+    float wf = 0.0f, wg = 0.0f;
+    int failed = (fsums && !vf) || (gx && !vg) || (gwt && !expect);
+    if (!failed) {
+        #pragma omp parallel num_threads(threads) reduction(max:wf, wg)
+        {
+            double *acc = gwt ? calloc((size_t)k, sizeof(double)) : NULL;
+            float *block = gwt ? calloc((size_t)k, sizeof(float)) : NULL;
+            int missing = gwt && (!acc || !block);
+            #pragma omp for schedule(static)
+            for (long r0 = 0; r0 < m; r0 += BLOCK) {
+                if (missing) continue;
+                if (gwt) for (long j = 0; j < k; j++) block[j] = 0.0f;
+                for (long r = r0; r < r0 + BLOCK && r < m; r++) {
+                    const float *xr = x + r * k, *gr = g + r * n;
+                    double t = 0.0, dg = 0.0, df = 0.0, unused;  /* g's row sum, g . vg, x . vf */
+                    if (gx && gwt) sum_dot(gr, vg, n, &t, &dg);
+                    else if (gx) dg = dot(gr, vg, n);
+                    else if (gwt) sum_sumsq(gr, n, &t, &unused);
+                    if (fsums && gwt) df = dot_axpy(xr, vf, (float)t, block, k);
+                    else if (fsums) df = dot(xr, vf, k);
+                    else if (gwt) axpy_float(block, (float)t, xr, k);
+                    if (fsums) {
+                        float q = row_ratio(fsums[r], df, fsumsq[r]);
+                        if (q > wf) wf = q;
+                    }
+                    if (gx) {
+                        double sum, sumsq;
+                        sum_sumsq(gx + r * k, k, &sum, &sumsq);
+                        float q = row_ratio(sum, dg, sumsq);
+                        if (q > wg) wg = q;
+                    }
+                }
+                if (gwt) for (long j = 0; j < k; j++) acc[j] += block[j];
+            }
+            free(block);
+            #pragma omp critical
+            {
+                if (missing) failed = 1;
+                else if (gwt) for (long j = 0; j < k; j++) expect[j] += acc[j];
+            }
+            free(acc);
+        }
+    }
+    float ww = 0.0f;
+    for (long j = 0; gwt && !failed && j < k; j++) {
+        double sum, sumsq;
+        sum_sumsq(gwt + j * n, n, &sum, &sumsq);
+        float q = row_ratio(sum, expect[j], sumsq);
+        if (q > ww) ww = q;
+    }
+    ratios[0] = failed ? INFINITY : wf;
+    ratios[1] = failed ? INFINITY : wg;
+    ratios[2] = failed ? INFINITY : ww;
+    free(vf); free(vg); free(expect);
+}
 """
 
 # -O3 vectorizes the fixed-width lane loops; no -ffast-math, which would let the compiler assume
@@ -242,6 +379,15 @@ class Kernels:
         self.outer = lib.abft_outer
         self.outer.argtypes = [fp, fp, fp, i64, i64, i64, i32]
         self.outer.restype = ctypes.c_float
+        self.row_stats = lib.row_stats
+        self.row_stats.argtypes = [fp, i64, i64, fp, fp, i32]
+        self.row_stats.restype = None
+        self.forward_finish = lib.abft_forward_finish
+        self.forward_finish.argtypes = [fp, fp, fp, fp, i64, i64, i64, i32]
+        self.forward_finish.restype = ctypes.c_float
+        self.linear_backward = lib.abft_linear_backward
+        self.linear_backward.argtypes = [fp, fp, fp, fp, fp, fp, fp, i64, i64, i64, i32, fp]
+        self.linear_backward.restype = None
 
 
 def _compiler() -> str | None:
