@@ -41,8 +41,9 @@ CONFIGS = {
 
 def overhead(config: str, steps: int, rounds: int = 3) -> dict:
     """Per-step CPU time of the same trainer config with protection off, on without the ABFT
-    checks, and fully on; interleaved in chunks of `steps` steps, `rounds` times, in one
-    process (CPU time of this process: the machine is shared, wall time is noise)."""
+    checks, with them on torch, and fully on; `rounds` x `steps` steps of each, interleaved
+    step by step in one process, medians (CPU time of this process: the machine is shared, wall
+    time is noise)."""
     import dataclasses
 
     from skyrack.faults.campaign import dataset_for
@@ -66,13 +67,14 @@ def overhead(config: str, steps: int, rounds: int = 3) -> dict:
             g.step()
     per_step = {name: [] for name in modes}
     names = list(guards)
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:  # each mode in each place in turn
-            g = guards[name]
+    # one step of each mode in turn, each mode in each place of the order in turn: the machine's
+    # slow drifts (other tenants) then fall on every mode alike; chunks of several steps a mode
+    # moved the A/B figures by +-10 % from run to run
+    for i in range(rounds * steps):
+        for name in names[i % len(names) :] + names[: i % len(names)]:
             start = time.process_time()
-            for _ in range(steps):
-                g.step()
-            per_step[name].append((time.process_time() - start) / steps)
+            guards[name].step()
+            per_step[name].append(time.process_time() - start)
     ms = {name: 1e3 * statistics.median(v) for name, v in per_step.items()}
     return {
         "config": config,
@@ -144,8 +146,8 @@ def main() -> None:
         "--steps",
         type=int,
         default=20,
-        help="steps per chunk of the overhead measurement "
-        "(nanogpt: a tenth of it, at least 1; its steps are ~40x longer)",
+        help="the overhead measurement takes rounds x steps steps of each mode, interleaved "
+        "(nanogpt: a tenth of the steps, at least 1, and at most 3 rounds; its steps are ~40x longer)",
     )
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--faults", type=int, default=200, help="0: no campaign, only the overhead")

@@ -136,6 +136,11 @@ def cmd_train(args) -> int:
                 f"{s['faults_detected']} detected "
                 f"({s['recomputed_steps'] or 0} steps recomputed, {s['replayed_steps'] or 0} replayed)"
             )
+        if s["false_alarms"]:
+            notes.append(
+                f"{s['false_alarms']} false alarm{'s' if s['false_alarms'] != 1 else ''} "
+                "(the step recomputed bitwise the same, and was taken)"
+            )
         if s["exit_code"]:
             notes.append(f"exit code {s['exit_code']}")
         say(f"  {s['name']}: " + ("; ".join(notes) if notes else "ok"))

@@ -78,7 +78,10 @@ def summarize(doc: dict, logs, results, exits, wall_s: float) -> dict:
                 "stale_at_end": final["stale"] if final else None,
                 "digest": final["digest"] if final else None,
                 "faults_injected": sum(r["kind"] == "fault" for r in rows),
-                "faults_detected": sum(r["kind"] == "fault_detected" for r in rows),
+                # a false alarm: a detection whose recomputation came back bitwise the same
+                "faults_detected": sum(r["kind"] == "fault_detected" for r in rows)
+                - sum(r["kind"] == "false_alarm" for r in rows),
+                "false_alarms": sum(r["kind"] == "false_alarm" for r in rows),
                 "recomputed_steps": final.get("recomputed_steps") if final else None,
                 "replayed_steps": final.get("replayed_steps") if final else None,
                 "heals": sum(r["kind"] == "heal" for r in rows),
@@ -448,14 +451,16 @@ def report_html(summaries: list[dict], title: str) -> str:
         parts.append(
             "<table><tr><th>satellite</th><th>exit</th><th>val loss</th><th>tokens</th><th>all-reduced</th>"
             "<th>heals</th><th>killed in round</th><th>restarts</th>"
-            "<th>faults injected / detected</th><th>steps recomputed / replayed</th></tr>"
+            "<th>faults injected / detected</th><th>false alarms</th><th>steps recomputed / replayed</th>"
+            "<th>heal bytes</th></tr>"
             + "".join(
                 f"<tr><td>{escape(p['name'])}</td><td>{p['exit_code']}</td>"
                 f"<td>{_loss(p['final_val_loss'])}</td>"
                 f"<td>{p['tokens'] or 0:,}</td><td>{_bytes(p['bytes_allreduced'])}</td><td>{p['heals']}</td>"
                 f"<td>{', '.join(map(str, p['killed'])) or '-'}</td><td>{p['restarts']}</td>"
-                f"<td>{p['faults_injected']} / {p['faults_detected']}</td>"
-                f"<td>{p['recomputed_steps'] or 0} / {p['replayed_steps'] or 0}</td></tr>"
+                f"<td>{p['faults_injected']} / {p['faults_detected']}</td><td>{p.get('false_alarms', 0)}</td>"
+                f"<td>{p['recomputed_steps'] or 0} / {p['replayed_steps'] or 0}</td>"
+                f"<td>{_bytes(p['heal_bytes'] or 0)}</td></tr>"
                 for p in per
             )
             + "</table>"

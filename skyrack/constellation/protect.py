@@ -198,8 +198,9 @@ class Protection:
             problem = None if not self.enabled else self._problem(loss)
             if problem is None:
                 return loss
-            if (problem, loss) == seen:
+            if (problem, loss) == seen:  # the recomputation's own: no fault was there
                 self.false_alarms += 1
+                self.detected -= 1
                 s.log("false_alarm", round=r, step=i, reason=problem)
                 return loss
             seen = (problem, loss)

@@ -55,6 +55,8 @@ PHASES = ("forward", "grad_input", "grad_weight")
 
 
 class _CheckedLinear(torch.autograd.Function):
+    # the products autograd computes for F.linear, in its layouts: y = x W^T, grad_x = grad_y W
+    # and grad_W = grad_y^T x (already W's layout, so no copy when it is accumulated)
     @staticmethod
     def forward(ctx, x, weight, sites, name, backward_follows):
         x2 = x.reshape(-1, x.shape[-1])
@@ -67,19 +69,19 @@ class _CheckedLinear(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_y):
         x2, weight = ctx.saved_tensors
+        sites, name = ctx.sites, ctx.name
         g2 = grad_y.reshape(-1, grad_y.shape[-1])
-        gx = gwt = None
+        gx = gw = None
         if ctx.needs_input_grad[0]:
             gx = g2.mm(weight)
-            ctx.sites.product(f"{ctx.name}.grad_input", gx, g2, weight)
+            if sites.tamper is not None:
+                sites.product(f"{name}.grad_input", gx, g2, weight)
         if ctx.needs_input_grad[1]:
-            xt = x2.t()
-            gwt = xt.mm(g2)  # autograd's order for mm: (x^T grad_y), then transposed
-            ctx.sites.product(f"{ctx.name}.grad_weight", gwt, xt, g2)
-        ctx.sites.backward_done(ctx.name, x2, weight, g2, gx, gwt)
-        gx = gx.view(ctx.x_shape) if gx is not None else None
-        gw = gwt.t() if gwt is not None else None
-        return gx, gw, None, None, None
+            gw = g2.t().mm(x2)
+            if sites.tamper is not None:
+                sites.product(f"{name}.grad_weight", gw, g2.t(), x2)
+        sites.backward_done(name, x2, weight, g2, gx, gw)
+        return (gx.view(ctx.x_shape) if gx is not None else None), gw, None, None, None
 
 
 class GemmSites:
@@ -123,16 +125,16 @@ class GemmSites:
             with torch.no_grad():
                 self.tamper(site, out, a, b)
 
+    # (inside the autograd function: no graph is recorded there)
     def forward_done(self, name: str, y, x, weight, backward_follows: bool) -> None:
-        self.product(f"{name}.forward", y, x, weight.t())
+        if self.tamper is not None:
+            self.product(f"{name}.forward", y, x, weight.t())
         if self.check is not None:
-            with torch.no_grad():
-                self.check.after_forward(name, y, x, weight, backward_follows)
+            self.check.after_forward(name, y, x, weight, backward_follows)
 
-    def backward_done(self, name: str, x, weight, g, gx, gwt) -> None:
+    def backward_done(self, name: str, x, weight, g, gx, gw) -> None:
         if self.check is not None:
-            with torch.no_grad():
-                self.check.after_backward(name, x, weight, g, gx, gwt)
+            self.check.after_backward(name, x, weight, g, gx, gw)
 
 
 class Abft:
@@ -171,28 +173,28 @@ class Abft:
         else:
             self(f"{name}.forward", y, x, weight.t())
 
-    def after_backward(self, name: str, x, weight, g, gx, gwt) -> None:
+    def after_backward(self, name: str, x, weight, g, gx, gw) -> None:
         fwd = self._pending.pop((name, x.data_ptr()), None)
-        if self.native is not None and _native_ready(x, weight, g, gx, gwt):
+        if self.native is not None and _native_ready(x, weight, g, gx, gw):
             sums, sumsq = (fwd[0].data_ptr(), fwd[1].data_ptr()) if fwd else (None, None)
             m, k, n = x.shape[0], x.shape[1], g.shape[1]
             ratios = (ctypes.c_float * 3)()
             self.native.linear_backward(
                 x.data_ptr(), weight.data_ptr(), g.data_ptr(),
                 gx.data_ptr() if gx is not None else None,
-                gwt.data_ptr() if gwt is not None else None,
+                gw.data_ptr() if gw is not None else None,
                 sums, sumsq, m, k, n, torch.get_num_threads(), ratios,
             )  # fmt: skip
             eps = torch.finfo(torch.float32).eps / 2
-            units = (eps * (k * n) ** 0.5,) * 2 + (eps * (m * n) ** 0.5,)
+            units = (eps * (k * n) ** 0.5,) * 2 + (eps * (m * n) ** 0.5,)  # gw checked as x^T g
             self._native_worst = max(self._native_worst, *(r / u for r, u in zip(ratios, units)))
             return
         if fwd is not None:
             self._finish_forward(fwd)
         if gx is not None:
             self(f"{name}.grad_input", gx, g, weight)
-        if gwt is not None:
-            self(f"{name}.grad_weight", gwt, x.t(), g)
+        if gw is not None:  # by the rows of x^T g (see abft_linear_backward)
+            self(f"{name}.grad_weight", gw.t(), x.t(), g)
 
     def _finish_forward(self, pending: tuple) -> None:
         sums, sumsq, x, weight = pending

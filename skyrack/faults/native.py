@@ -6,7 +6,8 @@ row sums, its row norms, a @ (b's row sums), and the operations between them. Ea
 operand from memory again, and on a small CPU model those passes cost as much as a tenth of the
 GEMMs they check. Here one loop reads each row of `out` and of `a` once and keeps only the worst
 ratio; the grad-weight product (out = x^T g, a transposed operand) is checked in one pass over the
-rows of x and g. A training layer's three products are checked in two passes (`row_stats` on the
+rows of x and g, by the rows of x^T g (autograd's layout, g^T x, is checked by its columns: the
+same sums). A training layer's three products are checked in two passes (`row_stats` on the
 forward output, then `abft_linear_backward`, which reads x and g once for all three). The check is `gemm.Abft`'s torch one (the same row sums and rounding scale; the
 sums kept in float lanes and combined in double), and the torch path stays for CUDA, other dtypes
 and strided operands.
@@ -84,6 +85,14 @@ static void axpy_double(double *acc, double t, const float *x, long k) {
         _mm256_storeu_pd(acc + j, _mm256_fmadd_pd(tt, _mm256_cvtps_pd(_mm_loadu_ps(x + j)), _mm256_loadu_pd(acc + j)));
     for (; j < k; j++) acc[j] += t * x[j];
 }
+static void square_axpy_double(double *acc, const float *x, long k) {
+    long j = 0;
+    for (; j + 4 <= k; j += 4) {
+        __m256d e = _mm256_cvtps_pd(_mm_loadu_ps(x + j));
+        _mm256_storeu_pd(acc + j, _mm256_fmadd_pd(e, e, _mm256_loadu_pd(acc + j)));
+    }
+    for (; j < k; j++) acc[j] += (double)x[j] * x[j];
+}
 /* The fused pairs of a layer's backward check: one read of a row for two of its sums. */
 static void sum_dot(const float *x, const float *v, long n, double *sum, double *d) {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, d0 = s0, d1 = s0;
@@ -143,6 +152,9 @@ static void axpy_float(float *acc, float t, const float *x, long k) {
 }
 static void axpy_double(double *acc, double t, const float *x, long k) {
     for (long j = 0; j < k; j++) acc[j] += t * x[j];
+}
+static void square_axpy_double(double *acc, const float *x, long k) {
+    for (long j = 0; j < k; j++) acc[j] += (double)x[j] * x[j];
 }
 static void sum_dot(const float *x, const float *v, long n, double *sum, double *d) {
     double unused;
@@ -289,39 +301,43 @@ float abft_forward_finish(const double *sums, const double *sumsq, const float *
 
 /* All of one linear layer's row checks in its backward, one pass over the rows of x (m x k) and
    g = grad_y (m x n), with W (n x k); all contiguous:
-     forward     y = x W^T  : the row stats of y (fsums, fsumsq) against x . (W's column sums),
-     grad-input  gx = g W   : gx's rows (m x k) against g . (W's row sums),
-     grad-weight gwt = x^T g: gwt's rows (k x n) against x^T (g's row sums).
-   Each part is skipped where its pointer is NULL. ratios[0..2]: the worst row of each, as
-   abft_rows and abft_outer compute them (the same sums in the same order). Three separate passes
-   read g twice and x twice; this one reads each once. */
-void abft_linear_backward(const float *x, const float *w, const float *g, const float *gx, const float *gwt,
+     forward     y = x W^T : the row stats of y (fsums, fsumsq) against x . (W's column sums),
+     grad-input  gx = g W  : gx's rows (m x k) against g . (W's row sums),
+     grad-weight gw = g^T x: the rows of gw^T = x^T g, i.e. gw's columns (k of them), against
+                             x^T (g's row sums), as abft_outer checks x^T g. (gw's own rows sum
+                             over the inputs, terms that cancel: that check false-alarms.)
+   Each part is skipped where its pointer is NULL. ratios[0..2]: the worst row of each. A row of g
+   gives its sum and its dot with W's row sums together, a row of x its dot with W's column sums
+   and its share of x^T (g's row sums) together; checked one by one, the three products read x
+   twice and g twice. */
+void abft_linear_backward(const float *x, const float *w, const float *g, const float *gx, const float *gw,
                           const double *fsums, const double *fsumsq, long m, long k, long n, int threads,
                           float *ratios) {
     float *vf = fsums ? weight_sums(w, n, k, 1) : NULL;  /* W's column sums (k) */
     float *vg = gx ? weight_sums(w, k, n, 0) : NULL;     /* W's row sums (n) */
-    double *expect = gwt ? calloc((size_t)k, sizeof(double)) : NULL;
+    double *expect = gw ? calloc((size_t)k, sizeof(double)) : NULL;
+    double *csum = gw ? calloc((size_t)k, sizeof(double)) : NULL, *csq = gw ? calloc((size_t)k, sizeof(double)) : NULL;
     float wf = 0.0f, wg = 0.0f;
-    int failed = (fsums && !vf) || (gx && !vg) || (gwt && !expect);
+    int failed = (fsums && !vf) || (gx && !vg) || (gw && (!expect || !csum || !csq));
     if (!failed) {
         #pragma omp parallel num_threads(threads) reduction(max:wf, wg)
         {
-            double *acc = gwt ? calloc((size_t)k, sizeof(double)) : NULL;
-            float *block = gwt ? calloc((size_t)k, sizeof(float)) : NULL;
-            int missing = gwt && (!acc || !block);
+            double *acc = gw ? calloc((size_t)k, sizeof(double)) : NULL;
+            float *block = gw ? calloc((size_t)k, sizeof(float)) : NULL;
+            int missing = gw && (!acc || !block);
             #pragma omp for schedule(static)
             for (long r0 = 0; r0 < m; r0 += BLOCK) {
                 if (missing) continue;
-                if (gwt) for (long j = 0; j < k; j++) block[j] = 0.0f;
+                if (gw) for (long j = 0; j < k; j++) block[j] = 0.0f;
                 for (long r = r0; r < r0 + BLOCK && r < m; r++) {
                     const float *xr = x + r * k, *gr = g + r * n;
                     double t = 0.0, dg = 0.0, df = 0.0, unused;  /* g's row sum, g . vg, x . vf */
-                    if (gx && gwt) sum_dot(gr, vg, n, &t, &dg);
+                    if (gx && gw) sum_dot(gr, vg, n, &t, &dg);
                     else if (gx) dg = dot(gr, vg, n);
-                    else if (gwt) sum_sumsq(gr, n, &t, &unused);
-                    if (fsums && gwt) df = dot_axpy(xr, vf, (float)t, block, k);
+                    else if (gw) sum_sumsq(gr, n, &t, &unused);
+                    if (fsums && gw) df = dot_axpy(xr, vf, (float)t, block, k);
                     else if (fsums) df = dot(xr, vf, k);
-                    else if (gwt) axpy_float(block, (float)t, xr, k);
+                    else if (gw) axpy_float(block, (float)t, xr, k);
                     if (fsums) {
                         float q = row_ratio(fsums[r], df, fsumsq[r]);
                         if (q > wf) wf = q;
@@ -333,28 +349,32 @@ void abft_linear_backward(const float *x, const float *w, const float *g, const 
                         if (q > wg) wg = q;
                     }
                 }
-                if (gwt) for (long j = 0; j < k; j++) acc[j] += block[j];
+                if (gw) for (long j = 0; j < k; j++) acc[j] += block[j];
             }
             free(block);
             #pragma omp critical
             {
                 if (missing) failed = 1;
-                else if (gwt) for (long j = 0; j < k; j++) expect[j] += acc[j];
+                else if (gw) for (long j = 0; j < k; j++) expect[j] += acc[j];
             }
             free(acc);
         }
     }
     float ww = 0.0f;
-    for (long j = 0; gwt && !failed && j < k; j++) {
-        double sum, sumsq;
-        sum_sumsq(gwt + j * n, n, &sum, &sumsq);
-        float q = row_ratio(sum, expect[j], sumsq);
-        if (q > ww) ww = q;
+    if (gw && !failed) {
+        for (long c = 0; c < n; c++) {  /* gw's rows, summed into its column sums */
+            axpy_double(csum, 1.0, gw + c * k, k);
+            square_axpy_double(csq, gw + c * k, k);
+        }
+        for (long j = 0; j < k; j++) {
+            float q = row_ratio(csum[j], expect[j], csq[j]);
+            if (q > ww) ww = q;
+        }
     }
     ratios[0] = failed ? INFINITY : wf;
     ratios[1] = failed ? INFINITY : wg;
     ratios[2] = failed ? INFINITY : ww;
-    free(vf); free(vg); free(expect);
+    free(vf); free(vg); free(expect); free(csum); free(csq);
 }
 """
 
