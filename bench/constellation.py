@@ -36,6 +36,10 @@ VARIANTS = {
     # outer gradients, and an outer step of lr 1 with Nesterov momentum 0.5 instead of the
     # paper's 0.7 / 0.9, which needs many more rounds than a CPU benchmark has
     "diloco-h64-int4": dict(algo="diloco", inner_steps=64, quant="int4", outer_lr=1.0, outer_momentum=0.5),
+    # the same bytes, streamed: half the parameters synced every 32 steps, in turn
+    "diloco-h64-int4-f2": dict(
+        algo="diloco", inner_steps=64, fragments=2, quant="int4", outer_lr=1.0, outer_momentum=0.5
+    ),
     # ablations: the outer step as plain averaging (lr 1, no momentum), and more rounds
     "diloco-avg": dict(algo="diloco", outer_lr=1.0, outer_momentum=0.0),
     "diloco-avg-int4-dropout": dict(
@@ -44,7 +48,14 @@ VARIANTS = {
 }
 
 
-DEFAULT_VARIANTS = ["ddp", "diloco", "diloco-int4", "diloco-int4-dropout", "diloco-h64-int4"]
+DEFAULT_VARIANTS = [
+    "ddp",
+    "diloco",
+    "diloco-int4",
+    "diloco-int4-dropout",
+    "diloco-h64-int4",
+    "diloco-h64-int4-f2",
+]
 
 
 def main(argv=None) -> int:
