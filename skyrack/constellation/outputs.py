@@ -66,6 +66,8 @@ def summarize(doc: dict, logs, results, exits, wall_s: float) -> dict:
     sats = []
     for k in range(n):
         rows = logs[k]
+        # a false alarm: a detection whose recomputation came back bitwise the same
+        false_alarms = sum(r["kind"] == "false_alarm" for r in rows)
         final = next((r for r in reversed(rows) if r["kind"] == "final"), None)
         sats.append(
             {
@@ -78,10 +80,8 @@ def summarize(doc: dict, logs, results, exits, wall_s: float) -> dict:
                 "stale_at_end": final["stale"] if final else None,
                 "digest": final["digest"] if final else None,
                 "faults_injected": sum(r["kind"] == "fault" for r in rows),
-                # a false alarm: a detection whose recomputation came back bitwise the same
-                "faults_detected": sum(r["kind"] == "fault_detected" for r in rows)
-                - sum(r["kind"] == "false_alarm" for r in rows),
-                "false_alarms": sum(r["kind"] == "false_alarm" for r in rows),
+                "faults_detected": sum(r["kind"] == "fault_detected" for r in rows) - false_alarms,
+                "false_alarms": false_alarms,
                 "recomputed_steps": final.get("recomputed_steps") if final else None,
                 "replayed_steps": final.get("replayed_steps") if final else None,
                 "heals": sum(r["kind"] == "heal" for r in rows),

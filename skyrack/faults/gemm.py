@@ -74,12 +74,10 @@ class _CheckedLinear(torch.autograd.Function):
         gx = gw = None
         if ctx.needs_input_grad[0]:
             gx = g2.mm(weight)
-            if sites.tamper is not None:
-                sites.product(f"{name}.grad_input", gx, g2, weight)
+            sites.product(name, "grad_input", gx, g2, weight)
         if ctx.needs_input_grad[1]:
             gw = g2.t().mm(x2)
-            if sites.tamper is not None:
-                sites.product(f"{name}.grad_weight", gw, g2.t(), x2)
+            sites.product(name, "grad_weight", gw, g2.t(), x2)
         sites.backward_done(name, x2, weight, g2, gx, gw)
         return (gx.view(ctx.x_shape) if gx is not None else None), gw, None, None, None
 
@@ -119,16 +117,16 @@ class GemmSites:
 
         return forward
 
-    def product(self, site: str, out, a, b) -> None:
-        """A product out = a @ b has been computed: the injector may corrupt it."""
+    def product(self, name: str, phase: str, out, a, b) -> None:
+        """Layer `name`'s product `phase`, out = a @ b, has been computed: the injector may
+        corrupt it (the site's name is only built when there is one)."""
         if self.tamper is not None:
             with torch.no_grad():
-                self.tamper(site, out, a, b)
+                self.tamper(f"{name}.{phase}", out, a, b)
 
     # (inside the autograd function: no graph is recorded there)
     def forward_done(self, name: str, y, x, weight, backward_follows: bool) -> None:
-        if self.tamper is not None:
-            self.product(f"{name}.forward", y, x, weight.t())
+        self.product(name, "forward", y, x, weight.t())
         if self.check is not None:
             self.check.after_forward(name, y, x, weight, backward_follows)
 
@@ -185,8 +183,7 @@ class Abft:
                 gw.data_ptr() if gw is not None else None,
                 sums, sumsq, m, k, n, torch.get_num_threads(), ratios,
             )  # fmt: skip
-            eps = torch.finfo(torch.float32).eps / 2
-            units = (eps * (k * n) ** 0.5,) * 2 + (eps * (m * n) ** 0.5,)  # gw checked as x^T g
+            units = (_unit(k, n),) * 2 + (_unit(m, n),)  # gw checked as x^T g
             self._native_worst = max(self._native_worst, *(r / u for r, u in zip(ratios, units)))
             return
         if fwd is not None:
@@ -209,12 +206,11 @@ class Abft:
             k,
             torch.get_num_threads(),
         )
-        unit = torch.finfo(torch.float32).eps / 2 * (k * n) ** 0.5
-        self._native_worst = max(self._native_worst, ratio / unit)
+        self._native_worst = max(self._native_worst, ratio / _unit(k, n))
 
     # -- one product ---------------------------------------------------------------------------
     def __call__(self, site: str, out, a, b) -> None:
-        unit = torch.finfo(out.dtype).eps / 2 * (a.shape[1] * out.shape[1]) ** 0.5
+        unit = _unit(a.shape[1], out.shape[1], out.dtype)
         if self.native is not None and self._native(out, a, b, unit):
             return
         out, a, b = out.float(), a.float(), b.float()  # no copies in fp32
@@ -261,6 +257,12 @@ class Abft:
         if self._ratios:
             worst = max(worst, float(torch.stack(self._ratios).amax()))
         return float("inf") if worst != worst else worst  # a NaN anywhere in a product is a fault
+
+
+def _unit(inner: int, row: int, dtype: torch.dtype = torch.float32) -> float:
+    """A row check's rounding scale per unit of the row's norm: u sqrt(k n), for rows of `row`
+    elements that each sum `inner` products (u = eps / 2, the unit roundoff)."""
+    return torch.finfo(dtype).eps / 2 * (inner * row) ** 0.5
 
 
 def _native_ready(*tensors) -> bool:

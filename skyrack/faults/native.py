@@ -8,9 +8,9 @@ GEMMs they check. Here one loop reads each row of `out` and of `a` once and keep
 ratio; the grad-weight product (out = x^T g, a transposed operand) is checked in one pass over the
 rows of x and g, by the rows of x^T g (autograd's layout, g^T x, is checked by its columns: the
 same sums). A training layer's three products are checked in two passes (`row_stats` on the
-forward output, then `abft_linear_backward`, which reads x and g once for all three). The check is `gemm.Abft`'s torch one (the same row sums and rounding scale; the
-sums kept in float lanes and combined in double), and the torch path stays for CUDA, other dtypes
-and strided operands.
+forward output, then `abft_linear_backward`, which reads x and g once for all three). The check
+is `gemm.Abft`'s torch one (the same row sums and rounding scale; the sums kept in float lanes
+and combined in double), and the torch path stays for CUDA, other dtypes and strided operands.
 
 The source is compiled with the system C compiler (`cc`, or `$CC`) for this CPU (-march=native),
 with OpenMP so that it splits rows across the threads torch computes with (torch's own libgomp,
