@@ -7,7 +7,7 @@ loss with >= 500x fewer bytes; >= 2,000x with quantized outer gradients; the run
 dropout per round (a different satellite sits out each round and heals from a peer after).
 
     python3 bench/constellation.py [--data ../shared/data/tinyshakespeare.txt] [--steps 1024]
-        [--inner-steps 512] [--satellites 4] [--only ddp,diloco,...] [--json]
+        [--inner-steps 512] [--satellites 4] [--preset tiny] [--lr LR] [--only ddp,diloco,...] [--json]
 """
 
 from __future__ import annotations
@@ -68,6 +68,9 @@ def main(argv=None) -> int:
         "--inner-steps", type=int, default=512, help="H of the variants that do not set their own"
     )
     ap.add_argument("--preset", default="tiny")
+    ap.add_argument(
+        "--lr", type=float, help="every variant's inner peak learning rate (default: the preset's)"
+    )
     ap.add_argument("--only", help=f"comma-separated subset of {','.join(VARIANTS)}")
     ap.add_argument("--out", help="where to keep the runs and the report (default: a temporary folder)")
     ap.add_argument("--json", action="store_true")
@@ -85,6 +88,7 @@ def main(argv=None) -> int:
             satellites=args.satellites,
             steps=args.steps,
             preset=args.preset,
+            lr=args.lr,
             data=args.data,
             runs_dir=str(out),
             run_id=name,
@@ -138,6 +142,7 @@ def main(argv=None) -> int:
         "steps": args.steps,
         "inner_steps": args.inner_steps,
         "preset": args.preset,
+        "lr": args.lr,
         "rows": rows,
         "goals": goals,
         "report": str(out / "bench-report.html"),
@@ -147,6 +152,7 @@ def main(argv=None) -> int:
     else:
         print(
             f"{args.satellites} satellites, {args.steps} inner steps each, H={args.inner_steps} unless the variant sets it, preset {args.preset}"
+            + (f", inner lr {args.lr:g}" if args.lr else "")
         )
         print(
             f"{'variant':<22}{'H':>5}{'val loss':>9}{'vs DDP':>8}{'tokens':>11}{'bytes/sat':>13}{'fewer':>9}{'sim h':>7}{'syncs':>7}"

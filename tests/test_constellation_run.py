@@ -31,6 +31,7 @@ def test_bad_input_is_one_line_and_exit_2(capsys, corpus):
     assert "never joins" in _bad(capsys, "--formation", "walker", "--satellites", "2", "--data", corpus)
     assert "divide" in _bad(capsys, "--inner-steps", "10", "--fragments", "3")
     assert "--stress" in _bad(capsys, "--stress", "-1")
+    assert "--lr" in _bad(capsys, "--lr", "0")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
@@ -149,6 +150,16 @@ def test_each_satellite_recovers_its_own_faults_to_the_bit(tmp_path, corpus):
     assert sum(p["replayed_steps"] for p in hit["per_satellite"]) > 0  # memory upsets went back and replayed
     assert sum(p["recomputed_steps"] for p in hit["per_satellite"]) > 0  # compute faults recomputed
     assert sum(p["faults_detected"] for p in bare["per_satellite"]) == 0
+    # each satellite's archive counts its own faults as a mission's does
+    for k, p in enumerate(hit["per_satellite"], start=1):
+        db = sqlite3.connect(tmp_path / f"hit-sat-{k}" / "telemetry.sqlite")
+        top = dict(
+            db.execute(
+                "SELECT channel, MAX(value) FROM samples WHERE channel LIKE 'faults.%' GROUP BY channel"
+            )
+        )
+        assert top["faults.injected"] == p["faults_injected"]
+        assert top["faults.detected"] == top["faults.recovered"] == p["faults_detected"]
 
 
 def test_radiation_faults_come_from_each_satellites_own_upset_rate(corpus):

@@ -52,6 +52,7 @@ class Options:
     quant: str = "none"
     fragments: int = 1
     optimizer: str | None = None  # adamw or muon (default: the preset's)
+    lr: float | None = None  # the inner optimizer's peak learning rate (default: the preset's)
     data: str | None = None
     runs_dir: str | None = None
     run_id: str | None = None
@@ -144,7 +145,9 @@ def prepare(opts: Options, say=print) -> tuple[dict, Sky]:
         raise UserError(f"unknown preset {opts.preset!r}; one of {', '.join(sorted(PRESETS))}")
     if opts.steps is not None and opts.steps < 1:
         raise UserError(f"--steps must be at least 1, got {opts.steps}")
-    model_cfg, train_cfg = preset(opts.preset, steps=opts.steps)
+    if opts.lr is not None and not (opts.lr > 0 and math.isfinite(opts.lr)):
+        raise UserError(f"--lr must be a positive number, got {opts.lr}")
+    model_cfg, train_cfg = preset(opts.preset, steps=opts.steps, lr=opts.lr)
     if opts.optimizer:
         if opts.optimizer not in ("adamw", "muon"):
             raise UserError(f"--optimizer must be adamw or muon, got {opts.optimizer!r}")

@@ -216,7 +216,15 @@ def write_archives(run_dir: Path, doc, sky, logs, timeline, end_t: float, wall_s
         for row in logs[k]:
             if row["kind"] == "round":
                 step += doc["steps_per_round"] if doc["algo"] == "diloco" else 1
-                marks.append((rounds[row["round"]]["end_t"], step, row["train_loss"], row.get("val_loss")))
+                marks.append(
+                    (
+                        rounds[row["round"]]["end_t"],
+                        step,
+                        row["train_loss"],
+                        row.get("val_loss"),
+                        row.get("faults"),
+                    )
+                )
         mine = [e for e in timeline if k in e["sats"]]
         path = run_dir.parent / f"{run_dir.name}-sat-{k + 1}" / ARCHIVE_NAME
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -242,15 +250,24 @@ def write_archives(run_dir: Path, doc, sky, logs, timeline, end_t: float, wall_s
             ).write(archive)
             archive.set_meta("constellation", run_dir.name)
             mi, ei = 0, 0
-            cur = {"train.step": 0, "train.loss": None, "train.val_loss": None}
+            cur = {
+                "train.step": 0,
+                "train.loss": None,
+                "train.val_loss": None,
+                "faults.injected": 0,
+                "faults.detected": 0,
+                "faults.recovered": 0,
+            }
             prev_sunlit = None
             for f in frames:
                 t = f["t"]
                 while mi < len(marks) and marks[mi][0] <= t + tick:
-                    _, st, loss, val = marks[mi]
+                    _, st, loss, val, faults = marks[mi]
                     cur["train.step"], cur["train.loss"] = st, loss
                     if val is not None:
                         cur["train.val_loss"] = val
+                    for key, n in (faults or {}).items():
+                        cur[f"faults.{key}"] = n
                     mi += 1
                 events = []
                 if prev_sunlit is not None and (prev_sunlit >= 0.5) != (f["orbit.sunlit"] >= 0.5):
@@ -267,11 +284,10 @@ def write_archives(run_dir: Path, doc, sky, logs, timeline, end_t: float, wall_s
                     events.append(Event("mission", {"message": f"{mine[ei]['kind']}: {mine[ei]['what']}"}))
                     ei += 1
                 values = {key: v for key, v in f.items() if key not in ("t", "decision", "reason")}
+                # the rate the satellite's faults were drawn at, as a mission records it
+                values["radiation.upset_rate"] *= doc["stress"]
                 values.update(
                     {
-                        "faults.injected": 0,
-                        "faults.detected": 0,
-                        "faults.recovered": 0,
                         "train.tokens_per_s": 0.0,
                         **{key: v for key, v in cur.items() if v is not None},
                     }

@@ -98,12 +98,18 @@ class Protection:
         if self.abft is not None:
             self.sites.check = self.abft
         self.pending = {(f["round"], f["step"], f["kind"]): f for f in faults}
-        self.injected = self.detected = self.recomputed = self.replayed = self.false_alarms = 0
+        self.injected = self.detected = self.recovered = self.recomputed = self.replayed = (
+            self.false_alarms
+        ) = 0
         self._fp: bytes | None = None
         self._snap: dict | None = None
         self._armed: dict | None = None
 
     # -- state ----------------------------------------------------------------------------------
+    def counts(self) -> dict:
+        """The faults so far, as the telemetry's faults.* channels count them."""
+        return {"injected": self.injected, "detected": self.detected, "recovered": self.recovered}
+
     def _tensors(self) -> list[torch.Tensor]:
         """The one-satellite guard's state (parameters, optimizer moments) and DiLoCo's."""
         out = state_tensors(self.sat)
@@ -137,6 +143,7 @@ class Protection:
             self.detected += 1
             self._restore()
             self.sat.log("fault_detected", how="restore", round=r, reason="state integrity between rounds")
+            self.recovered += 1
 
     def end_round(self, r: int) -> None:
         """After the sync: the state the next round starts from. A memory fault planned for a
@@ -197,6 +204,7 @@ class Protection:
             self.sites.tamper, self._armed = None, None
             problem = None if not self.enabled else self._problem(loss)
             if problem is None:
+                self.recovered += attempt  # each recomputation answered a detection
                 return loss
             if (problem, loss) == seen:  # the recomputation's own: no fault was there
                 self.false_alarms += 1
@@ -233,6 +241,7 @@ class Protection:
             self._checked(r, j, grads)
             update()
             self.replayed += 1
+        self.recovered += 1
         set_lr(upto)  # the learning rate of the step the replay returns to
         self._fp = self.fingerprint()
 

@@ -75,33 +75,18 @@ class BusTrack:
             cap = decision.cap_w
             f = craft.throughput(cap)
             gpu_w = craft.gpu_draw_w(cap)
+            # the heaters keep the die ready for the cap, or for the one the governor waits for
+            heater_w = craft.heater_w(now, gpu_w, cap if cap > 0 else decision.warm_w)
             self.fraction.append(f)
             self.frames.append(
                 {
                     "t": now.t,
                     "decision": decision.kind,
                     "reason": decision.reason,
-                    "orbit.lat_deg": now.lat_deg,
-                    "orbit.lon_deg": now.lon_deg,
-                    "orbit.alt_km": now.alt_km,
-                    "orbit.speed_km_s": now.speed_km_s,
-                    "orbit.sunlit": now.sunlit,
-                    "orbit.beta_deg": now.beta_deg,
-                    "orbit.in_saa": now.in_saa,
-                    "orbit.region": now.region,
-                    "orbit.area": now.area,
-                    "power.array_w": now.array_w,
-                    "power.load_w": craft.spec.bus_baseline_power_w + gpu_w,
-                    "power.battery_soc": craft.power.battery.energy_wh / craft.spec.battery_capacity_wh,
-                    "power.battery_wh": craft.power.battery.energy_wh,
-                    "gpu.cap_w": cap,
-                    "gpu.temp_c": craft.gpu_temp_c(gpu_w),
-                    "gpu.throughput": f,
-                    "radiation.upset_rate": now.upsets_per_s,
-                    "radiation.dose_rad": craft.dose_rad,
+                    **craft.bus_values(now, cap, gpu_w, heater_w, f),
                 }
             )
-            craft.advance(now, gpu_w)
+            craft.advance(now, gpu_w, heater_w)
 
 
 class Sky:

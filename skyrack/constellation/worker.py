@@ -264,6 +264,7 @@ class Satellite:
                 tokens=self.tokens,
                 bytes=sent,
                 bytes_total=self.bytes_sent,
+                faults=self.protection.counts(),
             )
         if self.stale and self.rounds:  # back after the last round: take the final state
             self.heal(len(self.rounds))

@@ -315,27 +315,8 @@ class Mission:
         craft, training = self.craft, self.training
         counts = training.run.counts()
         state = training.trainer.state
-        battery = craft.power.battery.energy_wh
         return {
-            "orbit.lat_deg": now.lat_deg,
-            "orbit.lon_deg": now.lon_deg,
-            "orbit.alt_km": now.alt_km,
-            "orbit.speed_km_s": now.speed_km_s,
-            "orbit.sunlit": now.sunlit,
-            "orbit.beta_deg": now.beta_deg,
-            "orbit.in_saa": now.in_saa,
-            "orbit.region": now.region,
-            "orbit.area": now.area,
-            "power.array_w": now.array_w,
-            "power.load_w": craft.spec.bus_baseline_power_w + gpu_w + heater_w,
-            "power.battery_soc": battery / craft.spec.battery_capacity_wh,
-            "power.battery_wh": battery,
-            "gpu.cap_w": cap,
-            "gpu.temp_c": craft.gpu_temp_c(gpu_w),
-            "gpu.heater_w": heater_w,
-            "gpu.throughput": fraction,
-            "radiation.upset_rate": now.upsets_per_s * self.operator.stress,
-            "radiation.dose_rad": craft.dose_rad,
+            **craft.bus_values(now, cap, gpu_w, heater_w, fraction, self.operator.stress),
             "faults.injected": self.offsets["faults.injected"] + counts["injected"],
             "faults.detected": self.offsets["faults.detected"] + counts["detected"],
             "faults.recovered": self.offsets["faults.recovered"] + counts["recovered"],

@@ -164,6 +164,34 @@ class Spacecraft:
         is kept warm enough to run at `warm_w`)."""
         return sum(self.heaters.power_w(self.thermal, self.tick_s, gpu_w, now.env_w, warm_w))
 
+    def bus_values(
+        self, now: Now, cap_w: float, gpu_w: float, heater_w: float, fraction: float, stress: float = 1.0
+    ) -> dict:
+        """The orbit, power, GPU and radiation channels of one tick, before it is advanced
+        (`stress` scales the upset rate as the faults are drawn)."""
+        battery = self.power.battery.energy_wh
+        return {
+            "orbit.lat_deg": now.lat_deg,
+            "orbit.lon_deg": now.lon_deg,
+            "orbit.alt_km": now.alt_km,
+            "orbit.speed_km_s": now.speed_km_s,
+            "orbit.sunlit": now.sunlit,
+            "orbit.beta_deg": now.beta_deg,
+            "orbit.in_saa": now.in_saa,
+            "orbit.region": now.region,
+            "orbit.area": now.area,
+            "power.array_w": now.array_w,
+            "power.load_w": self.spec.bus_baseline_power_w + gpu_w + heater_w,
+            "power.battery_soc": battery / self.spec.battery_capacity_wh,
+            "power.battery_wh": battery,
+            "gpu.cap_w": cap_w,
+            "gpu.temp_c": self.gpu_temp_c(gpu_w),
+            "gpu.heater_w": heater_w,
+            "gpu.throughput": fraction,
+            "radiation.upset_rate": now.upsets_per_s * stress,
+            "radiation.dose_rad": self.dose_rad,
+        }
+
     def advance(self, now: Now, gpu_w: float, heater_w: float = 0.0) -> PowerStep:
         """Hold this tick's inputs and draw over the tick."""
         step = self.power.step(self.tick_s, now.array_w, gpu_w, heater_w)
