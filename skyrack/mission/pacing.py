@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import math
-import statistics
 import time
 from collections.abc import Callable
 
@@ -76,9 +75,11 @@ class Pace:
         return max(left, 1e-9) / max(1, steps_left)
 
 
-def measure_step_s(trainer, warmup: int = 1, steps: int = 4) -> float:
-    """Median wall seconds of a bare training step here; the trainer is then restored to
-    exactly where it was (the run stays bitwise the same)."""
+def measure_step_s(trainer, warmup: int = 1, steps: int = 6) -> float:
+    """Wall seconds of a bare training step here: the fastest of `steps`, since whatever else
+    runs on the machine only ever adds time (a median of four read 13 % high one minute after a
+    benchmark, and cut the default mission to 1,143 of its 1,500 steps). The trainer is then
+    restored to exactly where it was (the run stays bitwise the same)."""
     snap = trainer.snapshot()
     times = []
     try:
@@ -89,7 +90,7 @@ def measure_step_s(trainer, warmup: int = 1, steps: int = 4) -> float:
                 times.append(time.perf_counter() - t0)
     finally:
         trainer.restore(snap)
-    return statistics.median(times)
+    return min(times)
 
 
 def fit_schedule(trainer, wall_budget_s: float, say: Callable[[str], None], preset_name: str) -> float:
