@@ -29,7 +29,9 @@ def register(sub) -> None:
     )
     t.add_argument("--profile", default="suncatcher", help="the satellites' profile (orbit and bus)")
     t.add_argument("--optimizer", choices=("adamw", "muon"), help="inner optimizer (default: the preset's)")
-    t.add_argument("--lr", type=float, help="the inner optimizer's peak learning rate (default: the preset's)")
+    t.add_argument(
+        "--lr", type=float, help="the inner optimizer's peak learning rate (default: the preset's)"
+    )
     t.add_argument(
         "--quantize", choices=("none", "int8", "int4"), default="int4", help="DiLoCo outer gradients"
     )
