@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 import time
 from collections.abc import Callable
 
@@ -75,11 +76,12 @@ class Pace:
         return max(left, 1e-9) / max(1, steps_left)
 
 
-def measure_step_s(trainer, warmup: int = 1, steps: int = 6) -> float:
-    """Wall seconds of a bare training step here: the fastest of `steps`, since whatever else
-    runs on the machine only ever adds time (a median of four read 13 % high one minute after a
-    benchmark, and cut the default mission to 1,143 of its 1,500 steps). The trainer is then
-    restored to exactly where it was (the run stays bitwise the same)."""
+def measure_step_s(trainer, warmup: int = 1, steps: int = 8) -> float:
+    """Median wall seconds of a bare training step here, over `steps` of them (four read 13 %
+    high one minute after a benchmark and cut the default mission to 1,143 of its 1,500 steps;
+    the fastest of them reads low, since this machine's speed drifts by a third within a
+    minute). The trainer is then restored to exactly where it was (the run stays bitwise the
+    same)."""
     snap = trainer.snapshot()
     times = []
     try:
@@ -90,7 +92,7 @@ def measure_step_s(trainer, warmup: int = 1, steps: int = 6) -> float:
                 times.append(time.perf_counter() - t0)
     finally:
         trainer.restore(snap)
-    return min(times)
+    return statistics.median(times)
 
 
 def fit_schedule(trainer, wall_budget_s: float, say: Callable[[str], None], preset_name: str) -> float:
