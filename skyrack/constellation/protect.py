@@ -98,9 +98,8 @@ class Protection:
         if self.abft is not None:
             self.sites.check = self.abft
         self.pending = {(f["round"], f["step"], f["kind"]): f for f in faults}
-        self.injected = self.detected = self.recovered = self.recomputed = self.replayed = (
-            self.false_alarms
-        ) = 0
+        self.injected = self.detected = self.recovered = 0
+        self.recomputed = self.replayed = self.false_alarms = 0
         self._fp: bytes | None = None
         self._snap: dict | None = None
         self._armed: dict | None = None

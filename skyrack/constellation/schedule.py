@@ -75,8 +75,7 @@ class BusTrack:
             cap = decision.cap_w
             f = craft.throughput(cap)
             gpu_w = craft.gpu_draw_w(cap)
-            # the heaters keep the die ready for the cap, or for the one the governor waits for
-            heater_w = craft.heater_w(now, gpu_w, cap if cap > 0 else decision.warm_w)
+            heater_w = craft.heater_w(now, gpu_w, craft.ready_w(cap, decision))
             self.fraction.append(f)
             self.frames.append(
                 {

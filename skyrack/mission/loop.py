@@ -178,8 +178,7 @@ class Mission:
         work = self.jobs.has_work()
         active = not training.done or work
         cap = op.cap(decision.cap_w, craft.spec.gpu_min_power_w, work) if active else 0.0
-        # the heaters keep the die ready for the cap in force, or the one the governor waits for
-        warm_w = (cap if cap > 0 else decision.warm_w) if active else None
+        warm_w = craft.ready_w(cap, decision) if active else None
         if cap > 0 and craft.gpu_temp_c(cap) < craft.spec.gpu_min_operating_temp_c:
             cap = 0.0  # an operator's lower cap would run the die below its minimum: wait for the heaters
         if decision.checkpoint and active and training.step_count > 0:

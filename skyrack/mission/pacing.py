@@ -45,7 +45,7 @@ def compute_budget(craft, operator, first_tick: int, n_ticks: int, track: dict |
         now = dry.at(k)
         decision = dry.decide(now)
         cap = operator.cap(decision.cap_w, dry.spec.gpu_min_power_w)
-        warm_w = cap if cap > 0 else decision.warm_w  # the heaters, as the mission loop runs them
+        warm_w = dry.ready_w(cap, decision)  # the heaters, as the mission loop runs them
         if cap > 0 and dry.gpu_temp_c(cap) < dry.spec.gpu_min_operating_temp_c:
             cap = 0.0
         out[j + 1] = out[j] + dry.tick_s * dry.throughput(cap)

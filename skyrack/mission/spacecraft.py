@@ -159,6 +159,12 @@ class Spacecraft:
     def gpu_temp_c(self, gpu_w: float) -> float:
         return self.thermal.gpu_temperature_k(gpu_w) - KELVIN
 
+    @staticmethod
+    def ready_w(cap_w: float, decision: Decision) -> float | None:
+        """The GPU draw the operational heaters keep the die warm enough for: the cap in force,
+        or, while the GPU waits, the cap the governor waits to run at (None: survival only)."""
+        return cap_w if cap_w > 0 else decision.warm_w
+
     def heater_w(self, now: Now, gpu_w: float, warm_w: float | None) -> float:
         """What the GPU's heaters draw over this tick (survival, and operational while the die
         is kept warm enough to run at `warm_w`)."""
