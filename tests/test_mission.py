@@ -414,6 +414,33 @@ def test_step_clock_turns_throughput_into_steps_per_tick():
     assert steps_in(clock, 100, 0.0) == 0 and clock.credit_s == 0.0
 
 
+def test_a_cap_that_would_run_the_die_below_its_minimum_waits_for_the_heaters():
+    from skyrack.bus.thermal import KELVIN
+    from skyrack.geo.regions import RegionIndex
+    from skyrack.mission.spacecraft import Spacecraft
+    from skyrack.orbit.twin import OrbitTwin
+    from skyrack.profile import load_profile
+
+    profile = load_profile("starcloud-1")
+    start = 1785077369.0
+    craft = Spacecraft(
+        profile,
+        OrbitTwin(profile.satellite),
+        RegionIndex.load(),
+        start_s=start,
+        end_s=start + 600,
+        tick_s=10.0,
+        initial_soc=0.9,
+    )
+    spec = craft.spec
+    low, full = spec.gpu_min_power_w, spec.gpu_max_power_w
+    craft.thermal.radiator_k = spec.gpu_min_operating_temp_c + KELVIN - 40.0  # cold-soaked in eclipse
+    assert craft.gpu_temp_c(low) < spec.gpu_min_operating_temp_c
+    assert craft.runnable_cap(low) == 0.0 and craft.runnable_cap(0.0) == 0.0
+    craft.thermal.radiator_k = spec.gpu_min_operating_temp_c + KELVIN + 5.0  # kept warm
+    assert craft.runnable_cap(low) == low and craft.runnable_cap(full) == full
+
+
 def test_dashboard_redraws_in_place_on_a_terminal_and_logs_lines_elsewhere():
     from skyrack.mission.dashboard import Dashboard
     from skyrack.mission.loop import Snapshot

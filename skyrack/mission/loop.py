@@ -179,8 +179,7 @@ class Mission:
         active = not training.done or work
         cap = op.cap(decision.cap_w, craft.spec.gpu_min_power_w, work) if active else 0.0
         warm_w = craft.ready_w(cap, decision) if active else None
-        if cap > 0 and craft.gpu_temp_c(cap) < craft.spec.gpu_min_operating_temp_c:
-            cap = 0.0  # an operator's lower cap would run the die below its minimum: wait for the heaters
+        cap = craft.runnable_cap(cap)
         if decision.checkpoint and active and training.step_count > 0:
             training.save()  # the governor foresees a pause: keep the work done so far
         fraction = craft.throughput(cap)

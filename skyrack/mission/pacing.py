@@ -46,8 +46,7 @@ def compute_budget(craft, operator, first_tick: int, n_ticks: int, track: dict |
         decision = dry.decide(now)
         cap = operator.cap(decision.cap_w, dry.spec.gpu_min_power_w)
         warm_w = dry.ready_w(cap, decision)  # the heaters, as the mission loop runs them
-        if cap > 0 and dry.gpu_temp_c(cap) < dry.spec.gpu_min_operating_temp_c:
-            cap = 0.0
+        cap = dry.runnable_cap(cap)
         out[j + 1] = out[j] + dry.tick_s * dry.throughput(cap)
         if track is not None:
             track.setdefault("in_saa", []).append(bool(now.in_saa))

@@ -165,6 +165,13 @@ class Spacecraft:
         or, while the GPU waits, the cap the governor waits to run at (None: survival only)."""
         return cap_w if cap_w > 0 else decision.warm_w
 
+    def runnable_cap(self, cap_w: float) -> float:
+        """`cap_w`, or 0 where running at it would hold the die below its minimum operating
+        temperature (an operator's cap under the governor's: the GPU waits for the heaters)."""
+        if cap_w > 0 and self.gpu_temp_c(cap_w) < self.spec.gpu_min_operating_temp_c:
+            return 0.0
+        return cap_w
+
     def heater_w(self, now: Now, gpu_w: float, warm_w: float | None) -> float:
         """What the GPU's heaters draw over this tick (survival, and operational while the die
         is kept warm enough to run at `warm_w`)."""
