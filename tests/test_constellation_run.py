@@ -194,3 +194,37 @@ def test_radiation_faults_come_from_each_satellites_own_upset_rate(corpus):
     assert per_sat[0] == 0 and abs(per_sat[1] - 200) < 5 * 200**0.5 and abs(per_sat[2] - 800) < 5 * 800**0.5
     assert drawn == radiation_faults(exposures, 1.0, 7, seed=3)
     assert {f["kind"] for f in drawn} == {"compute", "memory"} and all(0 <= f["step"] < 7 for f in drawn)
+
+
+def test_a_satellite_restarted_after_its_final_record_exits_at_once(tmp_path, corpus):
+    """torchrun restarts a worker that dies in the interpreter's teardown, after its final
+    record: the new incarnation must leave at once, not wait for a round that never comes."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from skyrack.constellation import protocol
+    from skyrack.constellation.launch import _free_port, _store
+
+    doc, _ = prepare(Options(satellites=2, inner_steps=2, steps=4, data=corpus), say=lambda m: None)
+    port = _free_port()
+    store = _store(port)
+    doc["store"] = f"127.0.0.1:{port}"
+    (tmp_path / "plan.json").write_text(json.dumps(doc), encoding="utf-8")
+    protocol.put(store, "current", len(doc["rounds"]) - 1)
+    protocol.put(store, "committed", len(doc["rounds"]) - 1)
+    protocol.Member(store, 1, 0).finished()
+    env = dict(os.environ, TORCHELASTIC_RESTART_COUNT="1", OMP_NUM_THREADS="1")
+    t0 = time.time()
+    out = subprocess.run(
+        [sys.executable, "-m", "skyrack.constellation.worker", str(tmp_path), "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "nothing to redo" in out.stdout
+    assert time.time() - t0 < 60  # (without the check it waits timeout_s for a donor's state)
+    assert not (tmp_path / "sat-1.jsonl").read_text().strip()  # nothing appended after the final

@@ -9,6 +9,7 @@ coordinator, the `skyrack constellation train` process that hosts the store, set
     coordinator:  members/{r}        {"members", "gid", "sync", "publish", "donor"}
     worker:       done/{r}/{sat}     {"ok"}
     donor:        state              torch.save({"round", ...}): the synced state, for rejoiners
+    worker:       final/{sat}        {"inc"}: its final record is written
     coordinator:  result/{r}         {"synced", "members"};  committed = the last synced round
 
 It waits for every satellite the schedule expects, except one whose heartbeat stopped for
@@ -132,9 +133,11 @@ class Member:
         self.last_beat = 0.0
         self.round = 0
         self._stop = threading.Event()
+        self._beater = None
         if address is not None:
             beat_store = connect(*address, timeout_s=timeout_s)
-            threading.Thread(target=self._beating, args=(beat_store,), daemon=True).start()
+            self._beater = threading.Thread(target=self._beating, args=(beat_store,), daemon=True)
+            self._beater.start()
 
     def _beating(self, store) -> None:
         while not self._stop.wait(BEAT_S):
@@ -145,6 +148,15 @@ class Member:
 
     def close(self) -> None:
         self._stop.set()
+        if self._beater is not None:
+            self._beater.join(timeout=2 * BEAT_S + 5.0)
+
+    def finished(self) -> None:
+        """This satellite's final record is written: a later incarnation has nothing to redo."""
+        put(self.store, f"final/{self.sat}", {"inc": self.inc})
+
+    def has_finished(self) -> bool:
+        return self.store.check([f"final/{self.sat}"])
 
     def beat(self, r: int, **status) -> None:
         self.round = r

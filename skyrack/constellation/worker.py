@@ -186,6 +186,11 @@ class Satellite:
     # -- rounds --------------------------------------------------------------------------------
     def run(self) -> None:
         first = 0
+        if self.inc > 0 and self.member.has_finished():
+            # the process died after its final record (in the interpreter's teardown): torchrun's
+            # restart has nothing to redo, and must not wait for a round that will never come
+            print(f"satellite {self.sat}: finished before this restart; nothing to redo", flush=True)
+            return
         if self.inc > 0:  # join the round being settled, unless its members are already known
             first = int(protocol.get(self.store, "current"))
             first += self.store.check([f"members/{first}"])
@@ -285,6 +290,7 @@ class Satellite:
             false_alarms=self.protection.false_alarms,
             digest=digest(self.shared_params()),
         )
+        self.member.finished()
 
     def _sync(self, r: int, rnd: dict, msg: dict) -> int:
         pg, _ = self.member.group(msg)
@@ -311,8 +317,17 @@ def main(argv: list[str] | None = None) -> int:
     run_dir, sat = Path(argv[0]), int(argv[1])
     torch.set_num_threads(1)  # satellites share the host's cores
     inc = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
-    Satellite(run_dir, sat, inc).run()
-    return 0
+    satellite = Satellite(run_dir, sat, inc)
+    satellite.run()
+    satellite.member.close()
+    satellite.log.handle.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Leave without the interpreter's teardown: destroying the gloo process groups' threads
+    # there now and then aborts ("terminate called without an active exception", exit -6),
+    # and torchrun would restart a satellite that has already finished. Everything the run
+    # needs is written and flushed above.
+    os._exit(0)
 
 
 if __name__ == "__main__":
