@@ -228,3 +228,23 @@ def test_a_satellite_restarted_after_its_final_record_exits_at_once(tmp_path, co
     assert "nothing to redo" in out.stdout
     assert time.time() - t0 < 60  # (without the check it waits timeout_s for a donor's state)
     assert not (tmp_path / "sat-1.jsonl").read_text().strip()  # nothing appended after the final
+
+
+def test_the_live_view_logs_a_block_only_when_something_changed():
+    import io
+
+    from skyrack.constellation import protocol
+    from skyrack.constellation.launch import View, _free_port, _store
+
+    port = _free_port()
+    store = _store(port)
+    out = io.StringIO()  # not a terminal: blocks appended, never redrawn in place
+    view = View(port, 2, ["Sat-1", "Sat-2"], True, stream=out)
+    view.rounds = 3
+    protocol.put(store, "status/0", {"inc": 0, "round": 0, "state": "computing", "loss": 3.1, "tokens": 512})
+    view._draw(store)
+    view._draw(store)
+    assert out.getvalue().count("round 1/3") == 1 and "Sat-2            starting" in out.getvalue()
+    protocol.put(store, "status/1", {"inc": 1, "round": 0, "state": "computing", "loss": 3.2, "tokens": 256})
+    view._draw(store)
+    assert out.getvalue().count("round 1/3") == 2 and "restarted x1" in out.getvalue()

@@ -73,6 +73,10 @@ def register(sub) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def cmd_train(args) -> int:
     from skyrack.cliargs import print_json
     from skyrack.constellation.launch import Options, train
@@ -136,13 +140,13 @@ def cmd_train(args) -> int:
             notes.append(f"healed {s['heals']}x from a peer")
         if s["faults_injected"] or s["faults_detected"]:
             notes.append(
-                f"{s['faults_injected']} fault{'s' if s['faults_injected'] != 1 else ''} injected, "
+                f"{_count(s['faults_injected'], 'fault')} injected, "
                 f"{s['faults_detected']} detected "
-                f"({s['recomputed_steps'] or 0} steps recomputed, {s['replayed_steps'] or 0} replayed)"
+                f"({_count(s['recomputed_steps'] or 0, 'step')} recomputed, {s['replayed_steps'] or 0} replayed)"
             )
         if s["false_alarms"]:
             notes.append(
-                f"{s['false_alarms']} false alarm{'s' if s['false_alarms'] != 1 else ''} "
+                f"{_count(s['false_alarms'], 'false alarm')} "
                 "(the step recomputed bitwise the same, and was taken)"
             )
         if s["exit_code"]:

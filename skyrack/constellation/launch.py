@@ -267,7 +267,8 @@ def _free_port() -> int:
 
 
 class View:
-    """One line per satellite, redrawn in place on a terminal, a line a second otherwise."""
+    """One line per satellite, redrawn in place on a terminal; elsewhere a block every 5 s in
+    which something changed."""
 
     def __init__(self, store_port: int, n: int, names: list[str], enabled: bool, stream=None):
         self.port, self.n, self.names, self.enabled = store_port, n, names, enabled
@@ -277,6 +278,7 @@ class View:
         self.rounds = 0
         self.tty = self.stream.isatty()
         self._drawn = 0
+        self._last: list[str] | None = None
 
     def lines(self, store) -> list[str]:
         out = [f"round {self.round + 1}/{self.rounds}"]
@@ -296,6 +298,9 @@ class View:
 
     def _draw(self, store) -> None:
         lines = self.lines(store)
+        if not self.tty and lines == self._last:
+            return  # a log gets a block only when something changed
+        self._last = lines
         if self.tty and self._drawn:
             self.stream.write(f"\x1b[{self._drawn}F\x1b[J")
         self.stream.write("\n".join(lines) + "\n")

@@ -105,7 +105,7 @@ class Satellite:
         _, loss = self.model(x, y)
         loss.backward()
         self.tokens += y.numel()
-        return float(loss)
+        return float(loss.detach())
 
     def _update(self) -> None:
         if self.train_cfg.grad_clip > 0:
