@@ -69,6 +69,32 @@ def test_float32_path_is_the_same_update_up_to_bf16_rounding():
         assert (p - q).abs().max() < 0.05 * step
 
 
+def test_a_stack_of_same_shape_matrices_is_orthogonalized_as_each_alone():
+    gen = torch.Generator().manual_seed(7)
+    for shape in [(4, 128, 384), (3, 384, 128), (2, 40, 7)]:
+        stack = torch.randn(*shape, generator=gen)
+        together = orthogonalize(stack, torch.float32)
+        for g, o in zip(stack, together):
+            alone = orthogonalize(g, torch.float32)
+            assert o.shape == alone.shape
+            assert ((o - alone).norm() / alone.norm()) < 1e-5  # float32 rounding, not another result
+
+
+def test_float32_muon_batches_same_shape_matrices_to_the_per_matrix_update():
+    gen = torch.Generator().manual_seed(3)
+    w = [torch.randn(48, 16, generator=gen) for _ in range(3)] + [torch.randn(16, 16, generator=gen)]
+    params = [p.clone().requires_grad_() for p in w]
+    opt = Muon(params, lr=0.02, weight_decay=0.0, ns_dtype=torch.float32, nesterov=False, momentum=0.0)
+    grads = [torch.randn(p.shape, generator=gen) for p in w]
+    for p, g in zip(params, grads):
+        p.grad = g.clone()
+    opt.step()
+    scale = (48 / 16) ** 0.5  # torch's "original" rule for a tall matrix
+    for p, p0, g in zip(params, w, grads):
+        expect = p0 - 0.02 * (scale if p0.shape[0] > p0.shape[1] else 1.0) * orthogonalize(g, torch.float32)
+        assert torch.allclose(p.detach(), expect, atol=1e-6)
+
+
 def test_precision_choice_follows_the_cpu_capabilities():
     cpu = torch.device("cpu")
     assert matmul_dtype(cpu, AVX2_EPYC) == (torch.float32, "this CPU has no fast bf16")

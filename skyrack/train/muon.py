@@ -5,7 +5,8 @@ bf16 every bf16 product is emulated and the optimizer step costs ~40x its float3
 (`skyrack.train.hardware`). This subclass keeps torch's algorithm, hyperparameters and
 state (a checkpoint of one loads into the other) and runs the Newton-Schulz iteration in
 `ns_dtype`: with bfloat16 its update is bitwise torch's, with float32 it is the same update
-without bf16's rounding.
+without bf16's rounding, the matrices of one shape orthogonalized together in batched products
+(a dozen small products per matrix cost more in dispatch than in arithmetic at width 128).
 """
 
 from __future__ import annotations
@@ -28,18 +29,23 @@ def orthogonalize(
 ) -> torch.Tensor:
     """An approximately orthogonal matrix with `g`'s singular vectors (U S' V^T with S' near
     1), by `steps` quintic Newton-Schulz iterations X <- aX + (bA + cA^2)X, A = XX^T, computed
-    in `dtype`. The wide orientation keeps the Gram matrix the small one."""
+    in `dtype`. The wide orientation keeps the Gram matrix the small one. `g` may also be a
+    stack of same-shape matrices (batch first), each orthogonalized on its own in batched
+    products: one call for the stack instead of a dozen small ones per matrix."""
     a, b, c = coefficients
     x = g.to(dtype)
-    tall = g.size(0) > g.size(1)
+    tall = x.size(-2) > x.size(-1)
     if tall:
-        x = x.T
-    x = x / x.norm().clamp(min=eps)  # Frobenius norm >= spectral norm: singular values <= 1
+        x = x.mT
+    # Frobenius norm >= spectral norm: singular values <= 1
+    norm = x.norm() if x.dim() == 2 else x.norm(dim=(-2, -1), keepdim=True)
+    x = x / norm.clamp(min=eps)
+    mm_add = torch.addmm if x.dim() == 2 else torch.baddbmm
     for _ in range(steps):
-        gram = x @ x.T
-        poly = torch.addmm(gram, gram, gram, beta=b, alpha=c)
-        x = torch.addmm(x, poly, x, beta=a)
-    return x.T if tall else x
+        gram = x @ x.mT
+        poly = mm_add(gram, gram, gram, beta=b, alpha=c)
+        x = mm_add(x, poly, x, beta=a)
+    return x.mT if tall else x
 
 
 def lr_scale(shape: torch.Size, rule: str | None) -> float:
@@ -69,19 +75,31 @@ class Muon(torch.optim.Muon):
             lr, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
             if isinstance(lr, torch.Tensor):
                 lr = lr.item()
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                grad = p.grad
-                state = self.state[p]
-                if "momentum_buffer" not in state:
-                    state["momentum_buffer"] = torch.zeros_like(grad, memory_format=torch.preserve_format)
-                buf = state["momentum_buffer"]
-                buf.lerp_(grad, 1 - momentum)
-                update = grad.lerp(buf, momentum) if group["nesterov"] else buf
-                update = orthogonalize(
-                    update, self.ns_dtype, group["ns_steps"], group["ns_coefficients"], group["eps"]
-                )
-                p.mul_(1 - lr * decay)
-                p.add_(update, alpha=-lr * lr_scale(p.shape, group["adjust_lr_fn"]))
+            params = [p for p in group["params"] if p.grad is not None]
+            if not params:
+                continue
+            grads = [p.grad for p in params]
+            for p in params:
+                if "momentum_buffer" not in self.state[p]:
+                    self.state[p]["momentum_buffer"] = torch.zeros_like(
+                        p.grad, memory_format=torch.preserve_format
+                    )
+            bufs = [self.state[p]["momentum_buffer"] for p in params]
+            torch._foreach_lerp_(bufs, grads, 1 - momentum)
+            updates = torch._foreach_lerp(grads, bufs, momentum) if group["nesterov"] else bufs
+            ns = (group["ns_steps"], group["ns_coefficients"], group["eps"])
+            if self.ns_dtype == torch.bfloat16:  # torch's Muon, one matrix at a time: its bits
+                ortho = [orthogonalize(u, self.ns_dtype, *ns) for u in updates]
+            else:  # same-shape matrices in batched products (the cpu preset's step: 52 -> 33 ms here)
+                ortho = [None] * len(params)
+                by_shape: dict[tuple, list[int]] = {}
+                for i, u in enumerate(updates):
+                    by_shape.setdefault(tuple(u.shape), []).append(i)
+                for idx in by_shape.values():
+                    stack = orthogonalize(torch.stack([updates[i] for i in idx]), self.ns_dtype, *ns)
+                    for i, o in zip(idx, stack.unbind(0)):
+                        ortho[i] = o
+            torch._foreach_mul_(params, 1 - lr * decay)
+            for p, o in zip(params, ortho):
+                p.add_(o, alpha=-lr * lr_scale(p.shape, group["adjust_lr_fn"]))
         return loss
