@@ -40,6 +40,9 @@ class Log:
         self.handle.write(json.dumps({"kind": kind, "wall": time.time(), **data}) + "\n")
         self.handle.flush()
 
+    def close(self) -> None:
+        self.handle.close()
+
 
 def digest(tensors) -> str:
     h = hashlib.sha256()
@@ -186,12 +189,13 @@ class Satellite:
     # -- rounds --------------------------------------------------------------------------------
     def run(self) -> None:
         first = 0
-        if self.inc > 0 and self.member.has_finished():
-            # the process died after its final record (in the interpreter's teardown): torchrun's
-            # restart has nothing to redo, and must not wait for a round that will never come
-            print(f"satellite {self.sat}: finished before this restart; nothing to redo", flush=True)
-            return
-        if self.inc > 0:  # join the round being settled, unless its members are already known
+        if self.inc > 0:
+            if self.member.has_finished():
+                # it died after its final record (in the interpreter's teardown): torchrun's
+                # restart has nothing to redo, and must not wait for a round that never comes
+                print(f"satellite {self.sat}: finished before this restart; nothing to redo", flush=True)
+                return
+            # join the round being settled, unless its members are already known
             first = int(protocol.get(self.store, "current"))
             first += self.store.check([f"members/{first}"])
             self.log("restart", incarnation=self.inc, rejoin_round=first)
@@ -320,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     satellite = Satellite(run_dir, sat, inc)
     satellite.run()
     satellite.member.close()
-    satellite.log.handle.close()
+    satellite.log.close()
     sys.stdout.flush()
     sys.stderr.flush()
     # Leave without the interpreter's teardown: destroying the gloo process groups' threads
